@@ -1,0 +1,285 @@
+use super::*;
+use proptest::prelude::*;
+use std::vec::Vec;
+
+const OUR_MAC: MacAddr = MacAddr([0x02, 0x4d, 0x53, 0x00, 0x00, 0x01]);
+const PEER_MAC: MacAddr = MacAddr([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
+const OUR_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const SERVICE_PORT: u16 = 9000;
+
+fn host() -> Host {
+    Host::new(HostConfig {
+        mac: OUR_MAC,
+        ip: OUR_IP,
+        prefix_len: 24,
+        service_port: SERVICE_PORT,
+        arp: Timers { entry_ttl_ms: 1000, request_interval_ms: 100 },
+    })
+}
+
+/// "Who has 198.18.0.1? Tell 198.18.0.2", padded to 60 bytes like a NIC.
+fn arp_request() -> Vec<u8> {
+    let mut f = Vec::from(hex("ffffffffffff 020000000002 0806 0001 0800 06 04 0001 020000000002 c6120002 000000000000 c6120001"));
+    f.resize(60, 0);
+    f
+}
+
+/// Echo request 198.18.0.2 -> 198.18.0.1, id 0x1234 seq 1, data "abcd",
+/// with both checksums computed by hand.
+fn ping() -> Vec<u8> {
+    Vec::from(hex(concat!(
+        "024d53000001 020000000002 0800",
+        "4500 0020 0001 4000 4001 aeb4 c6120002 c6120001",
+        "0800 2104 1234 0001 61626364"
+    )))
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    digits
+        .chunks(2)
+        .map(|c| u8::from_str_radix(core::str::from_utf8(c).unwrap(), 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn arp_request_for_us_is_answered_in_place() {
+    let mut h = host();
+    let mut f = arp_request();
+    let v = h.process(&mut f, 0);
+    assert_eq!(v, Verdict::Transmit { len: 42, kind: ReplyKind::Arp });
+    let want = hex("020000000002 024d53000001 0806 0001 0800 06 04 0002 024d53000001 c6120001 020000000002 c6120002");
+    assert_eq!(&f[..42], &want[..]);
+    assert_eq!(h.resolve(PEER_IP, 1), Resolution::Mac(PEER_MAC), "the asker is learned");
+}
+
+#[test]
+fn arp_request_for_others_is_dropped_and_not_learned() {
+    let mut h = host();
+    let mut f = arp_request();
+    f[41] = 9; // target 198.18.0.9
+    assert_eq!(h.process(&mut f, 0), Verdict::Drop(DropReason::ArpNotForUs));
+    assert!(!h.arp_cache().contains(PEER_IP));
+}
+
+#[test]
+fn arp_reply_is_learned_only_when_asked_for() {
+    let mut h = host();
+    let mut reply = hex("024d53000001 020000000002 0806 0001 0800 06 04 0002 020000000002 c6120002 024d53000001 c6120001");
+    assert_eq!(h.process(&mut reply.clone(), 0), Verdict::Drop(DropReason::ArpUnsolicited));
+    assert_eq!(h.resolve(PEER_IP, 0), Resolution::SendArpRequest { next_hop: PEER_IP });
+    assert_eq!(h.resolve(PEER_IP, 10), Resolution::Waiting);
+    assert_eq!(h.process(&mut reply, 20), Verdict::Learned);
+    assert_eq!(h.resolve(PEER_IP, 30), Resolution::Mac(PEER_MAC));
+    assert_eq!(h.resolve(PEER_IP, 1020), Resolution::SendArpRequest { next_hop: PEER_IP }, "expired");
+}
+
+#[test]
+fn arp_of_other_types_is_unsupported() {
+    let mut h = host();
+    let mut f = arp_request();
+    f[17] = 0x06; // ptype 0x0806
+    assert_eq!(h.process(&mut f, 0), Verdict::Drop(DropReason::ArpUnsupported));
+    let mut rarp = arp_request();
+    rarp[21] = 3;
+    assert_eq!(h.process(&mut rarp, 0), Verdict::Drop(DropReason::ArpUnsupported));
+}
+
+#[test]
+fn ping_is_answered_in_place() {
+    let mut h = host();
+    let mut f = ping();
+    f.extend_from_slice(&[0; 4]); // Ethernet padding must not be echoed
+    assert_eq!(h.process(&mut f, 0), Verdict::Transmit { len: 46, kind: ReplyKind::IcmpEcho });
+    let want = hex(concat!(
+        "020000000002 024d53000001 0800",
+        "4500 0020 0001 4000 4001 aeb4 c6120001 c6120002",
+        "0000 2904 1234 0001 61626364"
+    ));
+    assert_eq!(&f[..46], &want[..]);
+}
+
+#[test]
+fn ipv4_drops_have_reasons() {
+    let cases: &[(usize, u8, DropReason)] = &[
+        (14, 0x46, DropReason::Ipv4BadChecksum), // options, but checksum checked first
+        (24, 0x00, DropReason::Ipv4BadChecksum),
+        (23, 6, DropReason::Ipv4BadChecksum),
+        (14, 0x65, DropReason::Malformed),
+    ];
+    for &(at, val, want) in cases {
+        let mut f = ping();
+        f[at] = val;
+        assert_eq!(host().process(&mut f, 0), Verdict::Drop(want), "byte {at} = {val:#x}");
+    }
+}
+
+/// Rewrites a field of the ping's IPv4 header and fixes its checksum, so
+/// the drop is for the field and not for the checksum.
+fn ping_with(edit: impl FnOnce(&mut ipv4::Packet<&mut [u8]>)) -> Vec<u8> {
+    let mut f = ping();
+    let mut ip = ipv4::Packet::new_unchecked(&mut f[14..]);
+    edit(&mut ip);
+    ip.fill_checksum();
+    f
+}
+
+#[test]
+fn ipv4_semantic_drops() {
+    let mut h = host();
+    let mut frag = ping();
+    frag[20] = 0x20; // MF
+    let mut ip = ipv4::Packet::new_unchecked(&mut frag[14..]);
+    ip.fill_checksum();
+    assert_eq!(h.process(&mut frag, 0), Verdict::Drop(DropReason::Ipv4Fragment));
+    let mut other = ping_with(|ip| ip.set_dst(Ipv4Addr::new(198, 18, 0, 9)));
+    assert_eq!(h.process(&mut other, 0), Verdict::Drop(DropReason::Ipv4NotForUs));
+    let mut bcast = ping_with(|ip| ip.set_src(Ipv4Addr::BROADCAST));
+    assert_eq!(h.process(&mut bcast, 0), Verdict::Drop(DropReason::Ipv4BadSource));
+    let mut tcp = ping_with(|ip| ip.set_protocol(Protocol::Unknown(6)));
+    assert_eq!(h.process(&mut tcp, 0), Verdict::Drop(DropReason::IpProtoUnsupported));
+}
+
+#[test]
+fn ipv4_options_are_dropped() {
+    let mut f = ping();
+    // Insert a 4-byte NOP option block and fix lengths and checksum.
+    f.splice(34..34, [1, 1, 1, 1]);
+    f[14] = 0x46;
+    let mut ip = ipv4::Packet::new_unchecked(&mut f[14..]);
+    ip.set_total_len(36);
+    ip.fill_checksum();
+    assert_eq!(host().process(&mut f, 0), Verdict::Drop(DropReason::Ipv4Options));
+}
+
+#[test]
+fn icmp_drops() {
+    let mut bad = ping();
+    bad[41] ^= 0xff;
+    assert_eq!(host().process(&mut bad, 0), Verdict::Drop(DropReason::IcmpBadChecksum));
+    let mut reply = ping();
+    reply[34] = 0;
+    assert_eq!(host().process(&mut reply, 0), Verdict::Drop(DropReason::IcmpUnsupported));
+}
+
+fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let h = host();
+    let mut buf = std::vec![0u8; UDP_PAYLOAD_OFFSET + payload.len()];
+    buf[UDP_PAYLOAD_OFFSET..].copy_from_slice(payload);
+    // Build as if the peer sent it: emit from a host with the peer's identity.
+    let peer = Host::new(HostConfig { mac: PEER_MAC, ip: PEER_IP, ..*h.config() });
+    let to = UdpEndpoint { mac: OUR_MAC, ip: OUR_IP, port: dst_port };
+    let len = peer.emit_udp(&mut buf, to, 40000, payload.len()).unwrap();
+    buf.truncate(len);
+    buf
+}
+
+#[test]
+fn udp_to_service_port_goes_to_the_handler() {
+    let mut f = udp_frame(SERVICE_PORT, b"hello");
+    let v = host().process(&mut f, 0);
+    let Verdict::Service(d) = v else { panic!("{v:?}") };
+    assert_eq!((d.src_mac, d.src_ip, d.src_port), (PEER_MAC, PEER_IP, 40000));
+    assert_eq!(&f[d.payload_offset..d.payload_offset + d.payload_len], b"hello");
+}
+
+#[test]
+fn udp_drops() {
+    let mut other = udp_frame(53, b"x");
+    assert_eq!(host().process(&mut other, 0), Verdict::Drop(DropReason::UdpOtherPort));
+    let mut bad = udp_frame(SERVICE_PORT, b"x");
+    bad[42] ^= 1;
+    assert_eq!(host().process(&mut bad, 0), Verdict::Drop(DropReason::UdpBadChecksum));
+    let mut short = udp_frame(SERVICE_PORT, b"x");
+    short[38..40].copy_from_slice(&7u16.to_be_bytes());
+    assert_eq!(host().process(&mut short, 0), Verdict::Drop(DropReason::Malformed));
+}
+
+#[test]
+fn l2_drops() {
+    let mut h = host();
+    assert_eq!(h.process(&mut [0u8; 13], 0), Verdict::Drop(DropReason::Truncated));
+    let mut v6 = ping();
+    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    assert_eq!(h.process(&mut v6, 0), Verdict::Drop(DropReason::UnknownEthertype));
+    let mut other = ping();
+    other[5] = 0x77;
+    assert_eq!(h.process(&mut other, 0), Verdict::Drop(DropReason::OtherMac));
+    let mut bcast_ip = ping();
+    bcast_ip[..6].fill(0xff);
+    assert_eq!(h.process(&mut bcast_ip, 0), Verdict::Drop(DropReason::OtherMac));
+    let mut short_arp = arp_request();
+    short_arp.truncate(40);
+    assert_eq!(h.process(&mut short_arp, 0), Verdict::Drop(DropReason::Truncated));
+    let mut short_ip = ping();
+    short_ip.truncate(40);
+    assert_eq!(h.process(&mut short_ip, 0), Verdict::Drop(DropReason::Truncated));
+}
+
+#[test]
+fn routes_pick_the_gateway_and_arp_resolves_it() {
+    let mut h = host();
+    let gw = Ipv4Addr::new(198, 18, 0, 254);
+    h.add_route(Prefix { addr: Ipv4Addr::new(198, 19, 0, 0), len: 16 }, gw).unwrap();
+    let far = Ipv4Addr::new(198, 19, 1, 1);
+    assert_eq!(h.resolve(far, 0), Resolution::SendArpRequest { next_hop: gw });
+    let mut buf = [0xa5u8; 64];
+    let len = h.emit_arp_request(&mut buf, gw).unwrap();
+    let want = hex("ffffffffffff 024d53000001 0806 0001 0800 06 04 0001 024d53000001 c6120001 000000000000 c61200fe");
+    assert_eq!(&buf[..len], &want[..]);
+    assert_eq!(h.resolve(Ipv4Addr::new(203, 0, 113, 1), 0), Resolution::NoRoute);
+}
+
+#[test]
+fn drop_reasons_have_unique_names() {
+    let mut names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), DropReason::ALL.len());
+    assert!(DropReason::ALL.iter().all(|r| !r.help().is_empty()));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    /// No byte sequence panics the host, and a reply never exceeds the input.
+    #[test]
+    fn random_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let len = bytes.len();
+        if let Verdict::Transmit { len: out, .. } = host().process(&mut bytes, 0) {
+            prop_assert!(out <= len);
+        }
+    }
+
+    /// Valid frames with random bytes flipped: exercises the deep paths.
+    #[test]
+    fn mutated_frames_never_panic(which in 0..3u8, flips in proptest::collection::vec((0..80usize, any::<u8>()), 1..6), cut in 0..80usize) {
+        let mut f = match which { 0 => arp_request(), 1 => ping(), _ => udp_frame(SERVICE_PORT, b"payload") };
+        for (at, v) in flips {
+            if let Some(b) = f.get_mut(at) { *b = v; }
+        }
+        f.truncate(cut.max(1));
+        let mut h = host();
+        if let Verdict::Service(d) = h.process(&mut f, 0) {
+            prop_assert!(d.payload_offset + d.payload_len <= f.len());
+        }
+    }
+
+    /// Views never panic after new_checked succeeds.
+    #[test]
+    fn views_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+        if let Ok(p) = ipv4::Packet::new_checked(&bytes[..]) {
+            let _ = (p.payload(), p.verify_checksum(), p.src(), p.dst(), p.is_fragment());
+        }
+        if let Ok(p) = udp::Packet::new_checked(&bytes[..]) {
+            let _ = (p.payload(), p.verify_checksum(OUR_IP, PEER_IP));
+        }
+        if let Ok(p) = icmp::Packet::new_checked(&bytes[..]) {
+            let _ = (p.data(), p.verify_checksum());
+        }
+        if let Ok(p) = arp::Packet::new_checked(&bytes[..]) {
+            let _ = arp::Repr::parse(&p);
+        }
+    }
+}
