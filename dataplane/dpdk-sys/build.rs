@@ -52,11 +52,13 @@ fn main() {
         .warnings(false)
         .compile("ms_dpdk_shims");
 
-    // The PMDs are shared objects EAL loads at run time; make sure the
-    // driver libraries we reference are linked even with --as-needed.
     for path in &lib.link_paths {
         println!("cargo:rustc-link-search=native={}", path.display());
     }
+    // Drivers are shared objects EAL loads at run time, so pkg-config does
+    // not list them; rte_vdev_init lives in the vdev bus driver. The
+    // library in the PMD directory is the same file, so it loads once.
+    println!("cargo:rustc-link-lib=dylib=rte_bus_vdev");
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-changed=shim.c");
 }
@@ -68,7 +70,10 @@ fn dpdk_cflags() -> Vec<String> {
         .args(["--cflags", "libdpdk"])
         .output()
         .expect("run pkg-config --cflags libdpdk");
-    assert!(output.status.success(), "pkg-config --cflags libdpdk failed");
+    assert!(
+        output.status.success(),
+        "pkg-config --cflags libdpdk failed"
+    );
     let text = String::from_utf8(output.stdout).expect("pkg-config output is UTF-8");
     let mut flags = Vec::new();
     let mut words = text.split_whitespace();

@@ -1,0 +1,522 @@
+//! The dataplane's YAML config: strict (unknown keys are errors), every
+//! value checked while it is read so errors carry file:line:column, and
+//! cross-field checks named by their path in the file.
+
+use crate::service::HandlerKind;
+use anyhow::{bail, Context};
+use ms_netstack::host::ROUTES_MAX;
+use ms_netstack::route::Prefix;
+use ms_netstack::{Ipv4Addr, MacAddr};
+use serde::{de, Deserialize, Deserializer};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+/// Highest lcore id DPDK 22.11 is built for (RTE_MAX_LCORE).
+pub const LCORE_ID_MAX: u32 = 127;
+/// Most worker lcores one process runs.
+pub const WORKERS_MAX: usize = 64;
+/// Most ports one process drives.
+pub const PORTS_MAX: usize = 8;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// DPDK Environment Abstraction Layer settings.
+    pub eal: EalConfig,
+    /// Ports the dataplane drives, each with one RX and one TX queue per worker.
+    pub ports: Vec<PortConfig>,
+    /// Worker lcores.
+    pub workers: WorkersConfig,
+    /// The UDP service the streams protocol runs on.
+    #[serde(default)]
+    pub service: ServiceConfig,
+    /// ARP timers.
+    #[serde(default)]
+    pub arp: ArpConfig,
+    /// Packet buffer pool.
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+}
+
+/// Whether DPDK backs its memory with hugepages.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Hugepages {
+    /// Use hugepages when enough are free, else run with `--no-huge`.
+    #[default]
+    Auto,
+    /// Require hugepages.
+    On,
+    /// Never use them (`--no-huge`); fine for tests, slower in production.
+    Off,
+}
+
+/// EAL settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EalConfig {
+    /// The lcore that runs setup, signals and stats (not a worker).
+    #[serde(default)]
+    pub main_lcore: u32,
+    /// Memory DPDK reserves at startup, in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    /// Hugepage use.
+    #[serde(default)]
+    pub hugepages: Hugepages,
+    /// Runtime file prefix; distinct per process on one machine. Default:
+    /// `ms-<pid>`.
+    #[serde(default)]
+    pub file_prefix: Option<String>,
+    /// DPDK log level (1..=8).
+    #[serde(default = "default_eal_log_level")]
+    pub log_level: u8,
+    /// Extra EAL arguments, appended verbatim (escape hatch; prefer keys).
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+fn default_memory_mb() -> u32 {
+    512
+}
+
+fn default_eal_log_level() -> u8 {
+    4
+}
+
+/// One port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Operator's name for the port (counters and logs use it).
+    pub name: String,
+    /// A PCI address (`0000:03:00.0`) or a DPDK vdev string
+    /// (`net_tap0,iface=ms0`).
+    pub device: Device,
+    /// MAC to set on the port; default: the port's own.
+    #[serde(default)]
+    pub mac: Option<Mac>,
+    /// The port's address and on-link prefix, e.g. `198.18.0.1/24`.
+    pub ipv4: Cidr,
+    /// Static routes to off-link networks, through on-link gateways.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// RX descriptors per queue (the driver may adjust it).
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    /// TX descriptors per queue (the driver may adjust it).
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+}
+
+fn default_desc() -> u16 {
+    1024
+}
+
+/// A static route.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Destination prefix, e.g. `198.19.0.0/16` or `0.0.0.0/0`.
+    pub to: Cidr,
+    /// On-link gateway.
+    pub via: Ip,
+}
+
+/// Worker lcores.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// One busy-polling worker per lcore; each owns queue `i` of every port.
+    pub lcores: Vec<u32>,
+    /// Packets per RX burst.
+    #[serde(default = "default_burst")]
+    pub rx_burst: u16,
+}
+
+fn default_burst() -> u16 {
+    32
+}
+
+/// The UDP service.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// UDP port of the streams protocol.
+    #[serde(default = "default_udp_port")]
+    pub udp_port: u16,
+    /// Built-in handler until the streams protocol lands: `sink` or `echo`.
+    #[serde(default)]
+    pub handler: HandlerKind,
+}
+
+fn default_udp_port() -> u16 {
+    9000
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            udp_port: default_udp_port(),
+            handler: HandlerKind::default(),
+        }
+    }
+}
+
+/// ARP timers.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ArpConfig {
+    /// How long a learned neighbour stays valid.
+    #[serde(default = "default_arp_ttl")]
+    pub entry_ttl_s: u32,
+    /// Minimum gap between two requests for one address.
+    #[serde(default = "default_arp_interval")]
+    pub request_interval_ms: u32,
+}
+
+fn default_arp_ttl() -> u32 {
+    300
+}
+
+fn default_arp_interval() -> u32 {
+    1000
+}
+
+impl Default for ArpConfig {
+    fn default() -> Self {
+        ArpConfig {
+            entry_ttl_s: default_arp_ttl(),
+            request_interval_ms: default_arp_interval(),
+        }
+    }
+}
+
+/// The packet buffer pool (one per NUMA socket in use).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    /// Buffers per pool; best as 2^n - 1.
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+    /// Per-lcore cache of buffers.
+    #[serde(default = "default_cache")]
+    pub cache: u32,
+}
+
+fn default_mbufs() -> u32 {
+    8191
+}
+
+fn default_cache() -> u32 {
+    256
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig {
+            mbufs: default_mbufs(),
+            cache: default_cache(),
+        }
+    }
+}
+
+/// Parses a value from its string form inside `Deserialize`, so a bad
+/// value is reported at its line and column.
+macro_rules! from_str_deserialize {
+    ($t:ty, $expecting:literal) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse()
+                    .map_err(|e| de::Error::custom(format!("{e}; expected {}", $expecting)))
+            }
+        }
+    };
+}
+
+/// An IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ip(pub Ipv4Addr);
+
+impl FromStr for Ip {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse()
+            .map(Ip)
+            .map_err(|_| format!("invalid IPv4 address {s:?}"))
+    }
+}
+from_str_deserialize!(Ip, "a dotted IPv4 address such as 198.18.0.1");
+
+/// An address with a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Address.
+    pub addr: Ipv4Addr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl Cidr {
+    /// As a netstack prefix.
+    pub fn prefix(&self) -> Prefix {
+        Prefix {
+            addr: self.addr,
+            len: self.len,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid IPv4 prefix {s:?}");
+        let (a, l) = s.split_once('/').ok_or_else(bad)?;
+        let addr = a.parse().map_err(|_| bad())?;
+        let len = l.parse().ok().filter(|l| *l <= 32).ok_or_else(bad)?;
+        Ok(Cidr { addr, len })
+    }
+}
+from_str_deserialize!(Cidr, "address/length such as 198.18.0.1/24");
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// A unicast MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac(pub MacAddr);
+
+impl FromStr for Mac {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match MacAddr::parse(s) {
+            Some(m) if !m.is_multicast() && m != MacAddr::ZERO => Ok(Mac(m)),
+            Some(_) => Err(format!("MAC {s:?} is multicast or zero")),
+            None => Err(format!("invalid MAC {s:?}")),
+        }
+    }
+}
+from_str_deserialize!(Mac, "a unicast MAC such as 02:4d:53:00:00:01");
+
+/// Where a port comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// A PCI device bound to a DPDK-compatible driver (vfio-pci).
+    Pci(String),
+    /// A virtual device: driver name and its arguments.
+    Vdev {
+        /// Device name, e.g. `net_tap0` (also the ethdev name).
+        name: String,
+        /// Arguments after the first comma, e.g. `iface=ms0`.
+        args: String,
+    },
+}
+
+impl FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, args) = s.split_once(',').unwrap_or((s, ""));
+        if is_pci_address(name) && args.is_empty() {
+            return Ok(Device::Pci(name.to_string()));
+        }
+        let valid_name = name.starts_with("net_")
+            && name.len() > 4
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid_name {
+            return Err(format!("{s:?} is neither a PCI address nor a vdev string"));
+        }
+        Ok(Device::Vdev {
+            name: name.to_string(),
+            args: args.to_string(),
+        })
+    }
+}
+from_str_deserialize!(
+    Device,
+    "a PCI address (0000:03:00.0) or a vdev string (net_tap0,iface=ms0)"
+);
+
+fn is_pci_address(s: &str) -> bool {
+    // dddd:bb:dd.f, hex digits
+    let b = s.as_bytes();
+    b.len() == 12
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b':',
+            10 => *c == b'.',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+impl Config {
+    /// Reads, parses and checks a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read config {}: check the path and its permissions",
+                path.display()
+            )
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Config> {
+        let cfg: Config = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
+            Some(loc) => anyhow::anyhow!(
+                "{origin}:{}:{}: {}",
+                loc.line(),
+                loc.column(),
+                strip_location(&e)
+            ),
+            None => anyhow::anyhow!("{origin}: {e}"),
+        })?;
+        cfg.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        Ok(cfg)
+    }
+
+    /// Cross-field checks that no single value can make.
+    fn check(&self) -> anyhow::Result<()> {
+        let w = &self.workers;
+        if w.lcores.is_empty() || w.lcores.len() > WORKERS_MAX {
+            bail!(
+                "workers.lcores: expected 1 to {WORKERS_MAX} lcores, got {}",
+                w.lcores.len()
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, &l) in w.lcores.iter().enumerate() {
+            if l > LCORE_ID_MAX {
+                bail!("workers.lcores[{i}]: lcore {l} is above {LCORE_ID_MAX}");
+            }
+            if l == self.eal.main_lcore {
+                bail!("workers.lcores[{i}]: lcore {l} is eal.main_lcore; workers need their own lcores");
+            }
+            if !seen.insert(l) {
+                bail!("workers.lcores[{i}]: lcore {l} is listed twice");
+            }
+        }
+        if self.eal.main_lcore > LCORE_ID_MAX {
+            bail!(
+                "eal.main_lcore: {} is above {LCORE_ID_MAX}",
+                self.eal.main_lcore
+            );
+        }
+        if !(1..=crate::worker::BURST_MAX).contains(&usize::from(w.rx_burst)) {
+            bail!(
+                "workers.rx_burst: expected 1..={}, got {}",
+                crate::worker::BURST_MAX,
+                w.rx_burst
+            );
+        }
+        if !(1..=8).contains(&self.eal.log_level) {
+            bail!("eal.log_level: expected 1..=8, got {}", self.eal.log_level);
+        }
+        if self.eal.memory_mb < 64 {
+            bail!("eal.memory_mb: at least 64 MiB, got {}", self.eal.memory_mb);
+        }
+        self.check_ports()?;
+        self.check_mempool()
+    }
+
+    fn check_ports(&self) -> anyhow::Result<()> {
+        if self.ports.is_empty() || self.ports.len() > PORTS_MAX {
+            bail!(
+                "ports: expected 1 to {PORTS_MAX} ports, got {}",
+                self.ports.len()
+            );
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if self.ports[..i].iter().any(|q| q.name == p.name) {
+                bail!("ports[{i}].name: {:?} is used by another port", p.name);
+            }
+            if self.ports[..i].iter().any(|q| q.device == p.device) {
+                bail!("ports[{i}].device: the same device is configured twice");
+            }
+            let a = p.ipv4.addr;
+            if a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || p.ipv4.len == 0
+                || p.ipv4.len > 30
+            {
+                bail!(
+                    "ports[{i}].ipv4: {} is not a usable host address with a /1../30 prefix",
+                    p.ipv4
+                );
+            }
+            if p.routes.len() > ROUTES_MAX {
+                bail!(
+                    "ports[{i}].routes: at most {ROUTES_MAX} routes, got {}",
+                    p.routes.len()
+                );
+            }
+            for (j, r) in p.routes.iter().enumerate() {
+                if !p.ipv4.prefix().contains(r.via.0) {
+                    bail!(
+                        "ports[{i}].routes[{j}].via: gateway {} is not on the port's subnet {}",
+                        r.via.0,
+                        p.ipv4
+                    );
+                }
+            }
+            if !(64..=32768).contains(&p.rx_desc) || !(64..=32768).contains(&p.tx_desc) {
+                bail!("ports[{i}]: rx_desc and tx_desc must be within 64..=32768");
+            }
+        }
+        Ok(())
+    }
+
+    fn check_mempool(&self) -> anyhow::Result<()> {
+        let m = &self.mempool;
+        // Every RX ring can hold its descriptors, plus one burst in flight
+        // per worker per port, plus the caches.
+        let workers = self.workers.lcores.len() as u64;
+        let per_port: u64 = self
+            .ports
+            .iter()
+            .map(|p| u64::from(p.rx_desc) + u64::from(p.tx_desc))
+            .sum();
+        let need = workers * per_port
+            + workers * u64::from(self.workers.rx_burst) * self.ports.len() as u64
+            + (workers + 1) * u64::from(m.cache);
+        if u64::from(m.mbufs) < need {
+            bail!(
+                "mempool.mbufs: {} is too few for the rings and caches; need at least {need}",
+                m.mbufs
+            );
+        }
+        if m.cache > 512 || u64::from(m.cache) * 3 / 2 > u64::from(m.mbufs) {
+            bail!(
+                "mempool.cache: {} must be at most 512 and well below mempool.mbufs",
+                m.cache
+            );
+        }
+        Ok(())
+    }
+
+    /// Every PCI device the config names.
+    pub fn pci_devices(&self) -> impl Iterator<Item = &str> {
+        self.ports.iter().filter_map(|p| match &p.device {
+            Device::Pci(a) => Some(a.as_str()),
+            Device::Vdev { .. } => None,
+        })
+    }
+}
+
+/// serde_yaml_ng appends "at line L column C"; we put it in front instead.
+fn strip_location(e: &serde_yaml_ng::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests;

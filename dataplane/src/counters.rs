@@ -1,0 +1,180 @@
+//! Per-worker counters, declared once as data (name and help). Each worker
+//! owns one cache-line-aligned block and is its only writer; it sums into
+//! a local array during a burst and publishes once per burst with plain
+//! relaxed stores (no locked instructions). Readers sum the blocks.
+
+use ms_netstack::host::DropReason;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($variant:ident => $name:literal, $help:literal;)*) => {
+        /// A counter that is not a drop reason.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum Counter { $(#[doc = $help] $variant,)* }
+
+        impl Counter {
+            /// Every counter, in block order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
+            /// Name.
+            pub const fn name(self) -> &'static str {
+                match self { $(Counter::$variant => $name,)* }
+            }
+            /// Help text.
+            pub const fn help(self) -> &'static str {
+                match self { $(Counter::$variant => $help,)* }
+            }
+        }
+    };
+}
+
+counters! {
+    RxPackets => "rx_packets", "Packets received.";
+    RxBytes => "rx_bytes", "Bytes received (Ethernet frames without FCS).";
+    TxPackets => "tx_packets", "Packets the driver accepted for transmission.";
+    TxBytes => "tx_bytes", "Bytes the driver accepted for transmission.";
+    TxFull => "tx_full_dropped", "Packets dropped because the TX queue was full.";
+    RxMultiSegment => "rx_multi_segment_dropped", "Frames spread over several buffers (not supported) dropped.";
+    ArpRepliesSent => "arp_replies_sent", "ARP replies for our address.";
+    ArpRequestsSent => "arp_requests_sent", "ARP requests sent to resolve a next hop.";
+    ArpLearned => "arp_replies_learned", "ARP replies to our requests, learned into the cache.";
+    IcmpEchoReplies => "icmp_echo_replies_sent", "ICMP echo replies sent.";
+    ServiceDatagrams => "service_datagrams", "UDP datagrams to the service port handed to the service handler.";
+    ServiceReplies => "service_replies_sent", "Datagrams the service handler sent.";
+    EgressNoRoute => "egress_no_route", "Datagrams the handler could not send: no route to the destination.";
+    EgressUnresolved => "egress_arp_unresolved", "Datagrams dropped while their next hop's ARP was unresolved.";
+    PollsBusy => "polls_busy", "RX polls that returned packets.";
+    PollsIdle => "polls_idle", "RX polls that returned nothing.";
+}
+
+/// Slots in one worker's block: the counters, then one per drop reason.
+pub const COUNTERS_LEN: usize = Counter::ALL.len() + DropReason::ALL.len();
+
+/// Slot of a drop reason.
+pub const fn drop_slot(r: DropReason) -> usize {
+    Counter::ALL.len() + r as usize
+}
+
+/// Name and help of every slot, in order, drop reasons prefixed `drop_`.
+pub fn slot_names() -> impl Iterator<Item = (String, &'static str)> {
+    let plain = Counter::ALL
+        .iter()
+        .map(|c| (c.name().to_string(), c.help()));
+    let drops = DropReason::ALL
+        .iter()
+        .map(|r| (format!("drop_{}", r.name()), r.help()));
+    plain.chain(drops)
+}
+
+/// One worker's published counters. 128-byte aligned so two workers never
+/// share a cache line (nor an adjacent-line prefetch pair).
+#[repr(C, align(128))]
+#[derive(Debug)]
+pub struct WorkerCounters {
+    slots: [AtomicU64; COUNTERS_LEN],
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            slots: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl WorkerCounters {
+    /// Reads every slot (any thread).
+    pub fn snapshot(&self) -> [u64; COUNTERS_LEN] {
+        std::array::from_fn(|i| self.slots[i].load(Ordering::Relaxed))
+    }
+}
+
+/// A worker's private tally for the current burst.
+#[derive(Debug)]
+pub struct LocalCounters {
+    slots: [u64; COUNTERS_LEN],
+    dirty: bool,
+}
+
+impl Default for LocalCounters {
+    fn default() -> Self {
+        LocalCounters {
+            slots: [0; COUNTERS_LEN],
+            dirty: false,
+        }
+    }
+}
+
+impl LocalCounters {
+    /// Adds to a counter.
+    #[inline]
+    pub fn add(&mut self, c: Counter, n: u64) {
+        self.slots[c as usize] += n;
+        self.dirty = true;
+    }
+
+    /// Counts one drop.
+    #[inline]
+    pub fn dropped(&mut self, r: DropReason) {
+        self.slots[drop_slot(r)] += 1;
+        self.dirty = true;
+    }
+
+    /// Publishes the tally into `shared` and clears it. Only the owning
+    /// worker may call this for a given block (single writer), which is
+    /// why load + store is enough.
+    #[inline]
+    pub fn flush(&mut self, shared: &WorkerCounters) {
+        if !self.dirty {
+            return;
+        }
+        for (local, slot) in self.slots.iter_mut().zip(&shared.slots) {
+            if *local != 0 {
+                slot.store(slot.load(Ordering::Relaxed) + *local, Ordering::Relaxed);
+                *local = 0;
+            }
+        }
+        self.dirty = false;
+    }
+}
+
+/// Sums snapshots of several workers.
+pub fn sum(snapshots: &[[u64; COUNTERS_LEN]]) -> [u64; COUNTERS_LEN] {
+    let mut total = [0; COUNTERS_LEN];
+    for s in snapshots {
+        for (t, v) in total.iter_mut().zip(s) {
+            *t += v;
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_complete() {
+        let names: Vec<String> = slot_names().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), COUNTERS_LEN);
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+    }
+
+    #[test]
+    fn flush_publishes_and_clears() {
+        let shared = WorkerCounters::default();
+        let mut local = LocalCounters::default();
+        local.add(Counter::RxPackets, 3);
+        local.dropped(DropReason::Truncated);
+        local.flush(&shared);
+        local.add(Counter::RxPackets, 2);
+        local.flush(&shared);
+        let s = shared.snapshot();
+        assert_eq!(s[Counter::RxPackets as usize], 5);
+        assert_eq!(s[drop_slot(DropReason::Truncated)], 1);
+        assert_eq!(std::mem::align_of::<WorkerCounters>(), 128);
+    }
+}

@@ -1,0 +1,247 @@
+//! Ethernet ports: creating vdevs, finding PCI ports, configuring one RX
+//! and one TX queue per worker, RSS where the driver has it, start/stop.
+
+use crate::config::{Device, PortConfig};
+use crate::eal::{strerror, Eal};
+use crate::mbuf::Mempool;
+use ms_dpdk_sys as sys;
+use ms_netstack::MacAddr;
+use std::ffi::{CStr, CString};
+
+/// Why a port could not be set up; each says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// rte_vdev_init failed.
+    #[error("port {port}: cannot create virtual device {name:?} with args {args:?}: {reason}. Check the driver name and its arguments (DPDK docs, 'Poll Mode Drivers').")]
+    Vdev {
+        /// Port name.
+        port: String,
+        /// vdev name.
+        name: String,
+        /// vdev args.
+        args: String,
+        /// DPDK's reason.
+        reason: String,
+    },
+    /// No ethdev with that name after probing.
+    #[error("port {port}: no DPDK port named {name:?}. For a PCI device, bind it to vfio-pci (dpdk-devbind.py --status) and check the address.")]
+    NotFound {
+        /// Port name.
+        port: String,
+        /// ethdev name looked up.
+        name: String,
+    },
+    /// A setup call failed.
+    #[error("port {port}: {step} failed: {reason}")]
+    Setup {
+        /// Port name.
+        port: String,
+        /// Which call.
+        step: &'static str,
+        /// DPDK's reason.
+        reason: String,
+    },
+    /// The driver has fewer queues than workers.
+    #[error("port {port}: driver {driver} offers {max} RX/TX queue pairs but {want} workers need one each. Use fewer workers, or a device with more queues (e.g. net_tap0,...) .")]
+    TooFewQueues {
+        /// Port name.
+        port: String,
+        /// Driver name.
+        driver: String,
+        /// Queues the driver offers.
+        max: u16,
+        /// Workers configured.
+        want: u16,
+    },
+}
+
+/// A started port.
+#[derive(Debug)]
+pub struct Port {
+    /// DPDK port id.
+    pub id: u16,
+    /// Operator's name.
+    pub name: String,
+    /// MAC in use.
+    pub mac: MacAddr,
+    /// Driver name (e.g. net_tap).
+    pub driver: String,
+    /// Whether RSS spreads flows over queues.
+    pub rss: bool,
+    /// NUMA socket of the device (0 for virtual devices).
+    pub socket: u32,
+}
+
+fn check(port: &str, step: &'static str, ret: i32) -> Result<(), PortError> {
+    if ret < 0 {
+        return Err(PortError::Setup {
+            port: port.to_string(),
+            step,
+            reason: strerror(-ret),
+        });
+    }
+    Ok(())
+}
+
+/// Creates (vdev) or finds (PCI) the device and returns its port id.
+pub fn probe(_eal: &Eal, cfg: &PortConfig) -> Result<u16, PortError> {
+    let ethdev_name = match &cfg.device {
+        Device::Pci(addr) => addr.clone(),
+        Device::Vdev { name, args } => {
+            let vdev_err = |reason: String| PortError::Vdev {
+                port: cfg.name.clone(),
+                name: name.clone(),
+                args: args.clone(),
+                reason,
+            };
+            let cname = CString::new(name.as_str()).map_err(|_| vdev_err("NUL in name".into()))?;
+            let cargs = CString::new(args.as_str()).map_err(|_| vdev_err("NUL in args".into()))?;
+            // SAFETY: EAL is initialised; both strings outlive the call and
+            // DPDK copies them.
+            let ret = unsafe { sys::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
+            if ret < 0 {
+                return Err(vdev_err(strerror(-ret)));
+            }
+            name.clone()
+        }
+    };
+    let cname = CString::new(ethdev_name.as_str()).expect("validated device names have no NUL");
+    let mut id = 0u16;
+    // SAFETY: cname is a valid C string; id is a valid out pointer.
+    let ret = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+    if ret != 0 {
+        return Err(PortError::NotFound {
+            port: cfg.name.clone(),
+            name: ethdev_name,
+        });
+    }
+    Ok(id)
+}
+
+/// Configures `queues` RX/TX queue pairs on port `id`, all RX queues fed
+/// from `pool`, and starts it.
+pub fn start(id: u16, cfg: &PortConfig, queues: u16, pool: &Mempool) -> Result<Port, PortError> {
+    let name = cfg.name.as_str();
+    let mut info = sys::rte_eth_dev_info::default();
+    // SAFETY: id is a valid port (from probe); info is a valid out pointer.
+    check(name, "rte_eth_dev_info_get", unsafe {
+        sys::rte_eth_dev_info_get(id, &mut info)
+    })?;
+    let driver = if info.driver_name.is_null() {
+        "unknown".to_string()
+    } else {
+        // SAFETY: non-null driver_name points to a static C string of the PMD.
+        unsafe { CStr::from_ptr(info.driver_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let max = info.max_rx_queues.min(info.max_tx_queues);
+    if max < queues {
+        return Err(PortError::TooFewQueues {
+            port: name.into(),
+            driver,
+            max,
+            want: queues,
+        });
+    }
+    let rss_hf = (sys::MS_RTE_ETH_RSS_IP | sys::MS_RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    let rss = queues > 1 && rss_hf != 0;
+    let mut conf = sys::rte_eth_conf::default();
+    if rss {
+        conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+    }
+    // SAFETY: valid port id and a fully initialised conf that outlives the call.
+    check(name, "rte_eth_dev_configure", unsafe {
+        sys::rte_eth_dev_configure(id, queues, queues, &conf)
+    })?;
+    let (mut rxd, mut txd) = (cfg.rx_desc, cfg.tx_desc);
+    // SAFETY: valid port id; both pointers are valid for writes.
+    check(name, "rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
+        sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rxd, &mut txd)
+    })?;
+    // SAFETY: valid port id.
+    let socket = unsafe { sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
+    for q in 0..queues {
+        // SAFETY: configured port, q < queues, null conf = driver defaults,
+        // pool outlives the port (closed before the pool is dropped).
+        check(name, "rte_eth_rx_queue_setup", unsafe {
+            sys::rte_eth_rx_queue_setup(id, q, rxd, socket, std::ptr::null(), pool.as_ptr())
+        })?;
+        // SAFETY: as above, for TX.
+        check(name, "rte_eth_tx_queue_setup", unsafe {
+            sys::rte_eth_tx_queue_setup(id, q, txd, socket, std::ptr::null())
+        })?;
+    }
+    if let Some(mac) = cfg.mac {
+        let mut addr = sys::rte_ether_addr {
+            addr_bytes: mac.0 .0,
+        };
+        // SAFETY: valid port id; addr is a valid pointer for the call.
+        check(name, "rte_eth_dev_default_mac_addr_set", unsafe {
+            sys::rte_eth_dev_default_mac_addr_set(id, &mut addr)
+        })?;
+    }
+    // SAFETY: every queue is set up.
+    check(name, "rte_eth_dev_start", unsafe {
+        sys::rte_eth_dev_start(id)
+    })?;
+    let mut addr = sys::rte_ether_addr::default();
+    // SAFETY: valid port id; addr is a valid out pointer.
+    check(name, "rte_eth_macaddr_get", unsafe {
+        sys::rte_eth_macaddr_get(id, &mut addr)
+    })?;
+    Ok(Port {
+        id,
+        name: name.to_string(),
+        mac: MacAddr(addr.addr_bytes),
+        driver,
+        rss,
+        socket,
+    })
+}
+
+impl Port {
+    /// Link state now: (up, speed in Mbit/s).
+    pub fn link(&self) -> (bool, u32) {
+        let mut link = sys::rte_eth_link::default();
+        // SAFETY: started port; link is a valid out pointer.
+        unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        (link.link_status() != 0, link.link_speed)
+    }
+
+    /// Stops and closes the port. Workers must have returned.
+    pub fn stop_and_close(&self) {
+        // SAFETY: valid port id; no worker polls it any more.
+        let ret = unsafe { sys::rte_eth_dev_stop(self.id) };
+        if ret < 0 {
+            tracing::warn!(port = %self.name, reason = %strerror(-ret), "rte_eth_dev_stop failed");
+        }
+        // SAFETY: stopped port; closing releases its queues (and flushes
+        // pcap/tap files).
+        let ret = unsafe { sys::rte_eth_dev_close(self.id) };
+        if ret < 0 {
+            tracing::warn!(port = %self.name, reason = %strerror(-ret), "rte_eth_dev_close failed");
+        }
+    }
+}
+
+/// Receives up to `bufs.len()` packets from queue `queue`.
+#[inline]
+pub fn rx_burst(port: u16, queue: u16, bufs: &mut [*mut sys::rte_mbuf]) -> usize {
+    // SAFETY: the calling worker exclusively owns (port, queue); bufs has
+    // room for the requested count.
+    usize::from(unsafe { sys::rte_eth_rx_burst(port, queue, bufs.as_mut_ptr(), bufs.len() as u16) })
+}
+
+/// Sends packets on queue `queue`; returns how many the driver took. The
+/// rest still belong to the caller.
+#[inline]
+pub fn tx_burst(port: u16, queue: u16, bufs: &mut [*mut sys::rte_mbuf]) -> usize {
+    if bufs.is_empty() {
+        return 0;
+    }
+    // SAFETY: the calling worker exclusively owns (port, queue); each
+    // pointer is a live mbuf handed to the driver on success.
+    usize::from(unsafe { sys::rte_eth_tx_burst(port, queue, bufs.as_mut_ptr(), bufs.len() as u16) })
+}

@@ -1,0 +1,79 @@
+//! The hook UDP datagrams for the service port go to. The streams protocol
+//! plugs in here; until then two handlers exist: `sink` counts and drops,
+//! `echo` sends each payload back to its sender (through routes and ARP,
+//! like any reply the service will send), for diagnostics and tests.
+
+use ms_netstack::Ipv4Addr;
+use serde::Deserialize;
+
+/// Who sent a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// Source address.
+    pub ip: Ipv4Addr,
+    /// Source port.
+    pub port: u16,
+}
+
+/// What the worker does with the datagram's buffer afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAction {
+    /// Done with it: free it.
+    Consumed,
+    /// The payload buffer now holds `payload_len` bytes to send back to the
+    /// peer from the service port.
+    Reply {
+        /// Reply payload length (at most the received payload's length).
+        payload_len: usize,
+    },
+}
+
+/// A per-worker service handler. Called on the worker lcore for every
+/// datagram: it must not allocate, lock, block or log.
+pub trait ServiceHandler: Send {
+    /// Handles one datagram; `payload` may be rewritten in place.
+    fn on_datagram(&mut self, from: Peer, payload: &mut [u8]) -> ServiceAction;
+}
+
+/// Which built-in handler a config selects.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HandlerKind {
+    /// Count and drop.
+    #[default]
+    Sink,
+    /// Send every payload back to its sender.
+    Echo,
+}
+
+impl HandlerKind {
+    /// A fresh handler for one worker.
+    pub fn build(self) -> Box<dyn ServiceHandler> {
+        match self {
+            HandlerKind::Sink => Box::new(Sink),
+            HandlerKind::Echo => Box::new(Echo),
+        }
+    }
+}
+
+/// Counts (the worker does) and drops.
+#[derive(Debug, Default)]
+pub struct Sink;
+
+impl ServiceHandler for Sink {
+    fn on_datagram(&mut self, _from: Peer, _payload: &mut [u8]) -> ServiceAction {
+        ServiceAction::Consumed
+    }
+}
+
+/// Echoes the payload unchanged.
+#[derive(Debug, Default)]
+pub struct Echo;
+
+impl ServiceHandler for Echo {
+    fn on_datagram(&mut self, _from: Peer, payload: &mut [u8]) -> ServiceAction {
+        ServiceAction::Reply {
+            payload_len: payload.len(),
+        }
+    }
+}
