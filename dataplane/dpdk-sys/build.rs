@@ -8,15 +8,12 @@ use std::path::PathBuf;
 const DPDK_MIN_VERSION: &str = "22.11";
 
 fn main() {
-    let lib = pkg_config::Config::new()
-        .atleast_version(DPDK_MIN_VERSION)
-        .probe("libdpdk")
-        .unwrap_or_else(|e| {
-            panic!(
-                "libdpdk >= {DPDK_MIN_VERSION} not found through pkg-config ({e}).\n\
+    let lib = pkg_config::Config::new().atleast_version(DPDK_MIN_VERSION).probe("libdpdk").unwrap_or_else(|e| {
+        panic!(
+            "libdpdk >= {DPDK_MIN_VERSION} not found through pkg-config ({e}).\n\
                  Fix: run `make setup` (or `apt-get install dpdk-dev libdpdk-dev pkg-config`)."
-            )
-        });
+        )
+    });
     let cflags = dpdk_cflags();
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let static_wrappers = out.join("static_wrappers");
@@ -37,9 +34,7 @@ fn main() {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
         .expect("bindgen failed on wrapper.h; is libclang-dev installed? (`make setup`)");
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .expect("write bindings.rs");
+    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings.rs");
 
     let mut build = cc::Build::new();
     for flag in &cflags {
@@ -70,10 +65,7 @@ fn dpdk_cflags() -> Vec<String> {
         .args(["--cflags", "libdpdk"])
         .output()
         .expect("run pkg-config --cflags libdpdk");
-    assert!(
-        output.status.success(),
-        "pkg-config --cflags libdpdk failed"
-    );
+    assert!(output.status.success(), "pkg-config --cflags libdpdk failed");
     let text = String::from_utf8(output.stdout).expect("pkg-config output is UTF-8");
     let mut flags = Vec::new();
     let mut words = text.split_whitespace();

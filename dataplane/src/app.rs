@@ -29,8 +29,7 @@ pub struct WorkerReport {
 pub fn run(eal: &Eal, cfg: &Config, stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<WorkerReport>> {
     let pools = create_pools(eal, cfg)?;
     let mut ports = Vec::new();
-    let result = start_ports(eal, cfg, &pools, &mut ports)
-        .and_then(|()| run_workers(eal, cfg, &ports, stop));
+    let result = start_ports(eal, cfg, &pools, &mut ports).and_then(|()| run_workers(eal, cfg, &ports, stop));
     for p in &ports {
         p.stop_and_close();
     }
@@ -41,7 +40,7 @@ pub fn run(eal: &Eal, cfg: &Config, stop: &Arc<AtomicBool>) -> anyhow::Result<Ve
 /// One pool per NUMA socket that has a worker, so RX buffers are local.
 fn create_pools(eal: &Eal, cfg: &Config) -> anyhow::Result<BTreeMap<u32, Arc<Mempool>>> {
     let mut pools = BTreeMap::new();
-    for &lcore in &cfg.workers.lcores {
+    for &lcore in cfg.worker_lcores() {
         let socket = eal.lcore_socket(lcore);
         if let std::collections::btree_map::Entry::Vacant(e) = pools.entry(socket) {
             let m = &cfg.mempool;
@@ -58,17 +57,14 @@ fn start_ports(
     pools: &BTreeMap<u32, Arc<Mempool>>,
     ports: &mut Vec<Port>,
 ) -> anyhow::Result<()> {
-    let queues = u16::try_from(cfg.workers.lcores.len()).expect("config caps workers");
-    let first_pool = pools
-        .values()
-        .next()
-        .expect("at least one worker, so one pool");
-    for pc in &cfg.ports {
+    let queues = u16::try_from(cfg.worker_lcores().len()).expect("config caps workers");
+    let first_pool = pools.values().next().expect("at least one worker, so one pool");
+    for pc in cfg.ports() {
         let id = port::probe(eal, pc)?;
         let p = port::start(id, pc, queues, first_pool)?;
         let (up, speed) = p.link();
         tracing::info!(port = %p.name, id = p.id, driver = %p.driver, mac = %p.mac, rss = p.rss,
-            socket = p.socket, link_up = up, speed_mbps = speed, ipv4 = %pc.ipv4, "port started");
+            socket = p.socket, link_up = up, speed_mbps = speed, ipv4 = %pc.ipv4.value, "port started");
         ports.push(p);
     }
     Ok(())
@@ -77,8 +73,8 @@ fn start_ports(
 fn host_for(pc: &PortConfig, p: &Port, cfg: &Config) -> anyhow::Result<Host> {
     let mut host = Host::new(HostConfig {
         mac: p.mac,
-        ip: pc.ipv4.addr,
-        prefix_len: pc.ipv4.len,
+        ip: pc.ipv4.value.addr,
+        prefix_len: pc.ipv4.value.len,
         service_port: cfg.service.udp_port,
         arp: Timers {
             entry_ttl_ms: u64::from(cfg.arp.entry_ttl_s) * 1000,
@@ -86,30 +82,20 @@ fn host_for(pc: &PortConfig, p: &Port, cfg: &Config) -> anyhow::Result<Host> {
         },
     });
     for r in &pc.routes {
-        host.add_route(r.to.prefix(), r.via.0).map_err(|e| {
-            anyhow::anyhow!("port {}: route {} via {}: {e:?}", pc.name, r.to, r.via.0)
-        })?;
+        host.add_route(r.to.prefix(), r.via.value.0)
+            .map_err(|e| anyhow::anyhow!("port {}: route {} via {}: {e:?}", pc.name, r.to, r.via.value.0))?;
     }
     Ok(host)
 }
 
-fn run_workers(
-    eal: &Eal,
-    cfg: &Config,
-    ports: &[Port],
-    stop: &Arc<AtomicBool>,
-) -> anyhow::Result<Vec<WorkerReport>> {
+fn run_workers(eal: &Eal, cfg: &Config, ports: &[Port], stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<WorkerReport>> {
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
     let mut blocks = Vec::new();
     let mut launched = Ok(());
-    for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
+    for (i, &lcore) in cfg.worker_lcores().iter().enumerate() {
         let mut queues = Vec::with_capacity(ports.len());
-        for (pc, p) in cfg.ports.iter().zip(ports) {
-            queues.push(WorkerQueue {
-                port: p.id,
-                queue: i as u16,
-                host: host_for(pc, p, cfg)?,
-            });
+        for (pc, p) in cfg.ports().iter().zip(ports) {
+            queues.push(WorkerQueue { port: p.id, queue: i as u16, host: host_for(pc, p, cfg)? });
         }
         let counters = Arc::new(WorkerCounters::default());
         let worker = Worker {
@@ -121,9 +107,7 @@ fn run_workers(
             service: cfg.service.handler.build(),
             service_port: cfg.service.udp_port,
         };
-        launched = eal
-            .launch(lcore, move || worker.run())
-            .with_context(|| format!("worker {i}"));
+        launched = eal.launch(lcore, move || worker.run()).with_context(|| format!("worker {i}"));
         if launched.is_err() {
             break;
         }
@@ -139,11 +123,5 @@ fn run_workers(
     stop.store(true, Ordering::Relaxed);
     eal.wait_all();
     launched?;
-    Ok(blocks
-        .into_iter()
-        .map(|(lcore, c)| WorkerReport {
-            lcore,
-            counters: c.snapshot(),
-        })
-        .collect())
+    Ok(blocks.into_iter().map(|(lcore, c)| WorkerReport { lcore, counters: c.snapshot() }).collect())
 }

@@ -3,11 +3,12 @@
 //! cross-field checks named by their path in the file.
 
 use crate::service::HandlerKind;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ms_netstack::host::ROUTES_MAX;
 use ms_netstack::route::Prefix;
 use ms_netstack::{Ipv4Addr, MacAddr};
 use serde::{de, Deserialize, Deserializer};
+use serde_saphyr::{Location, Spanned};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -26,7 +27,7 @@ pub struct Config {
     /// DPDK Environment Abstraction Layer settings.
     pub eal: EalConfig,
     /// Ports the dataplane drives, each with one RX and one TX queue per worker.
-    pub ports: Vec<PortConfig>,
+    pub ports: Spanned<Vec<PortConfig>>,
     /// Worker lcores.
     pub workers: WorkersConfig,
     /// The UDP service the streams protocol runs on.
@@ -99,7 +100,7 @@ pub struct PortConfig {
     #[serde(default)]
     pub mac: Option<Mac>,
     /// The port's address and on-link prefix, e.g. `198.18.0.1/24`.
-    pub ipv4: Cidr,
+    pub ipv4: Spanned<Cidr>,
     /// Static routes to off-link networks, through on-link gateways.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -116,13 +117,13 @@ fn default_desc() -> u16 {
 }
 
 /// A static route.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Destination prefix, e.g. `198.19.0.0/16` or `0.0.0.0/0`.
     pub to: Cidr,
     /// On-link gateway.
-    pub via: Ip,
+    pub via: Spanned<Ip>,
 }
 
 /// Worker lcores.
@@ -130,7 +131,7 @@ pub struct RouteConfig {
 #[serde(deny_unknown_fields)]
 pub struct WorkersConfig {
     /// One busy-polling worker per lcore; each owns queue `i` of every port.
-    pub lcores: Vec<u32>,
+    pub lcores: Spanned<Vec<u32>>,
     /// Packets per RX burst.
     #[serde(default = "default_burst")]
     pub rx_burst: u16,
@@ -158,10 +159,7 @@ fn default_udp_port() -> u16 {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig {
-            udp_port: default_udp_port(),
-            handler: HandlerKind::default(),
-        }
+        ServiceConfig { udp_port: default_udp_port(), handler: HandlerKind::default() }
     }
 }
 
@@ -187,10 +185,7 @@ fn default_arp_interval() -> u32 {
 
 impl Default for ArpConfig {
     fn default() -> Self {
-        ArpConfig {
-            entry_ttl_s: default_arp_ttl(),
-            request_interval_ms: default_arp_interval(),
-        }
+        ArpConfig { entry_ttl_s: default_arp_ttl(), request_interval_ms: default_arp_interval() }
     }
 }
 
@@ -216,10 +211,7 @@ fn default_cache() -> u32 {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig {
-            mbufs: default_mbufs(),
-            cache: default_cache(),
-        }
+        MempoolConfig { mbufs: default_mbufs(), cache: default_cache() }
     }
 }
 
@@ -230,8 +222,7 @@ macro_rules! from_str_deserialize {
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
-                s.parse()
-                    .map_err(|e| de::Error::custom(format!("{e}; expected {}", $expecting)))
+                s.parse().map_err(|e| de::Error::custom(format!("{e}; expected {}", $expecting)))
             }
         }
     };
@@ -244,9 +235,7 @@ pub struct Ip(pub Ipv4Addr);
 impl FromStr for Ip {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        s.parse()
-            .map(Ip)
-            .map_err(|_| format!("invalid IPv4 address {s:?}"))
+        s.parse().map(Ip).map_err(|_| format!("invalid IPv4 address {s:?}"))
     }
 }
 from_str_deserialize!(Ip, "a dotted IPv4 address such as 198.18.0.1");
@@ -263,10 +252,7 @@ pub struct Cidr {
 impl Cidr {
     /// As a netstack prefix.
     pub fn prefix(&self) -> Prefix {
-        Prefix {
-            addr: self.addr,
-            len: self.len,
-        }
+        Prefix { addr: self.addr, len: self.len }
     }
 }
 
@@ -325,22 +311,15 @@ impl FromStr for Device {
         if is_pci_address(name) && args.is_empty() {
             return Ok(Device::Pci(name.to_string()));
         }
-        let valid_name = name.starts_with("net_")
-            && name.len() > 4
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let valid_name =
+            name.starts_with("net_") && name.len() > 4 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !valid_name {
             return Err(format!("{s:?} is neither a PCI address nor a vdev string"));
         }
-        Ok(Device::Vdev {
-            name: name.to_string(),
-            args: args.to_string(),
-        })
+        Ok(Device::Vdev { name: name.to_string(), args: args.to_string() })
     }
 }
-from_str_deserialize!(
-    Device,
-    "a PCI address (0000:03:00.0) or a vdev string (net_tap0,iface=ms0)"
-);
+from_str_deserialize!(Device, "a PCI address (0000:03:00.0) or a vdev string (net_tap0,iface=ms0)");
 
 fn is_pci_address(s: &str) -> bool {
     // dddd:bb:dd.f, hex digits
@@ -353,168 +332,160 @@ fn is_pci_address(s: &str) -> bool {
         })
 }
 
+/// A failed cross-field check: what is wrong, and where when known.
+#[derive(Debug)]
+struct CheckError {
+    at: Option<Location>,
+    msg: String,
+}
+
+/// Fails a check at a location (`Some`) or at a key path only (`None`).
+macro_rules! fail {
+    ($at:expr, $($fmt:tt)*) => {
+        return Err(CheckError { at: $at, msg: format!($($fmt)*) })
+    };
+}
+
 impl Config {
     /// Reads, parses and checks a config file.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read config {}: check the path and its permissions",
-                path.display()
-            )
-        })?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}: check the path and its permissions", path.display()))?;
         Self::parse(&text, &path.display().to_string())
     }
 
     /// Parses and checks config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Config> {
-        let cfg: Config = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
-            Some(loc) => anyhow::anyhow!(
-                "{origin}:{}:{}: {}",
-                loc.line(),
-                loc.column(),
-                strip_location(&e)
-            ),
-            None => anyhow::anyhow!("{origin}: {e}"),
+        let cfg: Config = serde_saphyr::from_str(text).map_err(|e| {
+            let msg = strip_location(&e.without_snippet().to_string());
+            match e.location() {
+                Some(loc) => anyhow::anyhow!("{origin}:{}:{}: {msg}", loc.line(), loc.column()),
+                None => anyhow::anyhow!("{origin}: {msg}"),
+            }
         })?;
-        cfg.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        cfg.check().map_err(|e| match e.at {
+            Some(loc) => anyhow::anyhow!("{origin}:{}:{}: {}", loc.line(), loc.column(), e.msg),
+            None => anyhow::anyhow!("{origin}: {}", e.msg),
+        })?;
         Ok(cfg)
     }
 
     /// Cross-field checks that no single value can make.
-    fn check(&self) -> anyhow::Result<()> {
-        let w = &self.workers;
-        if w.lcores.is_empty() || w.lcores.len() > WORKERS_MAX {
-            bail!(
-                "workers.lcores: expected 1 to {WORKERS_MAX} lcores, got {}",
-                w.lcores.len()
-            );
+    fn check(&self) -> Result<(), CheckError> {
+        let (w, e) = (&self.workers, &self.eal);
+        let at = Some(w.lcores.referenced);
+        if w.lcores.value.is_empty() || w.lcores.value.len() > WORKERS_MAX {
+            fail!(at, "workers.lcores: expected 1 to {WORKERS_MAX} lcores, got {}", w.lcores.value.len());
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, &l) in w.lcores.iter().enumerate() {
+        for (i, &l) in w.lcores.value.iter().enumerate() {
             if l > LCORE_ID_MAX {
-                bail!("workers.lcores[{i}]: lcore {l} is above {LCORE_ID_MAX}");
+                fail!(at, "workers.lcores[{i}]: lcore {l} is above {LCORE_ID_MAX}");
             }
-            if l == self.eal.main_lcore {
-                bail!("workers.lcores[{i}]: lcore {l} is eal.main_lcore; workers need their own lcores");
+            if l == e.main_lcore {
+                fail!(at, "workers.lcores[{i}]: lcore {l} is eal.main_lcore; workers need their own lcores");
             }
-            if !seen.insert(l) {
-                bail!("workers.lcores[{i}]: lcore {l} is listed twice");
+            if w.lcores.value[..i].contains(&l) {
+                fail!(at, "workers.lcores[{i}]: lcore {l} is listed twice");
             }
         }
-        if self.eal.main_lcore > LCORE_ID_MAX {
-            bail!(
-                "eal.main_lcore: {} is above {LCORE_ID_MAX}",
-                self.eal.main_lcore
-            );
+        if e.main_lcore > LCORE_ID_MAX {
+            fail!(None, "eal.main_lcore: {} is above {LCORE_ID_MAX}", e.main_lcore);
         }
         if !(1..=crate::worker::BURST_MAX).contains(&usize::from(w.rx_burst)) {
-            bail!(
-                "workers.rx_burst: expected 1..={}, got {}",
-                crate::worker::BURST_MAX,
-                w.rx_burst
-            );
+            fail!(None, "workers.rx_burst: expected 1..={}, got {}", crate::worker::BURST_MAX, w.rx_burst);
         }
-        if !(1..=8).contains(&self.eal.log_level) {
-            bail!("eal.log_level: expected 1..=8, got {}", self.eal.log_level);
+        if !(1..=8).contains(&e.log_level) {
+            fail!(None, "eal.log_level: expected 1..=8, got {}", e.log_level);
         }
-        if self.eal.memory_mb < 64 {
-            bail!("eal.memory_mb: at least 64 MiB, got {}", self.eal.memory_mb);
+        if e.memory_mb < 64 {
+            fail!(None, "eal.memory_mb: at least 64 MiB, got {}", e.memory_mb);
         }
         self.check_ports()?;
         self.check_mempool()
     }
 
-    fn check_ports(&self) -> anyhow::Result<()> {
-        if self.ports.is_empty() || self.ports.len() > PORTS_MAX {
-            bail!(
-                "ports: expected 1 to {PORTS_MAX} ports, got {}",
-                self.ports.len()
-            );
+    fn check_ports(&self) -> Result<(), CheckError> {
+        let ports = &self.ports.value;
+        if ports.is_empty() || ports.len() > PORTS_MAX {
+            fail!(Some(self.ports.referenced), "ports: expected 1 to {PORTS_MAX} ports, got {}", ports.len());
         }
-        for (i, p) in self.ports.iter().enumerate() {
-            if self.ports[..i].iter().any(|q| q.name == p.name) {
-                bail!("ports[{i}].name: {:?} is used by another port", p.name);
+        for (i, p) in ports.iter().enumerate() {
+            if ports[..i].iter().any(|q| q.name == p.name) {
+                fail!(Some(p.ipv4.referenced), "ports[{i}].name: {:?} is used by another port", p.name);
             }
-            if self.ports[..i].iter().any(|q| q.device == p.device) {
-                bail!("ports[{i}].device: the same device is configured twice");
+            if ports[..i].iter().any(|q| q.device == p.device) {
+                fail!(Some(p.ipv4.referenced), "ports[{i}].device: the same device is configured twice");
             }
-            let a = p.ipv4.addr;
-            if a.is_unspecified()
-                || a.is_broadcast()
-                || a.is_multicast()
-                || p.ipv4.len == 0
-                || p.ipv4.len > 30
-            {
-                bail!(
-                    "ports[{i}].ipv4: {} is not a usable host address with a /1../30 prefix",
-                    p.ipv4
+            let (a, len) = (p.ipv4.value.addr, p.ipv4.value.len);
+            if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || !(1..=30).contains(&len) {
+                fail!(
+                    Some(p.ipv4.referenced),
+                    "ports[{i}].ipv4: {} is not a host address with a /1../30 prefix",
+                    p.ipv4.value
                 );
             }
             if p.routes.len() > ROUTES_MAX {
-                bail!(
-                    "ports[{i}].routes: at most {ROUTES_MAX} routes, got {}",
-                    p.routes.len()
-                );
+                fail!(None, "ports[{i}].routes: at most {ROUTES_MAX} routes, got {}", p.routes.len());
             }
             for (j, r) in p.routes.iter().enumerate() {
-                if !p.ipv4.prefix().contains(r.via.0) {
-                    bail!(
-                        "ports[{i}].routes[{j}].via: gateway {} is not on the port's subnet {}",
-                        r.via.0,
-                        p.ipv4
+                if !p.ipv4.value.prefix().contains(r.via.value.0) {
+                    let (gw, net) = (r.via.value.0, p.ipv4.value);
+                    fail!(
+                        Some(r.via.referenced),
+                        "ports[{i}].routes[{j}].via: gateway {gw} is not on the port's subnet {net}"
                     );
                 }
             }
             if !(64..=32768).contains(&p.rx_desc) || !(64..=32768).contains(&p.tx_desc) {
-                bail!("ports[{i}]: rx_desc and tx_desc must be within 64..=32768");
+                fail!(None, "ports[{i}]: rx_desc and tx_desc must be within 64..=32768");
             }
         }
         Ok(())
     }
 
-    fn check_mempool(&self) -> anyhow::Result<()> {
+    fn check_mempool(&self) -> Result<(), CheckError> {
         let m = &self.mempool;
-        // Every RX ring can hold its descriptors, plus one burst in flight
-        // per worker per port, plus the caches.
-        let workers = self.workers.lcores.len() as u64;
-        let per_port: u64 = self
-            .ports
-            .iter()
-            .map(|p| u64::from(p.rx_desc) + u64::from(p.tx_desc))
-            .sum();
-        let need = workers * per_port
-            + workers * u64::from(self.workers.rx_burst) * self.ports.len() as u64
+        // Every RX and TX ring full, one burst in flight per worker per
+        // port, and every lcore's cache full, all at once.
+        let workers = self.workers.lcores.value.len() as u64;
+        let ports = &self.ports.value;
+        let rings: u64 = ports.iter().map(|p| u64::from(p.rx_desc) + u64::from(p.tx_desc)).sum();
+        let need = workers * rings
+            + workers * u64::from(self.workers.rx_burst) * ports.len() as u64
             + (workers + 1) * u64::from(m.cache);
         if u64::from(m.mbufs) < need {
-            bail!(
-                "mempool.mbufs: {} is too few for the rings and caches; need at least {need}",
-                m.mbufs
-            );
+            fail!(None, "mempool.mbufs: {} is too few for the rings and caches; need at least {need}", m.mbufs);
         }
         if m.cache > 512 || u64::from(m.cache) * 3 / 2 > u64::from(m.mbufs) {
-            bail!(
-                "mempool.cache: {} must be at most 512 and well below mempool.mbufs",
-                m.cache
-            );
+            fail!(None, "mempool.cache: {} must be at most 512 and well below mempool.mbufs", m.cache);
         }
         Ok(())
     }
 
+    /// The ports, in config order.
+    pub fn ports(&self) -> &[PortConfig] {
+        &self.ports.value
+    }
+
+    /// The worker lcores, in config order.
+    pub fn worker_lcores(&self) -> &[u32] {
+        &self.workers.lcores.value
+    }
+
     /// Every PCI device the config names.
     pub fn pci_devices(&self) -> impl Iterator<Item = &str> {
-        self.ports.iter().filter_map(|p| match &p.device {
+        self.ports.value.iter().filter_map(|p| match &p.device {
             Device::Pci(a) => Some(a.as_str()),
             Device::Vdev { .. } => None,
         })
     }
 }
 
-/// serde_yaml_ng appends "at line L column C"; we put it in front instead.
-fn strip_location(e: &serde_yaml_ng::Error) -> String {
-    let s = e.to_string();
+/// The parser appends "at line L, column C"; we put it in front instead.
+fn strip_location(s: &str) -> String {
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_string(),
-        None => s,
+        None => s.to_string(),
     }
 }
 

@@ -57,12 +57,8 @@ pub const fn drop_slot(r: DropReason) -> usize {
 
 /// Name and help of every slot, in order, drop reasons prefixed `drop_`.
 pub fn slot_names() -> impl Iterator<Item = (String, &'static str)> {
-    let plain = Counter::ALL
-        .iter()
-        .map(|c| (c.name().to_string(), c.help()));
-    let drops = DropReason::ALL
-        .iter()
-        .map(|r| (format!("drop_{}", r.name()), r.help()));
+    let plain = Counter::ALL.iter().map(|c| (c.name().to_string(), c.help()));
+    let drops = DropReason::ALL.iter().map(|r| (format!("drop_{}", r.name()), r.help()));
     plain.chain(drops)
 }
 
@@ -76,9 +72,7 @@ pub struct WorkerCounters {
 
 impl Default for WorkerCounters {
     fn default() -> Self {
-        WorkerCounters {
-            slots: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
+        WorkerCounters { slots: std::array::from_fn(|_| AtomicU64::new(0)) }
     }
 }
 
@@ -98,10 +92,7 @@ pub struct LocalCounters {
 
 impl Default for LocalCounters {
     fn default() -> Self {
-        LocalCounters {
-            slots: [0; COUNTERS_LEN],
-            dirty: false,
-        }
+        LocalCounters { slots: [0; COUNTERS_LEN], dirty: false }
     }
 }
 

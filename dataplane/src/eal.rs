@@ -35,9 +35,7 @@ pub enum EalError {
 pub fn strerror(errno: i32) -> String {
     // SAFETY: rte_strerror returns a pointer to a static or thread-local
     // NUL-terminated string for any errno value; we copy it out at once.
-    unsafe { CStr::from_ptr(sys::rte_strerror(errno)) }
-        .to_string_lossy()
-        .into_owned()
+    unsafe { CStr::from_ptr(sys::rte_strerror(errno)) }.to_string_lossy().into_owned()
 }
 
 /// The current thread's rte_errno.
@@ -64,7 +62,7 @@ fn hugepages_free_mb() -> u64 {
 pub fn eal_args(cfg: &Config) -> Vec<String> {
     let e = &cfg.eal;
     let mut lcores = vec![e.main_lcore];
-    lcores.extend(&cfg.workers.lcores);
+    lcores.extend(cfg.worker_lcores());
     let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
     let mut args = vec![
         "ms-dataplane".to_string(),
@@ -85,16 +83,8 @@ pub fn eal_args(cfg: &Config) -> Vec<String> {
     } else {
         // --no-huge cannot be combined with --in-memory on 22.11: give the
         // process a private prefix and no shared config instead.
-        let prefix = e
-            .file_prefix
-            .clone()
-            .unwrap_or_else(|| format!("ms-{}", std::process::id()));
-        args.extend([
-            "--no-huge".into(),
-            "--no-shconf".into(),
-            "-m".into(),
-            e.memory_mb.to_string(),
-        ]);
+        let prefix = e.file_prefix.clone().unwrap_or_else(|| format!("ms-{}", std::process::id()));
+        args.extend(["--no-huge".into(), "--no-shconf".into(), "-m".into(), e.memory_mb.to_string()]);
         args.push(format!("--file-prefix={prefix}"));
     }
     let mut pci = cfg.pci_devices().peekable();
@@ -132,11 +122,7 @@ impl Eal {
         std::mem::forget(argv);
         if ret < 0 {
             let errno = errno();
-            return Err(EalError::Init {
-                reason: strerror(errno),
-                errno,
-                fix: init_fix(errno),
-            });
+            return Err(EalError::Init { reason: strerror(errno), errno, fix: init_fix(errno) });
         }
         Ok(Eal { _private: () })
     }
@@ -168,10 +154,7 @@ impl Eal {
         if ret != 0 {
             // SAFETY: the launch failed, so the pointer was not handed over.
             drop(unsafe { Box::from_raw(arg.cast::<Box<dyn FnOnce() -> i32 + Send>>()) });
-            return Err(EalError::Launch {
-                lcore,
-                reason: strerror(-ret),
-            });
+            return Err(EalError::Launch { lcore, reason: strerror(-ret) });
         }
         Ok(())
     }

@@ -46,11 +46,7 @@ fn init_logging(filter: &str) {
         eprintln!("ms-dataplane: bad --log-level {filter:?} ({e}); using info");
         tracing_subscriber::EnvFilter::new("info")
     });
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {

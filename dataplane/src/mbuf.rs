@@ -33,25 +33,12 @@ unsafe impl Sync for Mempool {}
 
 impl Mempool {
     /// Creates a pool of `mbufs` buffers with a per-lcore cache of `cache`.
-    pub fn new(
-        _eal: &Eal,
-        name: &str,
-        mbufs: u32,
-        cache: u32,
-        socket: u32,
-    ) -> Result<Mempool, PoolError> {
-        let err = |reason: String| PoolError {
-            name: name.to_string(),
-            mbufs,
-            socket,
-            reason,
-        };
+    pub fn new(_eal: &Eal, name: &str, mbufs: u32, cache: u32, socket: u32) -> Result<Mempool, PoolError> {
+        let err = |reason: String| PoolError { name: name.to_string(), mbufs, socket, reason };
         let cname = CString::new(name).map_err(|_| err("name contains NUL".into()))?;
         // SAFETY: EAL is initialised (we hold &Eal); cname outlives the call;
         // DPDK copies the name. Socket ids come from rte_lcore_to_socket_id.
-        let raw = unsafe {
-            sys::rte_pktmbuf_pool_create(cname.as_ptr(), mbufs, cache, 0, DATA_ROOM, socket as i32)
-        };
+        let raw = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), mbufs, cache, 0, DATA_ROOM, socket as i32) };
         if raw.is_null() {
             return Err(err(strerror(errno())));
         }

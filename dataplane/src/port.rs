@@ -74,11 +74,7 @@ pub struct Port {
 
 fn check(port: &str, step: &'static str, ret: i32) -> Result<(), PortError> {
     if ret < 0 {
-        return Err(PortError::Setup {
-            port: port.to_string(),
-            step,
-            reason: strerror(-ret),
-        });
+        return Err(PortError::Setup { port: port.to_string(), step, reason: strerror(-ret) });
     }
     Ok(())
 }
@@ -110,10 +106,7 @@ pub fn probe(_eal: &Eal, cfg: &PortConfig) -> Result<u16, PortError> {
     // SAFETY: cname is a valid C string; id is a valid out pointer.
     let ret = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
     if ret != 0 {
-        return Err(PortError::NotFound {
-            port: cfg.name.clone(),
-            name: ethdev_name,
-        });
+        return Err(PortError::NotFound { port: cfg.name.clone(), name: ethdev_name });
     }
     Ok(id)
 }
@@ -124,25 +117,16 @@ pub fn start(id: u16, cfg: &PortConfig, queues: u16, pool: &Mempool) -> Result<P
     let name = cfg.name.as_str();
     let mut info = sys::rte_eth_dev_info::default();
     // SAFETY: id is a valid port (from probe); info is a valid out pointer.
-    check(name, "rte_eth_dev_info_get", unsafe {
-        sys::rte_eth_dev_info_get(id, &mut info)
-    })?;
+    check(name, "rte_eth_dev_info_get", unsafe { sys::rte_eth_dev_info_get(id, &mut info) })?;
     let driver = if info.driver_name.is_null() {
         "unknown".to_string()
     } else {
         // SAFETY: non-null driver_name points to a static C string of the PMD.
-        unsafe { CStr::from_ptr(info.driver_name) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
     };
     let max = info.max_rx_queues.min(info.max_tx_queues);
     if max < queues {
-        return Err(PortError::TooFewQueues {
-            port: name.into(),
-            driver,
-            max,
-            want: queues,
-        });
+        return Err(PortError::TooFewQueues { port: name.into(), driver, max, want: queues });
     }
     let rss_hf = (sys::MS_RTE_ETH_RSS_IP | sys::MS_RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
     let rss = queues > 1 && rss_hf != 0;
@@ -152,9 +136,7 @@ pub fn start(id: u16, cfg: &PortConfig, queues: u16, pool: &Mempool) -> Result<P
         conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
     }
     // SAFETY: valid port id and a fully initialised conf that outlives the call.
-    check(name, "rte_eth_dev_configure", unsafe {
-        sys::rte_eth_dev_configure(id, queues, queues, &conf)
-    })?;
+    check(name, "rte_eth_dev_configure", unsafe { sys::rte_eth_dev_configure(id, queues, queues, &conf) })?;
     let (mut rxd, mut txd) = (cfg.rx_desc, cfg.tx_desc);
     // SAFETY: valid port id; both pointers are valid for writes.
     check(name, "rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
@@ -174,31 +156,18 @@ pub fn start(id: u16, cfg: &PortConfig, queues: u16, pool: &Mempool) -> Result<P
         })?;
     }
     if let Some(mac) = cfg.mac {
-        let mut addr = sys::rte_ether_addr {
-            addr_bytes: mac.0 .0,
-        };
+        let mut addr = sys::rte_ether_addr { addr_bytes: mac.0 .0 };
         // SAFETY: valid port id; addr is a valid pointer for the call.
         check(name, "rte_eth_dev_default_mac_addr_set", unsafe {
             sys::rte_eth_dev_default_mac_addr_set(id, &mut addr)
         })?;
     }
     // SAFETY: every queue is set up.
-    check(name, "rte_eth_dev_start", unsafe {
-        sys::rte_eth_dev_start(id)
-    })?;
+    check(name, "rte_eth_dev_start", unsafe { sys::rte_eth_dev_start(id) })?;
     let mut addr = sys::rte_ether_addr::default();
     // SAFETY: valid port id; addr is a valid out pointer.
-    check(name, "rte_eth_macaddr_get", unsafe {
-        sys::rte_eth_macaddr_get(id, &mut addr)
-    })?;
-    Ok(Port {
-        id,
-        name: name.to_string(),
-        mac: MacAddr(addr.addr_bytes),
-        driver,
-        rss,
-        socket,
-    })
+    check(name, "rte_eth_macaddr_get", unsafe { sys::rte_eth_macaddr_get(id, &mut addr) })?;
+    Ok(Port { id, name: name.to_string(), mac: MacAddr(addr.addr_bytes), driver, rss, socket })
 }
 
 impl Port {

@@ -30,16 +30,12 @@ pub fn table(reports: &[WorkerReport]) -> String {
 /// Renders the counters as one JSON object: `total` and per-`workers`.
 pub fn json(reports: &[WorkerReport]) -> serde_json::Value {
     let as_map = |values: &[u64; counters::COUNTERS_LEN]| {
-        let map: serde_json::Map<String, serde_json::Value> = slot_names()
-            .zip(values)
-            .map(|((n, _), v)| (n, (*v).into()))
-            .collect();
+        let map: serde_json::Map<String, serde_json::Value> =
+            slot_names().zip(values).map(|((n, _), v)| (n, (*v).into())).collect();
         serde_json::Value::Object(map)
     };
     let total = counters::sum(&reports.iter().map(|r| r.counters).collect::<Vec<_>>());
-    let workers: Vec<serde_json::Value> = reports
-        .iter()
-        .map(|r| serde_json::json!({ "lcore": r.lcore, "counters": as_map(&r.counters) }))
-        .collect();
+    let workers: Vec<serde_json::Value> =
+        reports.iter().map(|r| serde_json::json!({ "lcore": r.lcore, "counters": as_map(&r.counters) })).collect();
     serde_json::json!({ "total": as_map(&total), "workers": workers })
 }

@@ -72,8 +72,6 @@ pub struct Echo;
 
 impl ServiceHandler for Echo {
     fn on_datagram(&mut self, _from: Peer, payload: &mut [u8]) -> ServiceAction {
-        ServiceAction::Reply {
-            payload_len: payload.len(),
-        }
+        ServiceAction::Reply { payload_len: payload.len() }
     }
 }

@@ -88,13 +88,7 @@ impl Worker {
         0
     }
 
-    fn poll(
-        &mut self,
-        q: usize,
-        rx: &mut [*mut sys::rte_mbuf; BURST_MAX],
-        batch: &mut Batch,
-        c: &mut LocalCounters,
-    ) {
+    fn poll(&mut self, q: usize, rx: &mut [*mut sys::rte_mbuf; BURST_MAX], batch: &mut Batch, c: &mut LocalCounters) {
         let (port_id, queue_id) = (self.queues[q].port, self.queues[q].queue);
         let n = port::rx_burst(port_id, queue_id, &mut rx[..self.burst]);
         if n == 0 {
@@ -122,14 +116,7 @@ impl Worker {
         batch.free_len = 0;
     }
 
-    fn handle(
-        &mut self,
-        q: usize,
-        m: *mut sys::rte_mbuf,
-        now_ms: u64,
-        batch: &mut Batch,
-        c: &mut LocalCounters,
-    ) {
+    fn handle(&mut self, q: usize, m: *mut sys::rte_mbuf, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
         // SAFETY: m came from rx_burst, so this worker owns it exclusively.
         if unsafe { mbuf::segments(m) } != 1 {
             c.add(Counter::RxMultiSegment, 1);
@@ -152,16 +139,11 @@ impl Worker {
             }
             Verdict::Service(d) => {
                 c.add(Counter::ServiceDatagrams, 1);
-                let peer = Peer {
-                    ip: d.src_ip,
-                    port: d.src_port,
-                };
+                let peer = Peer { ip: d.src_ip, port: d.src_port };
                 let payload = &mut frame[d.payload_offset..d.payload_offset + d.payload_len];
                 match self.service.on_datagram(peer, payload) {
                     ServiceAction::Consumed => batch.release(m),
-                    ServiceAction::Reply { payload_len }
-                        if d.payload_offset == UDP_PAYLOAD_OFFSET =>
-                    {
+                    ServiceAction::Reply { payload_len } if d.payload_offset == UDP_PAYLOAD_OFFSET => {
                         self.send_udp(q, m, peer.ip, peer.port, payload_len, now_ms, batch, c);
                     }
                     ServiceAction::Reply { .. } => batch.release(m),
@@ -207,11 +189,7 @@ impl Worker {
             Resolution::Mac(mac) => {
                 // SAFETY: m is owned, single-segment; the slice dies here.
                 let frame = unsafe { mbuf::data_mut(m) };
-                let to = UdpEndpoint {
-                    mac,
-                    ip,
-                    port: dst_port,
-                };
+                let to = UdpEndpoint { mac, ip, port: dst_port };
                 match host.emit_udp(frame, to, self.service_port, payload_len) {
                     Some(len) => {
                         c.add(Counter::ServiceReplies, 1);

@@ -73,10 +73,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// True when hardware is Ethernet (1, len 6) and protocol IPv4 (0x0800, len 4).
     pub fn is_ethernet_ipv4(&self) -> bool {
         let b = self.buffer.as_ref();
-        be16(b, field::HTYPE) == 1
-            && be16(b, field::PTYPE) == 0x0800
-            && b[field::HLEN] == 6
-            && b[field::PLEN] == 4
+        be16(b, field::HTYPE) == 1 && be16(b, field::PTYPE) == 0x0800 && b[field::HLEN] == 6 && b[field::PLEN] == 4
     }
 
     /// Operation.
@@ -187,10 +184,7 @@ mod tests {
 
     #[test]
     fn truncated_and_foreign_types() {
-        assert_eq!(
-            Packet::new_checked(&REQUEST[..27]).unwrap_err(),
-            WireError::Truncated
-        );
+        assert_eq!(Packet::new_checked(&REQUEST[..27]).unwrap_err(), WireError::Truncated);
         let mut other = REQUEST;
         other[3] = 0xdd; // ptype 0x08dd
         assert_eq!(Repr::parse(&Packet::new_checked(&other[..]).unwrap()), None);

@@ -27,12 +27,7 @@ struct Entry {
     stamp_ms: u64,
 }
 
-const EMPTY: Entry = Entry {
-    ip: Ipv4Addr::UNSPECIFIED,
-    mac: MacAddr::ZERO,
-    state: State::Empty,
-    stamp_ms: 0,
-};
+const EMPTY: Entry = Entry { ip: Ipv4Addr::UNSPECIFIED, mac: MacAddr::ZERO, state: State::Empty, stamp_ms: 0 };
 
 /// What a lookup found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +51,7 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers {
-            entry_ttl_ms: 300_000,
-            request_interval_ms: 1_000,
-        }
+        Timers { entry_ttl_ms: 300_000, request_interval_ms: 1_000 }
     }
 }
 
@@ -78,10 +70,7 @@ impl<const N: usize> ArpCache<N> {
 
     /// An empty cache.
     pub const fn new(timers: Timers) -> Self {
-        ArpCache {
-            entries: [EMPTY; N],
-            timers,
-        }
+        ArpCache { entries: [EMPTY; N], timers }
     }
 
     fn bucket(ip: Ipv4Addr) -> core::ops::Range<usize> {
@@ -92,8 +81,7 @@ impl<const N: usize> ArpCache<N> {
     }
 
     fn find(&self, ip: Ipv4Addr) -> Option<usize> {
-        Self::bucket(ip)
-            .find(|&i| self.entries[i].state != State::Empty && self.entries[i].ip == ip)
+        Self::bucket(ip).find(|&i| self.entries[i].state != State::Empty && self.entries[i].ip == ip)
     }
 
     fn is_fresh(&self, e: &Entry, now_ms: u64) -> bool {
@@ -123,19 +111,13 @@ impl<const N: usize> ArpCache<N> {
             Some(i) if self.is_fresh(&self.entries[i], now_ms) => Lookup::Hit(self.entries[i].mac),
             Some(i)
                 if self.entries[i].state == State::Pending
-                    && now_ms.saturating_sub(self.entries[i].stamp_ms)
-                        < self.timers.request_interval_ms =>
+                    && now_ms.saturating_sub(self.entries[i].stamp_ms) < self.timers.request_interval_ms =>
             {
                 Lookup::Waiting
             }
             found => {
                 let i = found.unwrap_or_else(|| self.victim(ip, now_ms));
-                self.entries[i] = Entry {
-                    ip,
-                    mac: MacAddr::ZERO,
-                    state: State::Pending,
-                    stamp_ms: now_ms,
-                };
+                self.entries[i] = Entry { ip, mac: MacAddr::ZERO, state: State::Pending, stamp_ms: now_ms };
                 Lookup::SendRequest
             }
         }
@@ -143,8 +125,7 @@ impl<const N: usize> ArpCache<N> {
 
     /// True when a request for `ip` is outstanding.
     pub fn is_pending(&self, ip: Ipv4Addr) -> bool {
-        self.find(ip)
-            .is_some_and(|i| self.entries[i].state == State::Pending)
+        self.find(ip).is_some_and(|i| self.entries[i].state == State::Pending)
     }
 
     /// True when `ip` has an entry in any state.
@@ -164,21 +145,13 @@ impl<const N: usize> ArpCache<N> {
             (None, true) => self.victim(ip, now_ms),
             (None, false) => return false,
         };
-        self.entries[i] = Entry {
-            ip,
-            mac,
-            state: State::Resolved,
-            stamp_ms: now_ms,
-        };
+        self.entries[i] = Entry { ip, mac, state: State::Resolved, stamp_ms: now_ms };
         true
     }
 
     /// Number of fresh entries (for counters; O(N)).
     pub fn resolved_len(&self, now_ms: u64) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| self.is_fresh(e, now_ms))
-            .count()
+        self.entries.iter().filter(|e| self.is_fresh(e, now_ms)).count()
     }
 
     /// Capacity.
@@ -192,10 +165,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    const T: Timers = Timers {
-        entry_ttl_ms: 1000,
-        request_interval_ms: 100,
-    };
+    const T: Timers = Timers { entry_ttl_ms: 1000, request_interval_ms: 100 };
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 9]);
 
     fn ip(n: u32) -> Ipv4Addr {
@@ -209,10 +179,7 @@ mod tests {
         assert_eq!(c.lookup(ip(1), 50), Lookup::Waiting);
         assert_eq!(c.lookup(ip(1), 100), Lookup::SendRequest);
         assert!(c.is_pending(ip(1)));
-        assert!(
-            c.learn(ip(1), MAC, 120, false),
-            "a pending entry accepts its answer"
-        );
+        assert!(c.learn(ip(1), MAC, 120, false), "a pending entry accepts its answer");
         assert_eq!(c.lookup(ip(1), 130), Lookup::Hit(MAC));
     }
 

@@ -36,11 +36,7 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -181,10 +177,7 @@ mod tests {
 
     #[test]
     fn truncated_is_an_error() {
-        assert_eq!(
-            Frame::new_checked(&FRAME[..13]).unwrap_err(),
-            WireError::Truncated
-        );
+        assert_eq!(Frame::new_checked(&FRAME[..13]).unwrap_err(), WireError::Truncated);
     }
 
     #[test]
@@ -205,21 +198,9 @@ mod tests {
 
     #[test]
     fn mac_parse() {
-        assert_eq!(
-            MacAddr::parse("02:00:00:00:00:01"),
-            Some(MacAddr([2, 0, 0, 0, 0, 1]))
-        );
-        assert_eq!(
-            MacAddr::parse("02-00-00-00-00-0A"),
-            Some(MacAddr([2, 0, 0, 0, 0, 10]))
-        );
-        for bad in [
-            "",
-            "02:00:00:00:00",
-            "02:00:00:00:00:01:02",
-            "2:0:0:0:0:1",
-            "zz:00:00:00:00:01",
-        ] {
+        assert_eq!(MacAddr::parse("02:00:00:00:00:01"), Some(MacAddr([2, 0, 0, 0, 0, 1])));
+        assert_eq!(MacAddr::parse("02-00-00-00-00-0A"), Some(MacAddr([2, 0, 0, 0, 0, 10])));
+        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:01:02", "2:0:0:0:0:1", "zz:00:00:00:00:01"] {
             assert_eq!(MacAddr::parse(bad), None, "{bad}");
         }
     }

@@ -157,15 +157,8 @@ pub struct Host {
 impl Host {
     /// A host with an empty ARP cache and only its on-link route.
     pub fn new(cfg: HostConfig) -> Self {
-        let link = Prefix {
-            addr: cfg.ip,
-            len: cfg.prefix_len,
-        };
-        Host {
-            cfg,
-            arp: ArpCache::new(cfg.arp),
-            routes: RouteTable::new(link),
-        }
+        let link = Prefix { addr: cfg.ip, len: cfg.prefix_len };
+        Host { cfg, arp: ArpCache::new(cfg.arp), routes: RouteTable::new(link) }
     }
 
     /// The host's identity.
@@ -241,10 +234,7 @@ impl Host {
             target_ip: req.sender_ip,
         };
         reply.emit(&mut arp::Packet::new_unchecked(eth.payload_mut()));
-        Verdict::Transmit {
-            len,
-            kind: ReplyKind::Arp,
-        }
+        Verdict::Transmit { len, kind: ReplyKind::Arp }
     }
 
     fn ipv4(&mut self, frame: &mut [u8]) -> Result<Verdict, DropReason> {
@@ -298,10 +288,7 @@ impl Host {
         let mut echo = icmp::Packet::new_unchecked(ip.payload_mut());
         echo.set_message(icmp::Message::EchoReply);
         echo.fill_checksum();
-        Ok(Verdict::Transmit {
-            len,
-            kind: ReplyKind::IcmpEcho,
-        })
+        Ok(Verdict::Transmit { len, kind: ReplyKind::IcmpEcho })
     }
 
     fn udp(&self, frame: &[u8]) -> Result<Verdict, DropReason> {
@@ -359,13 +346,7 @@ impl Host {
     /// `payload_len` bytes that the caller already placed at
     /// [`UDP_PAYLOAD_OFFSET`] in `buf`. Returns the frame length, or `None`
     /// if it does not fit `buf` or a 16-bit length.
-    pub fn emit_udp(
-        &self,
-        buf: &mut [u8],
-        to: UdpEndpoint,
-        src_port: u16,
-        payload_len: usize,
-    ) -> Option<usize> {
+    pub fn emit_udp(&self, buf: &mut [u8], to: UdpEndpoint, src_port: u16, payload_len: usize) -> Option<usize> {
         let udp_len = u16::try_from(udp::HEADER_LEN + payload_len).ok()?;
         let ip_len = u16::try_from(ipv4::HEADER_LEN + usize::from(udp_len)).ok()?;
         let len = ethernet::HEADER_LEN + usize::from(ip_len);

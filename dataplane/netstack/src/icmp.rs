@@ -133,9 +133,7 @@ mod tests {
 
     /// Echo request id 0x1234 seq 1, data "abcd", checksum by hand:
     /// !(0x0800 + 0x1234 + 0x0001 + 0x6162 + 0x6364) = !0xdefb = 0x2104.
-    const REQUEST: [u8; 12] = [
-        8, 0, 0x21, 0x04, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd',
-    ];
+    const REQUEST: [u8; 12] = [8, 0, 0x21, 0x04, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd'];
 
     #[test]
     fn parse_fixture() {
@@ -156,18 +154,12 @@ mod tests {
         p.set_ident(0x1234);
         p.set_seq(1);
         p.fill_checksum();
-        assert_eq!(
-            b,
-            [0, 0, 0x29, 0x04, 0x12, 0x34, 0, 1, b'a', b'b', b'c', b'd']
-        );
+        assert_eq!(b, [0, 0, 0x29, 0x04, 0x12, 0x34, 0, 1, b'a', b'b', b'c', b'd']);
     }
 
     #[test]
     fn truncated_and_bad_checksum() {
-        assert_eq!(
-            Packet::new_checked(&REQUEST[..7]).unwrap_err(),
-            WireError::Truncated
-        );
+        assert_eq!(Packet::new_checked(&REQUEST[..7]).unwrap_err(), WireError::Truncated);
         let mut bad = REQUEST;
         bad[11] ^= 1;
         assert!(!Packet::new_checked(&bad[..]).unwrap().verify_checksum());

@@ -234,10 +234,7 @@ mod tests {
         let p = Packet::new_checked(&b[..]).unwrap();
         assert!(p.verify_checksum());
         assert_eq!(p.protocol(), Protocol::Icmp);
-        assert_eq!(
-            (p.src(), p.dst()),
-            (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1))
-        );
+        assert_eq!((p.src(), p.dst()), (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(p.payload().len(), 8);
         assert!(!p.is_fragment() && !p.has_options());
         assert_eq!((p.ident(), p.ttl()), (0x1c46, 64));
@@ -259,40 +256,22 @@ mod tests {
     #[test]
     fn malformed_lengths() {
         let b = fixture();
-        assert_eq!(
-            Packet::new_checked(&b[..19]).unwrap_err(),
-            WireError::Truncated
-        );
-        assert_eq!(
-            Packet::new_checked(&b[..27]).unwrap_err(),
-            WireError::Truncated
-        );
+        assert_eq!(Packet::new_checked(&b[..19]).unwrap_err(), WireError::Truncated);
+        assert_eq!(Packet::new_checked(&b[..27]).unwrap_err(), WireError::Truncated);
         let mut v6 = b;
         v6[0] = 0x65;
-        assert_eq!(
-            Packet::new_checked(&v6[..]).unwrap_err(),
-            WireError::Malformed
-        );
+        assert_eq!(Packet::new_checked(&v6[..]).unwrap_err(), WireError::Malformed);
         let mut short_ihl = b;
         short_ihl[0] = 0x44;
-        assert_eq!(
-            Packet::new_checked(&short_ihl[..]).unwrap_err(),
-            WireError::Malformed
-        );
+        assert_eq!(Packet::new_checked(&short_ihl[..]).unwrap_err(), WireError::Malformed);
         let mut short_total = b;
         short_total[3] = 19;
-        assert_eq!(
-            Packet::new_checked(&short_total[..]).unwrap_err(),
-            WireError::Malformed
-        );
+        assert_eq!(Packet::new_checked(&short_total[..]).unwrap_err(), WireError::Malformed);
         let mut ihl_past_total = b;
         ihl_past_total[0] = 0x47; // 28-byte header == total: ok, no payload
         assert!(Packet::new_checked(&ihl_past_total[..]).is_ok());
         ihl_past_total[0] = 0x48; // 32 > total 28
-        assert_eq!(
-            Packet::new_checked(&ihl_past_total[..]).unwrap_err(),
-            WireError::Malformed
-        );
+        assert_eq!(Packet::new_checked(&ihl_past_total[..]).unwrap_err(), WireError::Malformed);
     }
 
     #[test]

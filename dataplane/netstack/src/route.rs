@@ -52,10 +52,7 @@ pub struct RouteTable<const N: usize> {
 impl<const N: usize> RouteTable<N> {
     /// A table with only the on-link subnet.
     pub const fn new(link: Prefix) -> Self {
-        RouteTable {
-            link,
-            routes: [None; N],
-        }
+        RouteTable { link, routes: [None; N] }
     }
 
     /// Adds `dest via gateway`. The gateway must be on-link.
@@ -66,11 +63,7 @@ impl<const N: usize> RouteTable<N> {
         if !self.link.contains(via) {
             return Err(RouteError::GatewayOffLink);
         }
-        let slot = self
-            .routes
-            .iter_mut()
-            .find(|r| r.is_none())
-            .ok_or(RouteError::Full)?;
+        let slot = self.routes.iter_mut().find(|r| r.is_none()).ok_or(RouteError::Full)?;
         *slot = Some(Route { dest, via });
         Ok(())
     }
@@ -81,12 +74,7 @@ impl<const N: usize> RouteTable<N> {
         if self.link.contains(dst) {
             return Some(dst);
         }
-        self.routes
-            .iter()
-            .flatten()
-            .filter(|r| r.dest.contains(dst))
-            .max_by_key(|r| r.dest.len)
-            .map(|r| r.via)
+        self.routes.iter().flatten().filter(|r| r.dest.contains(dst)).max_by_key(|r| r.dest.len).map(|r| r.via)
     }
 }
 
@@ -95,30 +83,17 @@ mod tests {
     use super::*;
 
     fn p(a: [u8; 4], len: u8) -> Prefix {
-        Prefix {
-            addr: a.into(),
-            len,
-        }
+        Prefix { addr: a.into(), len }
     }
 
     #[test]
     fn on_link_then_longest_prefix() {
         let mut t = RouteTable::<4>::new(p([198, 18, 0, 0], 24));
         t.add(p([0, 0, 0, 0], 0), [198, 18, 0, 254].into()).unwrap();
-        t.add(p([198, 19, 0, 0], 16), [198, 18, 0, 2].into())
-            .unwrap();
-        assert_eq!(
-            t.next_hop([198, 18, 0, 7].into()),
-            Some([198, 18, 0, 7].into())
-        );
-        assert_eq!(
-            t.next_hop([198, 19, 5, 5].into()),
-            Some([198, 18, 0, 2].into())
-        );
-        assert_eq!(
-            t.next_hop([203, 0, 113, 1].into()),
-            Some([198, 18, 0, 254].into())
-        );
+        t.add(p([198, 19, 0, 0], 16), [198, 18, 0, 2].into()).unwrap();
+        assert_eq!(t.next_hop([198, 18, 0, 7].into()), Some([198, 18, 0, 7].into()));
+        assert_eq!(t.next_hop([198, 19, 5, 5].into()), Some([198, 18, 0, 2].into()));
+        assert_eq!(t.next_hop([203, 0, 113, 1].into()), Some([198, 18, 0, 254].into()));
     }
 
     #[test]
@@ -130,20 +105,10 @@ mod tests {
     #[test]
     fn refuses_bad_routes() {
         let mut t = RouteTable::<1>::new(p([198, 18, 0, 0], 24));
-        assert_eq!(
-            t.add(p([10, 0, 0, 0], 33), [198, 18, 0, 1].into()),
-            Err(RouteError::BadPrefix)
-        );
-        assert_eq!(
-            t.add(p([198, 19, 0, 0], 16), [198, 19, 0, 1].into()),
-            Err(RouteError::GatewayOffLink)
-        );
-        t.add(p([198, 19, 0, 0], 16), [198, 18, 0, 1].into())
-            .unwrap();
-        assert_eq!(
-            t.add(p([198, 19, 0, 0], 16), [198, 18, 0, 1].into()),
-            Err(RouteError::Full)
-        );
+        assert_eq!(t.add(p([10, 0, 0, 0], 33), [198, 18, 0, 1].into()), Err(RouteError::BadPrefix));
+        assert_eq!(t.add(p([198, 19, 0, 0], 16), [198, 19, 0, 1].into()), Err(RouteError::GatewayOffLink));
+        t.add(p([198, 19, 0, 0], 16), [198, 18, 0, 1].into()).unwrap();
+        assert_eq!(t.add(p([198, 19, 0, 0], 16), [198, 18, 0, 1].into()), Err(RouteError::Full));
     }
 
     #[test]

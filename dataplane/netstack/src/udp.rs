@@ -157,26 +157,15 @@ mod tests {
         let mut b = DGRAM;
         b[6] = 0;
         b[7] = 0;
-        assert!(Packet::new_checked(&b[..])
-            .unwrap()
-            .verify_checksum(SRC, DST));
+        assert!(Packet::new_checked(&b[..]).unwrap().verify_checksum(SRC, DST));
     }
 
     #[test]
     fn malformed_lengths() {
-        assert_eq!(
-            Packet::new_checked(&DGRAM[..7]).unwrap_err(),
-            WireError::Truncated
-        );
-        assert_eq!(
-            Packet::new_checked(&DGRAM[..9]).unwrap_err(),
-            WireError::Truncated
-        );
+        assert_eq!(Packet::new_checked(&DGRAM[..7]).unwrap_err(), WireError::Truncated);
+        assert_eq!(Packet::new_checked(&DGRAM[..9]).unwrap_err(), WireError::Truncated);
         let mut short = DGRAM;
         short[5] = 7;
-        assert_eq!(
-            Packet::new_checked(&short[..]).unwrap_err(),
-            WireError::Malformed
-        );
+        assert_eq!(Packet::new_checked(&short[..]).unwrap_err(), WireError::Malformed);
     }
 }

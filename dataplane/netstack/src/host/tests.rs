@@ -14,16 +14,15 @@ fn host() -> Host {
         ip: OUR_IP,
         prefix_len: 24,
         service_port: SERVICE_PORT,
-        arp: Timers {
-            entry_ttl_ms: 1000,
-            request_interval_ms: 100,
-        },
+        arp: Timers { entry_ttl_ms: 1000, request_interval_ms: 100 },
     })
 }
 
 /// "Who has 198.18.0.1? Tell 198.18.0.2", padded to 60 bytes like a NIC.
 fn arp_request() -> Vec<u8> {
-    let mut f = Vec::from(hex("ffffffffffff 020000000002 0806 0001 0800 06 04 0001 020000000002 c6120002 000000000000 c6120001"));
+    let mut f = Vec::from(hex(
+        "ffffffffffff 020000000002 0806 0001 0800 06 04 0001 020000000002 c6120002 000000000000 c6120001",
+    ));
     f.resize(60, 0);
     f
 }
@@ -40,10 +39,7 @@ fn ping() -> Vec<u8> {
 
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    digits
-        .chunks(2)
-        .map(|c| u8::from_str_radix(core::str::from_utf8(c).unwrap(), 16).unwrap())
-        .collect()
+    digits.chunks(2).map(|c| u8::from_str_radix(core::str::from_utf8(c).unwrap(), 16).unwrap()).collect()
 }
 
 #[test]
@@ -51,20 +47,10 @@ fn arp_request_for_us_is_answered_in_place() {
     let mut h = host();
     let mut f = arp_request();
     let v = h.process(&mut f, 0);
-    assert_eq!(
-        v,
-        Verdict::Transmit {
-            len: 42,
-            kind: ReplyKind::Arp
-        }
-    );
+    assert_eq!(v, Verdict::Transmit { len: 42, kind: ReplyKind::Arp });
     let want = hex("020000000002 024d53000001 0806 0001 0800 06 04 0002 024d53000001 c6120001 020000000002 c6120002");
     assert_eq!(&f[..42], &want[..]);
-    assert_eq!(
-        h.resolve(PEER_IP, 1),
-        Resolution::Mac(PEER_MAC),
-        "the asker is learned"
-    );
+    assert_eq!(h.resolve(PEER_IP, 1), Resolution::Mac(PEER_MAC), "the asker is learned");
 }
 
 #[test]
@@ -79,23 +65,14 @@ fn arp_request_for_others_is_dropped_and_not_learned() {
 #[test]
 fn arp_reply_is_learned_only_when_asked_for() {
     let mut h = host();
-    let mut reply = hex("024d53000001 020000000002 0806 0001 0800 06 04 0002 020000000002 c6120002 024d53000001 c6120001");
-    assert_eq!(
-        h.process(&mut reply.clone(), 0),
-        Verdict::Drop(DropReason::ArpUnsolicited)
-    );
-    assert_eq!(
-        h.resolve(PEER_IP, 0),
-        Resolution::SendArpRequest { next_hop: PEER_IP }
-    );
+    let mut reply =
+        hex("024d53000001 020000000002 0806 0001 0800 06 04 0002 020000000002 c6120002 024d53000001 c6120001");
+    assert_eq!(h.process(&mut reply.clone(), 0), Verdict::Drop(DropReason::ArpUnsolicited));
+    assert_eq!(h.resolve(PEER_IP, 0), Resolution::SendArpRequest { next_hop: PEER_IP });
     assert_eq!(h.resolve(PEER_IP, 10), Resolution::Waiting);
     assert_eq!(h.process(&mut reply, 20), Verdict::Learned);
     assert_eq!(h.resolve(PEER_IP, 30), Resolution::Mac(PEER_MAC));
-    assert_eq!(
-        h.resolve(PEER_IP, 1020),
-        Resolution::SendArpRequest { next_hop: PEER_IP },
-        "expired"
-    );
+    assert_eq!(h.resolve(PEER_IP, 1020), Resolution::SendArpRequest { next_hop: PEER_IP }, "expired");
 }
 
 #[test]
@@ -103,16 +80,10 @@ fn arp_of_other_types_is_unsupported() {
     let mut h = host();
     let mut f = arp_request();
     f[17] = 0x06; // ptype 0x0806
-    assert_eq!(
-        h.process(&mut f, 0),
-        Verdict::Drop(DropReason::ArpUnsupported)
-    );
+    assert_eq!(h.process(&mut f, 0), Verdict::Drop(DropReason::ArpUnsupported));
     let mut rarp = arp_request();
     rarp[21] = 3;
-    assert_eq!(
-        h.process(&mut rarp, 0),
-        Verdict::Drop(DropReason::ArpUnsupported)
-    );
+    assert_eq!(h.process(&mut rarp, 0), Verdict::Drop(DropReason::ArpUnsupported));
 }
 
 #[test]
@@ -120,13 +91,7 @@ fn ping_is_answered_in_place() {
     let mut h = host();
     let mut f = ping();
     f.extend_from_slice(&[0; 4]); // Ethernet padding must not be echoed
-    assert_eq!(
-        h.process(&mut f, 0),
-        Verdict::Transmit {
-            len: 46,
-            kind: ReplyKind::IcmpEcho
-        }
-    );
+    assert_eq!(h.process(&mut f, 0), Verdict::Transmit { len: 46, kind: ReplyKind::IcmpEcho });
     let want = hex(concat!(
         "020000000002 024d53000001 0800",
         "4500 0020 0001 4000 4001 aeb4 c6120001 c6120002",
@@ -146,11 +111,7 @@ fn ipv4_drops_have_reasons() {
     for &(at, val, want) in cases {
         let mut f = ping();
         f[at] = val;
-        assert_eq!(
-            host().process(&mut f, 0),
-            Verdict::Drop(want),
-            "byte {at} = {val:#x}"
-        );
+        assert_eq!(host().process(&mut f, 0), Verdict::Drop(want), "byte {at} = {val:#x}");
     }
 }
 
@@ -171,25 +132,13 @@ fn ipv4_semantic_drops() {
     frag[20] = 0x20; // MF
     let mut ip = ipv4::Packet::new_unchecked(&mut frag[14..]);
     ip.fill_checksum();
-    assert_eq!(
-        h.process(&mut frag, 0),
-        Verdict::Drop(DropReason::Ipv4Fragment)
-    );
+    assert_eq!(h.process(&mut frag, 0), Verdict::Drop(DropReason::Ipv4Fragment));
     let mut other = ping_with(|ip| ip.set_dst(Ipv4Addr::new(198, 18, 0, 9)));
-    assert_eq!(
-        h.process(&mut other, 0),
-        Verdict::Drop(DropReason::Ipv4NotForUs)
-    );
+    assert_eq!(h.process(&mut other, 0), Verdict::Drop(DropReason::Ipv4NotForUs));
     let mut bcast = ping_with(|ip| ip.set_src(Ipv4Addr::BROADCAST));
-    assert_eq!(
-        h.process(&mut bcast, 0),
-        Verdict::Drop(DropReason::Ipv4BadSource)
-    );
+    assert_eq!(h.process(&mut bcast, 0), Verdict::Drop(DropReason::Ipv4BadSource));
     let mut tcp = ping_with(|ip| ip.set_protocol(Protocol::Unknown(6)));
-    assert_eq!(
-        h.process(&mut tcp, 0),
-        Verdict::Drop(DropReason::IpProtoUnsupported)
-    );
+    assert_eq!(h.process(&mut tcp, 0), Verdict::Drop(DropReason::IpProtoUnsupported));
 }
 
 #[test]
@@ -201,26 +150,17 @@ fn ipv4_options_are_dropped() {
     let mut ip = ipv4::Packet::new_unchecked(&mut f[14..]);
     ip.set_total_len(36);
     ip.fill_checksum();
-    assert_eq!(
-        host().process(&mut f, 0),
-        Verdict::Drop(DropReason::Ipv4Options)
-    );
+    assert_eq!(host().process(&mut f, 0), Verdict::Drop(DropReason::Ipv4Options));
 }
 
 #[test]
 fn icmp_drops() {
     let mut bad = ping();
     bad[41] ^= 0xff;
-    assert_eq!(
-        host().process(&mut bad, 0),
-        Verdict::Drop(DropReason::IcmpBadChecksum)
-    );
+    assert_eq!(host().process(&mut bad, 0), Verdict::Drop(DropReason::IcmpBadChecksum));
     let mut reply = ping();
     reply[34] = 0;
-    assert_eq!(
-        host().process(&mut reply, 0),
-        Verdict::Drop(DropReason::IcmpUnsupported)
-    );
+    assert_eq!(host().process(&mut reply, 0), Verdict::Drop(DropReason::IcmpUnsupported));
 }
 
 fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
@@ -228,16 +168,8 @@ fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
     let mut buf = std::vec![0u8; UDP_PAYLOAD_OFFSET + payload.len()];
     buf[UDP_PAYLOAD_OFFSET..].copy_from_slice(payload);
     // Build as if the peer sent it: emit from a host with the peer's identity.
-    let peer = Host::new(HostConfig {
-        mac: PEER_MAC,
-        ip: PEER_IP,
-        ..*h.config()
-    });
-    let to = UdpEndpoint {
-        mac: OUR_MAC,
-        ip: OUR_IP,
-        port: dst_port,
-    };
+    let peer = Host::new(HostConfig { mac: PEER_MAC, ip: PEER_IP, ..*h.config() });
+    let to = UdpEndpoint { mac: OUR_MAC, ip: OUR_IP, port: dst_port };
     let len = peer.emit_udp(&mut buf, to, 40000, payload.len()).unwrap();
     buf.truncate(len);
     buf
@@ -247,104 +179,56 @@ fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
 fn udp_to_service_port_goes_to_the_handler() {
     let mut f = udp_frame(SERVICE_PORT, b"hello");
     let v = host().process(&mut f, 0);
-    let Verdict::Service(d) = v else {
-        panic!("{v:?}")
-    };
-    assert_eq!(
-        (d.src_mac, d.src_ip, d.src_port),
-        (PEER_MAC, PEER_IP, 40000)
-    );
-    assert_eq!(
-        &f[d.payload_offset..d.payload_offset + d.payload_len],
-        b"hello"
-    );
+    let Verdict::Service(d) = v else { panic!("{v:?}") };
+    assert_eq!((d.src_mac, d.src_ip, d.src_port), (PEER_MAC, PEER_IP, 40000));
+    assert_eq!(&f[d.payload_offset..d.payload_offset + d.payload_len], b"hello");
 }
 
 #[test]
 fn udp_drops() {
     let mut other = udp_frame(53, b"x");
-    assert_eq!(
-        host().process(&mut other, 0),
-        Verdict::Drop(DropReason::UdpOtherPort)
-    );
+    assert_eq!(host().process(&mut other, 0), Verdict::Drop(DropReason::UdpOtherPort));
     let mut bad = udp_frame(SERVICE_PORT, b"x");
     bad[42] ^= 1;
-    assert_eq!(
-        host().process(&mut bad, 0),
-        Verdict::Drop(DropReason::UdpBadChecksum)
-    );
+    assert_eq!(host().process(&mut bad, 0), Verdict::Drop(DropReason::UdpBadChecksum));
     let mut short = udp_frame(SERVICE_PORT, b"x");
     short[38..40].copy_from_slice(&7u16.to_be_bytes());
-    assert_eq!(
-        host().process(&mut short, 0),
-        Verdict::Drop(DropReason::Malformed)
-    );
+    assert_eq!(host().process(&mut short, 0), Verdict::Drop(DropReason::Malformed));
 }
 
 #[test]
 fn l2_drops() {
     let mut h = host();
-    assert_eq!(
-        h.process(&mut [0u8; 13], 0),
-        Verdict::Drop(DropReason::Truncated)
-    );
+    assert_eq!(h.process(&mut [0u8; 13], 0), Verdict::Drop(DropReason::Truncated));
     let mut v6 = ping();
     v6[12..14].copy_from_slice(&[0x86, 0xdd]);
-    assert_eq!(
-        h.process(&mut v6, 0),
-        Verdict::Drop(DropReason::UnknownEthertype)
-    );
+    assert_eq!(h.process(&mut v6, 0), Verdict::Drop(DropReason::UnknownEthertype));
     let mut other = ping();
     other[5] = 0x77;
-    assert_eq!(
-        h.process(&mut other, 0),
-        Verdict::Drop(DropReason::OtherMac)
-    );
+    assert_eq!(h.process(&mut other, 0), Verdict::Drop(DropReason::OtherMac));
     let mut bcast_ip = ping();
     bcast_ip[..6].fill(0xff);
-    assert_eq!(
-        h.process(&mut bcast_ip, 0),
-        Verdict::Drop(DropReason::OtherMac)
-    );
+    assert_eq!(h.process(&mut bcast_ip, 0), Verdict::Drop(DropReason::OtherMac));
     let mut short_arp = arp_request();
     short_arp.truncate(40);
-    assert_eq!(
-        h.process(&mut short_arp, 0),
-        Verdict::Drop(DropReason::Truncated)
-    );
+    assert_eq!(h.process(&mut short_arp, 0), Verdict::Drop(DropReason::Truncated));
     let mut short_ip = ping();
     short_ip.truncate(40);
-    assert_eq!(
-        h.process(&mut short_ip, 0),
-        Verdict::Drop(DropReason::Truncated)
-    );
+    assert_eq!(h.process(&mut short_ip, 0), Verdict::Drop(DropReason::Truncated));
 }
 
 #[test]
 fn routes_pick_the_gateway_and_arp_resolves_it() {
     let mut h = host();
     let gw = Ipv4Addr::new(198, 18, 0, 254);
-    h.add_route(
-        Prefix {
-            addr: Ipv4Addr::new(198, 19, 0, 0),
-            len: 16,
-        },
-        gw,
-    )
-    .unwrap();
+    h.add_route(Prefix { addr: Ipv4Addr::new(198, 19, 0, 0), len: 16 }, gw).unwrap();
     let far = Ipv4Addr::new(198, 19, 1, 1);
-    assert_eq!(
-        h.resolve(far, 0),
-        Resolution::SendArpRequest { next_hop: gw }
-    );
+    assert_eq!(h.resolve(far, 0), Resolution::SendArpRequest { next_hop: gw });
     let mut buf = [0xa5u8; 64];
     let len = h.emit_arp_request(&mut buf, gw).unwrap();
     let want = hex("ffffffffffff 024d53000001 0806 0001 0800 06 04 0001 024d53000001 c6120001 000000000000 c61200fe");
     assert_eq!(&buf[..len], &want[..]);
-    assert_eq!(
-        h.resolve(Ipv4Addr::new(203, 0, 113, 1), 0),
-        Resolution::NoRoute
-    );
+    assert_eq!(h.resolve(Ipv4Addr::new(203, 0, 113, 1), 0), Resolution::NoRoute);
 }
 
 #[test]
