@@ -155,19 +155,38 @@ pub fn start(id: u16, cfg: &PortConfig, queues: u16, pool: &Mempool) -> Result<P
             sys::rte_eth_tx_queue_setup(id, q, txd, socket, std::ptr::null())
         })?;
     }
-    if let Some(mac) = cfg.mac {
-        let mut addr = sys::rte_ether_addr { addr_bytes: mac.0 .0 };
-        // SAFETY: valid port id; addr is a valid pointer for the call.
-        check(name, "rte_eth_dev_default_mac_addr_set", unsafe {
-            sys::rte_eth_dev_default_mac_addr_set(id, &mut addr)
-        })?;
-    }
+    let soft_mac = match cfg.mac {
+        Some(mac) => set_mac(id, name, mac.0)?,
+        None => None,
+    };
     // SAFETY: every queue is set up.
     check(name, "rte_eth_dev_start", unsafe { sys::rte_eth_dev_start(id) })?;
     let mut addr = sys::rte_ether_addr::default();
     // SAFETY: valid port id; addr is a valid out pointer.
     check(name, "rte_eth_macaddr_get", unsafe { sys::rte_eth_macaddr_get(id, &mut addr) })?;
-    Ok(Port { id, name: name.to_string(), mac: MacAddr(addr.addr_bytes), driver, rss, socket })
+    let mac = soft_mac.unwrap_or(MacAddr(addr.addr_bytes));
+    Ok(Port { id, name: name.to_string(), mac, driver, rss, socket })
+}
+
+/// Sets the port's MAC. Drivers that cannot (net_pcap, net_null) are put
+/// in promiscuous mode instead and the MAC is used in software only; that
+/// is returned as `Some`.
+fn set_mac(id: u16, name: &str, mac: MacAddr) -> Result<Option<MacAddr>, PortError> {
+    const ENOTSUP: i32 = 95;
+    let mut addr = sys::rte_ether_addr { addr_bytes: mac.0 };
+    // SAFETY: valid port id; addr is a valid pointer for the call.
+    let ret = unsafe { sys::rte_eth_dev_default_mac_addr_set(id, &mut addr) };
+    if ret != -ENOTSUP {
+        check(name, "rte_eth_dev_default_mac_addr_set", ret)?;
+        return Ok(None);
+    }
+    // SAFETY: valid, configured port id.
+    let ret = unsafe { sys::rte_eth_promiscuous_enable(id) };
+    if ret < 0 && ret != -ENOTSUP {
+        check(name, "rte_eth_promiscuous_enable", ret)?;
+    }
+    tracing::warn!(port = name, %mac, "driver cannot set the MAC; using it in software (promiscuous)");
+    Ok(Some(mac))
 }
 
 impl Port {

@@ -1,0 +1,244 @@
+//! Helpers for tests that run the real `ms-dataplane` binary.
+//!
+//! Tests that need root, DPDK, TAP devices or namespaces call
+//! [`require_root`] / [`require_cmd`], which fail (never skip) with the
+//! reason and the fix.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// DPDK processes busy-poll a core each; on a 2-core machine running two at
+/// once only makes both slow. Tests take this lock around a run.
+static DATAPLANE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Serialises dataplane runs within one test binary.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    DATAPLANE_LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Fails the test unless it runs as root.
+pub fn require_root() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string));
+    assert_eq!(
+        uid.as_deref(),
+        Some("0"),
+        "this test needs root (DPDK, TAP devices, network namespaces): run `make test` as root"
+    );
+}
+
+/// Fails the test unless `cmd` is on PATH.
+pub fn require_cmd(cmd: &str) {
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file())).unwrap_or(false);
+    assert!(found, "this test needs `{cmd}` on PATH: run `make setup` (ci/setup.sh installs it)");
+}
+
+/// Path of the dataplane binary cargo built for this test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ms-dataplane"))
+}
+
+/// A unique, short tag for names (interfaces are limited to 15 bytes).
+pub fn tag() -> String {
+    format!("{}", std::process::id() % 100_000)
+}
+
+/// A running dataplane.
+pub struct Dataplane {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    stderr_path: PathBuf,
+}
+
+/// What a finished run left.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Final counters (the binary runs with --json).
+    pub fn counters(&self) -> serde_json::Value {
+        let line = self.stdout.lines().last().unwrap_or_else(|| panic!("no output; stderr:\n{}", self.stderr));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON ({e}): {line}\nstderr:\n{}", self.stderr))
+    }
+
+    /// One total counter.
+    pub fn total(&self, name: &str) -> u64 {
+        self.counters()["total"][name].as_u64().unwrap_or_else(|| panic!("no counter {name}"))
+    }
+}
+
+impl Dataplane {
+    /// Writes `config` and starts the binary with `--json`.
+    pub fn spawn(config: &str) -> Dataplane {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("dataplane.yaml");
+        std::fs::write(&cfg, config).expect("write config");
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--json")
+            .env("MS_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn ms-dataplane");
+        Dataplane { child: Some(child), dir, stderr_path }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Waits until the dataplane logs "ready" (or fails with its log).
+    pub fn wait_ready(&mut self, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.log().contains("\"ready\"") {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("ms-dataplane exited early ({status}); log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("ms-dataplane not ready after {limit:?}; log:\n{}", self.log());
+    }
+
+    /// Sends SIGTERM and collects the exit status and output.
+    pub fn stop(mut self) -> Finished {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                signal(child.id(), "KILL");
+                panic!("ms-dataplane ignored SIGTERM for 20 s; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        child.stdout.take().expect("piped").read_to_string(&mut stdout).expect("read stdout");
+        Finished { status, stdout, stderr: self.log() }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
+}
+
+/// Runs a command and returns its output, failing the test on error.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("run {cmd}: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd} {args:?} failed ({}):\n{text}", out.status);
+    text
+}
+
+/// A network namespace the test owns; deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        run("ip", &["netns", "add", name]);
+        run("ip", &["-n", name, "link", "set", "lo", "up"]);
+        Netns { name: name.to_string() }
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip").args(["netns", "exec", &self.name]).args(args).output().expect("ip netns exec")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// Minimal pcap (libpcap format) reading and writing, enough for the
+/// golden-file test: Ethernet link type, micro- or nanosecond stamps.
+pub mod pcap {
+    use super::*;
+
+    const MAGIC_US: u32 = 0xa1b2_c3d4;
+    const MAGIC_NS: u32 = 0xa1b2_3c4d;
+
+    /// Writes frames as a microsecond pcap with fixed timestamps.
+    pub fn write(path: &Path, frames: &[Vec<u8>]) {
+        let mut out = Vec::new();
+        for v in [MAGIC_US, 0x0004_0002] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [0u32, 0, 65535, 1] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for (i, f) in frames.iter().enumerate() {
+            for v in [1_700_000_000u32, i as u32, f.len() as u32, f.len() as u32] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(f);
+        }
+        std::fs::write(path, out).expect("write pcap");
+    }
+
+    /// Reads the frames of a pcap file (either byte order and precision).
+    pub fn read(path: &Path) -> Vec<Vec<u8>> {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        assert!(data.len() >= 24, "{} is not a pcap file", path.display());
+        let magic_le = u32::from_le_bytes(data[0..4].try_into().unwrap());
+        let le = match magic_le {
+            MAGIC_US | MAGIC_NS => true,
+            m if m.swap_bytes() == MAGIC_US || m.swap_bytes() == MAGIC_NS => false,
+            m => panic!("{}: bad pcap magic {m:#x}", path.display()),
+        };
+        let u32_at = |at: usize| {
+            let b: [u8; 4] = data[at..at + 4].try_into().unwrap();
+            if le {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            }
+        };
+        assert_eq!(u32_at(20), 1, "link type must be Ethernet");
+        let mut frames = Vec::new();
+        let mut at = 24;
+        while at + 16 <= data.len() {
+            let incl = u32_at(at + 8) as usize;
+            let start = at + 16;
+            assert!(start + incl <= data.len(), "truncated pcap record");
+            frames.push(data[start..start + incl].to_vec());
+            at = start + incl;
+        }
+        frames
+    }
+}
