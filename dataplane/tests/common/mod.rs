@@ -79,6 +79,26 @@ impl Finished {
 }
 
 impl Dataplane {
+    /// Runs the binary to completion with `config` (for startup errors).
+    pub fn run_to_exit(config: &str, limit: Duration) -> Finished {
+        let mut dp = Dataplane::spawn(config);
+        let mut child = dp.child.take().expect("running");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!("ms-dataplane still running after {limit:?}; log:\n{}", dp.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        child.stdout.take().expect("piped").read_to_string(&mut stdout).expect("read stdout");
+        Finished { status, stdout, stderr: dp.log() }
+    }
+
     /// Writes `config` and starts the binary with `--json`.
     pub fn spawn(config: &str) -> Dataplane {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -119,9 +139,14 @@ impl Dataplane {
     }
 
     /// Sends SIGTERM and collects the exit status and output.
-    pub fn stop(mut self) -> Finished {
+    pub fn stop(self) -> Finished {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `sig` (e.g. "INT") and collects the exit status and output.
+    pub fn stop_with(mut self, sig: &str) -> Finished {
         let mut child = self.child.take().expect("running");
-        signal(child.id(), "TERM");
+        signal(child.id(), sig);
         let start = Instant::now();
         let status = loop {
             if let Some(s) = child.try_wait().expect("wait") {
