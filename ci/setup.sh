@@ -18,7 +18,7 @@ PKGS=(
     # bindgen needs libclang; the wrapper C file is built with cc
     clang libclang-dev pkg-config build-essential
     # live tests and demo: namespaces, ping, arping
-    iproute2 iputils-ping arping
+    iproute2 iputils-ping arping python3
     # pcap golden test (net_pcap PMD loads libpcap at run time)
     libpcap-dev
 )
