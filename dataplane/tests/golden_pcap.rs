@@ -98,7 +98,7 @@ fn input() -> Vec<Vec<u8>> {
     options[24..26].copy_from_slice(&fix.to_be_bytes());
     let mut truncated = to_us(17, DF, &udp(PEER_IP, OUR_IP, 40000, 9000, b"cut short"));
     truncated.truncate(30);
-    let mut noise = Vec::from([OUR_MAC, PEER_MAC].concat());
+    let mut noise = [OUR_MAC, PEER_MAC].concat();
     noise.extend_from_slice(&[0x08, 0x00]);
     let mut x = 0x2545_f491u32;
     noise.extend((0..50).map(|_| {

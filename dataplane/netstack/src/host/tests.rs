@@ -20,9 +20,7 @@ fn host() -> Host {
 
 /// "Who has 198.18.0.1? Tell 198.18.0.2", padded to 60 bytes like a NIC.
 fn arp_request() -> Vec<u8> {
-    let mut f = Vec::from(hex(
-        "ffffffffffff 020000000002 0806 0001 0800 06 04 0001 020000000002 c6120002 000000000000 c6120001",
-    ));
+    let mut f = hex("ffffffffffff 020000000002 0806 0001 0800 06 04 0001 020000000002 c6120002 000000000000 c6120001");
     f.resize(60, 0);
     f
 }
@@ -30,11 +28,11 @@ fn arp_request() -> Vec<u8> {
 /// Echo request 198.18.0.2 -> 198.18.0.1, id 0x1234 seq 1, data "abcd",
 /// with both checksums computed by hand.
 fn ping() -> Vec<u8> {
-    Vec::from(hex(concat!(
+    hex(concat!(
         "024d53000001 020000000002 0800",
         "4500 0020 0001 4000 4001 aeb4 c6120002 c6120001",
         "0800 2104 1234 0001 61626364"
-    )))
+    ))
 }
 
 fn hex(s: &str) -> Vec<u8> {
