@@ -154,6 +154,16 @@ mod tests {
         assert_eq!(sorted.len(), names.len());
     }
 
+    /// The README's counter table is the operator's reference: it must name
+    /// every counter the code declares.
+    #[test]
+    fn readme_documents_every_counter() {
+        let readme = include_str!("../../README.md");
+        for (name, _) in slot_names() {
+            assert!(readme.contains(&format!("`{name}`")), "README.md does not document counter `{name}`");
+        }
+    }
+
     #[test]
     fn flush_publishes_and_clears() {
         let shared = WorkerCounters::default();
