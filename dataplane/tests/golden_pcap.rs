@@ -178,22 +178,8 @@ fn pcap_port_replies_exactly_as_expected() {
     let _guard = common::exclusive();
     let out_dir = tempfile::tempdir().expect("tempdir");
     let out = out_dir.path().join("out.pcap");
-    let config = format!(
-        r#"
-eal: {{ main_lcore: 0, memory_mb: 256 }}
-ports:
-  - name: pcap0
-    device: "net_pcap0,rx_pcap={},tx_pcap={}"
-    mac: "02:4d:53:00:00:01"
-    ipv4: "198.18.0.1/24"
-    routes: [ {{ to: "198.19.0.0/16", via: "198.18.0.254" }} ]
-workers: {{ lcores: [1] }}
-service: {{ udp_port: 9000, handler: echo }}
-mempool: {{ mbufs: 4095, cache: 64 }}
-"#,
-        golden("input.pcap").display(),
-        out.display()
-    );
+    let device = format!("net_pcap0,rx_pcap={},tx_pcap={}", golden("input.pcap").display(), out.display());
+    let config = common::echo_config(&device, "198.18.0.254");
     let mut dp = Dataplane::spawn(&config);
     dp.wait_ready(Duration::from_secs(30));
     // The PMD reads the whole file in the first polls; give it ample time.

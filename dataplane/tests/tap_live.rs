@@ -49,20 +49,10 @@ fn ping_arping_and_udp_through_a_tap_port() {
     let tag = common::tag();
     let iface = format!("mst{tag}");
     let ns = Netns::new(&format!("ms-live-{tag}"));
-    let config = format!(
-        r#"
-eal: {{ main_lcore: 0, memory_mb: 256 }}
-ports:
-  - name: tap0
-    device: "net_tap0,iface={iface}"
-    mac: "02:4d:53:00:00:01"
-    ipv4: "198.18.0.1/24"
-    routes: [ {{ to: "198.19.0.0/16", via: "198.18.0.3" }} ]
-workers: {{ lcores: [1] }}
-service: {{ udp_port: 9000, handler: echo }}
-mempool: {{ mbufs: 4095, cache: 64 }}
-"#
-    );
+    // The gateway is a second address of the namespace's host, so the
+    // dataplane cannot have learned it from the kernel's own ARP requests
+    // (which come from .2): the echo must resolve it.
+    let config = common::echo_config(&format!("net_tap0,iface={iface}"), "198.18.0.3");
     let mut dp = Dataplane::spawn(&config);
     dp.wait_ready(Duration::from_secs(30));
     // The kernel side becomes a host in the namespace, without IPv6 so the
@@ -70,8 +60,6 @@ mempool: {{ mbufs: 4095, cache: 64 }}
     common::run("ip", &["link", "set", &iface, "netns", &ns.name]);
     ok(ns.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{iface}.disable_ipv6=1")]), "disable IPv6");
     ok(ns.exec(&["ip", "addr", "add", "198.18.0.2/24", "dev", &iface]), "address");
-    // The gateway is a second address, so the dataplane cannot have learned
-    // it from the kernel's own ARP requests (which come from .2).
     ok(ns.exec(&["ip", "addr", "add", "198.18.0.3/24", "dev", &iface]), "gateway address");
     ok(ns.exec(&["ip", "addr", "add", "198.19.0.1/32", "dev", "lo"]), "far address");
     ok(ns.exec(&["ip", "link", "set", &iface, "up"]), "link up");

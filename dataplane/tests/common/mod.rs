@@ -51,6 +51,26 @@ pub fn tag() -> String {
     format!("{}", std::process::id() % 100_000)
 }
 
+/// A one-port, one-worker config for tests: the appliance is
+/// 02:4d:53:00:00:01 / 198.18.0.1/24, 198.19.0.0/16 is routed via
+/// `gateway`, and the service port 9000 echoes.
+pub fn echo_config(device: &str, gateway: &str) -> String {
+    format!(
+        r#"
+eal: {{ main_lcore: 0, memory_mb: 256 }}
+ports:
+  - name: p0
+    device: "{device}"
+    mac: "02:4d:53:00:00:01"
+    ipv4: "198.18.0.1/24"
+    routes: [ {{ to: "198.19.0.0/16", via: "{gateway}" }} ]
+workers: {{ lcores: [1] }}
+service: {{ udp_port: 9000, handler: echo }}
+mempool: {{ mbufs: 4095, cache: 64 }}
+"#
+    )
+}
+
 /// A running dataplane.
 pub struct Dataplane {
     child: Option<Child>,
