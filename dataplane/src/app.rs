@@ -88,30 +88,39 @@ fn host_for(pc: &PortConfig, p: &Port, cfg: &Config) -> anyhow::Result<Host> {
     Ok(host)
 }
 
-fn run_workers(eal: &Eal, cfg: &Config, ports: &[Port], stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<WorkerReport>> {
+fn build_workers(eal: &Eal, cfg: &Config, ports: &[Port], stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<Worker>> {
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
-    let mut blocks = Vec::new();
-    let mut launched = Ok(());
-    for (i, &lcore) in cfg.worker_lcores().iter().enumerate() {
+    let mut workers = Vec::with_capacity(cfg.worker_lcores().len());
+    for i in 0..cfg.worker_lcores().len() {
         let mut queues = Vec::with_capacity(ports.len());
         for (pc, p) in cfg.ports().iter().zip(ports) {
             queues.push(WorkerQueue { port: p.id, queue: i as u16, host: host_for(pc, p, cfg)? });
         }
-        let counters = Arc::new(WorkerCounters::default());
-        let worker = Worker {
+        workers.push(Worker {
             queues,
-            counters: Arc::clone(&counters),
+            counters: Arc::new(WorkerCounters::default()),
             stop: Arc::clone(stop),
             burst: usize::from(cfg.workers.rx_burst),
             tsc_per_ms,
             service: cfg.service.handler.build(),
             service_port: cfg.service.udp_port,
-        };
-        launched = eal.launch(lcore, move || worker.run()).with_context(|| format!("worker {i}"));
+        });
+    }
+    Ok(workers)
+}
+
+/// Launches every worker (all are built first, so nothing can fail with
+/// some running), waits for `stop`, then waits for every worker to return.
+fn run_workers(eal: &Eal, cfg: &Config, ports: &[Port], stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<WorkerReport>> {
+    let workers = build_workers(eal, cfg, ports, stop)?;
+    let mut blocks = Vec::with_capacity(workers.len());
+    let mut launched = Ok(());
+    for (worker, &lcore) in workers.into_iter().zip(cfg.worker_lcores()) {
+        blocks.push((lcore, Arc::clone(&worker.counters)));
+        launched = eal.launch(lcore, move || worker.run()).with_context(|| format!("worker on lcore {lcore}"));
         if launched.is_err() {
             break;
         }
-        blocks.push((lcore, counters));
     }
     if launched.is_ok() {
         tracing::info!(workers = blocks.len(), ports = ports.len(), "ready");

@@ -143,7 +143,11 @@ impl Worker {
                 let payload = &mut frame[d.payload_offset..d.payload_offset + d.payload_len];
                 match self.service.on_datagram(peer, payload) {
                     ServiceAction::Consumed => batch.release(m),
-                    ServiceAction::Reply { payload_len } if d.payload_offset == UDP_PAYLOAD_OFFSET => {
+                    // A reply reuses the received buffer, so it may not be
+                    // longer than what arrived.
+                    ServiceAction::Reply { payload_len }
+                        if d.payload_offset == UDP_PAYLOAD_OFFSET && payload_len <= d.payload_len =>
+                    {
                         self.send_udp(q, m, peer.ip, peer.port, payload_len, now_ms, batch, c);
                     }
                     ServiceAction::Reply { .. } => batch.release(m),
