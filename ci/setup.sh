@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent machine setup for MemoryStreamer on Debian 12 (run as root).
 # Installs what a fresh machine lacks, reserves hugepages and mounts
-# hugetlbfs. Where hugepages cannot be had, it says so and the tests fall
-# back to --no-huge (see ci/eal-mode.sh).
+# hugetlbfs. Where hugepages cannot be had, it says so, and the dataplane's
+# `eal.hugepages: auto` falls back to --no-huge.
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -16,9 +16,9 @@ PKGS=(
     # DPDK 22.11: headers, pkg-config file, PMDs, dpdk-testpmd
     dpdk dpdk-dev libdpdk-dev
     # bindgen needs libclang; the wrapper C file is built with cc
-    clang libclang-dev pkg-config build-essential
-    # live tests and demo: namespaces, ping, arping
-    iproute2 iputils-ping arping python3
+    clang libclang-dev pkg-config build-essential make
+    # live tests and demo: namespaces, ping, arping, sysctl, a UDP client
+    iproute2 iputils-ping arping procps kmod python3
     # pcap golden test (net_pcap PMD loads libpcap at run time)
     libpcap-dev
 )

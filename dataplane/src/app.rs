@@ -4,6 +4,7 @@
 use crate::config::{Config, PortConfig};
 use crate::counters::WorkerCounters;
 use crate::eal::Eal;
+use crate::mailbox::Mailboxes;
 use crate::mbuf::Mempool;
 use crate::port::{self, Port};
 use crate::worker::{Worker, WorkerQueue};
@@ -14,6 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Items each worker's mailbox holds.
+const MAILBOX_ITEMS: usize = 1024;
 
 /// Counters of one worker at the end of a run.
 #[derive(Debug)]
@@ -28,16 +32,21 @@ pub struct WorkerReport {
 /// the final counters. EAL must be initialised; its cleanup is the caller's.
 pub fn run(eal: &Eal, cfg: &Config, stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<WorkerReport>> {
     let pools = create_pools(eal, cfg)?;
+    let worker_pools: Vec<Arc<Mempool>> =
+        cfg.worker_lcores().iter().map(|&l| Arc::clone(&pools[&eal.lcore_socket(l)])).collect();
     let mut ports = Vec::new();
-    let result = start_ports(eal, cfg, &pools, &mut ports).and_then(|()| run_workers(eal, cfg, &ports, stop));
+    let result = start_ports(eal, cfg, &worker_pools, &mut ports)
+        .and_then(|()| run_workers(eal, cfg, &ports, &worker_pools, stop));
     for p in &ports {
         p.stop_and_close();
     }
+    drop(worker_pools);
     drop(pools);
     result
 }
 
-/// One pool per NUMA socket that has a worker, so RX buffers are local.
+/// One pool per NUMA socket that has a worker; each worker's RX queues
+/// take buffers from its own socket's pool.
 fn create_pools(eal: &Eal, cfg: &Config) -> anyhow::Result<BTreeMap<u32, Arc<Mempool>>> {
     let mut pools = BTreeMap::new();
     for &lcore in cfg.worker_lcores() {
@@ -51,17 +60,11 @@ fn create_pools(eal: &Eal, cfg: &Config) -> anyhow::Result<BTreeMap<u32, Arc<Mem
     Ok(pools)
 }
 
-fn start_ports(
-    eal: &Eal,
-    cfg: &Config,
-    pools: &BTreeMap<u32, Arc<Mempool>>,
-    ports: &mut Vec<Port>,
-) -> anyhow::Result<()> {
-    let queues = u16::try_from(cfg.worker_lcores().len()).expect("config caps workers");
-    let first_pool = pools.values().next().expect("at least one worker, so one pool");
+fn start_ports(eal: &Eal, cfg: &Config, pools: &[Arc<Mempool>], ports: &mut Vec<Port>) -> anyhow::Result<()> {
+    let pools: Vec<&Mempool> = pools.iter().map(|p| p.as_ref()).collect();
     for pc in cfg.ports() {
         let id = port::probe(eal, pc)?;
-        let p = port::start(id, pc, queues, first_pool)?;
+        let p = port::start(id, pc, &pools)?;
         let (up, speed) = p.link();
         tracing::info!(port = %p.name, id = p.id, driver = %p.driver, mac = %p.mac, rss = p.rss,
             socket = p.socket, link_up = up, speed_mbps = speed, ipv4 = %pc.ipv4.value, "port started");
@@ -88,16 +91,27 @@ fn host_for(pc: &PortConfig, p: &Port, cfg: &Config) -> anyhow::Result<Host> {
     Ok(host)
 }
 
-fn build_workers(eal: &Eal, cfg: &Config, ports: &[Port], stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<Worker>> {
+fn build_workers(
+    eal: &Eal,
+    cfg: &Config,
+    ports: &[Port],
+    pools: &[Arc<Mempool>],
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<Worker>> {
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
-    let mut workers = Vec::with_capacity(cfg.worker_lcores().len());
-    for i in 0..cfg.worker_lcores().len() {
+    let n = cfg.worker_lcores().len();
+    let mail = Arc::new(Mailboxes::new(n, MAILBOX_ITEMS));
+    let mut workers = Vec::with_capacity(n);
+    for (index, pool) in pools.iter().enumerate() {
         let mut queues = Vec::with_capacity(ports.len());
         for (pc, p) in cfg.ports().iter().zip(ports) {
-            queues.push(WorkerQueue { port: p.id, queue: i as u16, host: host_for(pc, p, cfg)? });
+            queues.push(WorkerQueue { port: p.id, queue: index as u16, host: host_for(pc, p, cfg)? });
         }
         workers.push(Worker {
+            index,
             queues,
+            pool: Arc::clone(pool),
+            mail: Arc::clone(&mail),
             counters: Arc::new(WorkerCounters::default()),
             stop: Arc::clone(stop),
             burst: usize::from(cfg.workers.rx_burst),
@@ -111,14 +125,32 @@ fn build_workers(eal: &Eal, cfg: &Config, ports: &[Port], stop: &Arc<AtomicBool>
 
 /// Launches every worker (all are built first, so nothing can fail with
 /// some running), waits for `stop`, then waits for every worker to return.
-fn run_workers(eal: &Eal, cfg: &Config, ports: &[Port], stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<WorkerReport>> {
-    let workers = build_workers(eal, cfg, ports, stop)?;
+/// A worker that panics stops the whole process with an error.
+fn run_workers(
+    eal: &Eal,
+    cfg: &Config,
+    ports: &[Port],
+    pools: &[Arc<Mempool>],
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<WorkerReport>> {
+    let workers = build_workers(eal, cfg, ports, pools, stop)?;
     let mut blocks = Vec::with_capacity(workers.len());
     let mut launched = Ok(());
     for (worker, &lcore) in workers.into_iter().zip(cfg.worker_lcores()) {
         blocks.push((lcore, Arc::clone(&worker.counters)));
-        launched = eal.launch(lcore, move || worker.run()).with_context(|| format!("worker on lcore {lcore}"));
+        let stop = Arc::clone(stop);
+        launched = eal
+            .launch(lcore, move || {
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run())).unwrap_or(-1);
+                if code != 0 {
+                    tracing::error!(lcore, "worker panicked; stopping the dataplane");
+                    stop.store(true, Ordering::Relaxed);
+                }
+                code
+            })
+            .with_context(|| format!("worker on lcore {lcore}"));
         if launched.is_err() {
+            blocks.pop();
             break;
         }
     }
@@ -130,7 +162,10 @@ fn run_workers(eal: &Eal, cfg: &Config, ports: &[Port], stop: &Arc<AtomicBool>) 
         tracing::info!("stopping");
     }
     stop.store(true, Ordering::Relaxed);
-    eal.wait_all();
+    let failed: Vec<u32> = blocks.iter().map(|(l, _)| *l).filter(|&l| eal.wait(l) != 0).collect();
     launched?;
+    if !failed.is_empty() {
+        anyhow::bail!("worker(s) on lcore(s) {failed:?} panicked (see the log above); the dataplane stopped");
+    }
     Ok(blocks.into_iter().map(|(lcore, c)| WorkerReport { lcore, counters: c.snapshot() }).collect())
 }

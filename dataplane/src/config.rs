@@ -74,6 +74,10 @@ pub struct EalConfig {
     /// DPDK log level (1..=8).
     #[serde(default = "default_eal_log_level")]
     pub log_level: u8,
+    /// CPU each lcore runs on, where it differs from the lcore id (for
+    /// example several lcores on one CPU in a test VM).
+    #[serde(default)]
+    pub cpus: std::collections::BTreeMap<u32, u32>,
     /// Extra EAL arguments, appended verbatim (escape hatch; prefer keys).
     #[serde(default)]
     pub extra_args: Vec<String>,
@@ -254,6 +258,17 @@ impl Cidr {
     pub fn prefix(&self) -> Prefix {
         Prefix { addr: self.addr, len: self.len }
     }
+
+    /// True when `ip` is a usable host in this /1../30 subnet: not its
+    /// network or broadcast address, nor a special address.
+    pub fn is_host_address(&self, ip: Ipv4Addr) -> bool {
+        if !(1..=30).contains(&self.len) || !self.prefix().contains(ip) {
+            return false;
+        }
+        let host_bits = u32::from(ip) & (u32::MAX >> self.len);
+        let special = ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback();
+        !special && host_bits != 0 && host_bits != u32::MAX >> self.len
+    }
 }
 
 impl FromStr for Cidr {
@@ -304,12 +319,23 @@ pub enum Device {
     },
 }
 
+impl Device {
+    /// The ethdev name: the PCI address or the vdev name.
+    pub fn name(&self) -> &str {
+        match self {
+            Device::Pci(a) => a,
+            Device::Vdev { name, .. } => name,
+        }
+    }
+}
+
 impl FromStr for Device {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (name, args) = s.split_once(',').unwrap_or((s, ""));
         if is_pci_address(name) && args.is_empty() {
-            return Ok(Device::Pci(name.to_string()));
+            // DPDK names PCI ports in lower case.
+            return Ok(Device::Pci(name.to_ascii_lowercase()));
         }
         let valid_name =
             name.starts_with("net_") && name.len() > 4 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -391,14 +417,25 @@ impl Config {
         if e.main_lcore > LCORE_ID_MAX {
             fail!(None, "eal.main_lcore: {} is above {LCORE_ID_MAX}", e.main_lcore);
         }
-        if !(1..=crate::worker::BURST_MAX).contains(&usize::from(w.rx_burst)) {
-            fail!(None, "workers.rx_burst: expected 1..={}, got {}", crate::worker::BURST_MAX, w.rx_burst);
+        // Vector PMDs round bursts down to a multiple of 4 or 8; below 8 some
+        // would never return a packet.
+        if !(8..=crate::worker::BURST_MAX).contains(&usize::from(w.rx_burst)) {
+            fail!(None, "workers.rx_burst: expected 8..={}, got {}", crate::worker::BURST_MAX, w.rx_burst);
         }
         if !(1..=8).contains(&e.log_level) {
             fail!(None, "eal.log_level: expected 1..=8, got {}", e.log_level);
         }
         if e.memory_mb < 64 {
             fail!(None, "eal.memory_mb: at least 64 MiB, got {}", e.memory_mb);
+        }
+        if let Some((l, _)) = e.cpus.iter().find(|(l, _)| **l != e.main_lcore && !w.lcores.value.contains(l)) {
+            fail!(None, "eal.cpus: lcore {l} is neither eal.main_lcore nor a worker");
+        }
+        if self.service.udp_port == 0 {
+            fail!(None, "service.udp_port: 0 is not a port");
+        }
+        if self.arp.entry_ttl_s == 0 || self.arp.request_interval_ms == 0 {
+            fail!(None, "arp: entry_ttl_s and request_interval_ms must be at least 1");
         }
         self.check_ports()?;
         self.check_mempool()
@@ -410,29 +447,27 @@ impl Config {
             fail!(Some(self.ports.referenced), "ports: expected 1 to {PORTS_MAX} ports, got {}", ports.len());
         }
         for (i, p) in ports.iter().enumerate() {
+            let at = Some(p.ipv4.referenced);
             if ports[..i].iter().any(|q| q.name == p.name) {
-                fail!(Some(p.ipv4.referenced), "ports[{i}].name: {:?} is used by another port", p.name);
+                fail!(at, "ports[{i}].name: {:?} is used by another port", p.name);
             }
-            if ports[..i].iter().any(|q| q.device == p.device) {
-                fail!(Some(p.ipv4.referenced), "ports[{i}].device: the same device is configured twice");
+            if ports[..i].iter().any(|q| q.device.name() == p.device.name()) {
+                fail!(at, "ports[{i}].device: {} is used by another port", p.device.name());
             }
-            let (a, len) = (p.ipv4.value.addr, p.ipv4.value.len);
-            if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || !(1..=30).contains(&len) {
-                fail!(
-                    Some(p.ipv4.referenced),
-                    "ports[{i}].ipv4: {} is not a host address with a /1../30 prefix",
-                    p.ipv4.value
-                );
+            let net = p.ipv4.value;
+            if !net.is_host_address(net.addr) {
+                fail!(at, "ports[{i}].ipv4: {net} is not a host address with a /1../30 prefix");
             }
             if p.routes.len() > ROUTES_MAX {
                 fail!(None, "ports[{i}].routes: at most {ROUTES_MAX} routes, got {}", p.routes.len());
             }
             for (j, r) in p.routes.iter().enumerate() {
-                if !p.ipv4.value.prefix().contains(r.via.value.0) {
-                    let (gw, net) = (r.via.value.0, p.ipv4.value);
+                let gw = r.via.value.0;
+                if !net.is_host_address(gw) || gw == net.addr {
+                    let at = Some(r.via.referenced);
                     fail!(
-                        Some(r.via.referenced),
-                        "ports[{i}].routes[{j}].via: gateway {gw} is not on the port's subnet {net}"
+                        at,
+                        "ports[{i}].routes[{j}].via: gateway {gw} is not another host on the port's subnet {net}"
                     );
                 }
             }

@@ -43,6 +43,10 @@ counters! {
     ServiceReplies => "service_replies_sent", "Datagrams the service handler sent.";
     EgressNoRoute => "egress_no_route", "Datagrams the handler could not send: no route to the destination.";
     EgressUnresolved => "egress_arp_unresolved", "Datagrams dropped while their next hop's ARP was unresolved.";
+    EgressNoBuffer => "egress_no_buffer", "ARP refresh requests not sent because the mbuf pool was empty.";
+    NeighborsShared => "neighbors_shared", "Neighbours learned by ARP on this worker and posted to the others.";
+    NeighborsReceived => "neighbors_received", "Neighbours other workers posted to this one.";
+    HandoffFull => "handoff_full", "Items dropped because another worker's mailbox was full.";
     PollsBusy => "polls_busy", "RX polls that returned packets.";
     PollsIdle => "polls_idle", "RX polls that returned nothing.";
 }

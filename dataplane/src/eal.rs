@@ -63,20 +63,23 @@ pub fn eal_args(cfg: &Config) -> Vec<String> {
     let e = &cfg.eal;
     let mut lcores = vec![e.main_lcore];
     lcores.extend(cfg.worker_lcores());
-    let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
+    let list: Vec<String> = lcores.iter().map(|l| format!("{l}@{}", e.cpus.get(l).unwrap_or(l))).collect();
     let mut args = vec![
         "ms-dataplane".to_string(),
-        "-l".into(),
+        "--lcores".into(),
         list.join(","),
         "--main-lcore".into(),
         e.main_lcore.to_string(),
         "--log-level".into(),
         e.log_level.to_string(),
     ];
+    // A NIC needs DMA-able memory, which --no-huge does not give in
+    // physical-address mode: with a PCI port, `auto` means hugepages.
+    let has_pci = cfg.pci_devices().next().is_some();
     let use_huge = match e.hugepages {
         Hugepages::On => true,
         Hugepages::Off => false,
-        Hugepages::Auto => hugepages_free_mb() >= u64::from(e.memory_mb),
+        Hugepages::Auto => has_pci || hugepages_free_mb() >= u64::from(e.memory_mb),
     };
     if use_huge {
         args.extend(["--in-memory".into(), "-m".into(), e.memory_mb.to_string()]);
@@ -159,11 +162,11 @@ impl Eal {
         Ok(())
     }
 
-    /// Waits for every worker lcore to return.
-    pub fn wait_all(&self) {
-        // SAFETY: called on the main lcore after launches; blocks until each
-        // worker's function has returned.
-        unsafe { sys::rte_eal_mp_wait_lcore() }
+    /// Waits for the function launched on `lcore` and returns its code (0
+    /// when nothing was launched there).
+    pub fn wait(&self, lcore: u32) -> i32 {
+        // SAFETY: called on the main lcore; blocks until the lcore is idle.
+        unsafe { sys::rte_eal_wait_lcore(lcore) }
     }
 
     /// Releases EAL resources. Nothing DPDK may be used afterwards.
@@ -177,12 +180,20 @@ impl Eal {
     }
 }
 
+fn lcore_id() -> u32 {
+    // SAFETY: reads this thread's lcore id (a thread-local); no preconditions.
+    unsafe { sys::rte_lcore_id() }
+}
+
 extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` came from Box::into_raw in Eal::launch and DPDK passes it
     // to this function exactly once.
     let f = unsafe { Box::from_raw(arg.cast::<Box<dyn FnOnce() -> i32 + Send>>()) };
     // A panic must not unwind into C.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(-1)
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        tracing::error!(lcore = lcore_id(), "lcore function panicked");
+        -1
+    })
 }
 
 fn init_fix(errno: i32) -> &'static str {

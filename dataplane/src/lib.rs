@@ -11,6 +11,7 @@ pub mod app;
 pub mod config;
 pub mod counters;
 pub mod eal;
+pub mod mailbox;
 pub mod mbuf;
 pub mod port;
 pub mod report;

@@ -111,10 +111,26 @@ pub fn probe(_eal: &Eal, cfg: &PortConfig) -> Result<u16, PortError> {
     Ok(id)
 }
 
-/// Configures `queues` RX/TX queue pairs on port `id`, all RX queues fed
-/// from `pool`, and starts it.
-pub fn start(id: u16, cfg: &PortConfig, queues: u16, pool: &Mempool) -> Result<Port, PortError> {
+/// Configures one RX/TX queue pair per worker on port `id`, queue `i`
+/// taking buffers from `pools[i]` (its worker's NUMA-local pool), and starts
+/// the port. On failure the port is stopped and closed again, so no queue
+/// keeps buffers from a pool that is about to be freed.
+pub fn start(id: u16, cfg: &PortConfig, pools: &[&Mempool]) -> Result<Port, PortError> {
+    let result = configure_and_start(id, cfg, pools);
+    if result.is_err() {
+        // SAFETY: valid port id; stop and close accept a port in any state
+        // and release whatever queues were set up.
+        unsafe {
+            sys::rte_eth_dev_stop(id);
+            sys::rte_eth_dev_close(id);
+        }
+    }
+    result
+}
+
+fn configure_and_start(id: u16, cfg: &PortConfig, pools: &[&Mempool]) -> Result<Port, PortError> {
     let name = cfg.name.as_str();
+    let queues = u16::try_from(pools.len()).expect("config caps workers");
     let mut info = sys::rte_eth_dev_info::default();
     // SAFETY: id is a valid port (from probe); info is a valid out pointer.
     check(name, "rte_eth_dev_info_get", unsafe { sys::rte_eth_dev_info_get(id, &mut info) })?;
@@ -142,17 +158,19 @@ pub fn start(id: u16, cfg: &PortConfig, queues: u16, pool: &Mempool) -> Result<P
     check(name, "rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
         sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rxd, &mut txd)
     })?;
-    // SAFETY: valid port id.
-    let socket = unsafe { sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
-    for q in 0..queues {
+    // SAFETY: valid port id. Virtual devices report -1 (no NUMA affinity).
+    let dev_socket = unsafe { sys::rte_eth_dev_socket_id(id) };
+    let queue_socket = if dev_socket < 0 { SOCKET_ID_ANY } else { dev_socket as u32 };
+    for (q, pool) in pools.iter().enumerate() {
+        let q = q as u16;
         // SAFETY: configured port, q < queues, null conf = driver defaults,
         // pool outlives the port (closed before the pool is dropped).
         check(name, "rte_eth_rx_queue_setup", unsafe {
-            sys::rte_eth_rx_queue_setup(id, q, rxd, socket, std::ptr::null(), pool.as_ptr())
+            sys::rte_eth_rx_queue_setup(id, q, rxd, queue_socket, std::ptr::null(), pool.as_ptr())
         })?;
         // SAFETY: as above, for TX.
         check(name, "rte_eth_tx_queue_setup", unsafe {
-            sys::rte_eth_tx_queue_setup(id, q, txd, socket, std::ptr::null())
+            sys::rte_eth_tx_queue_setup(id, q, txd, queue_socket, std::ptr::null())
         })?;
     }
     let soft_mac = match cfg.mac {
@@ -165,8 +183,11 @@ pub fn start(id: u16, cfg: &PortConfig, queues: u16, pool: &Mempool) -> Result<P
     // SAFETY: valid port id; addr is a valid out pointer.
     check(name, "rte_eth_macaddr_get", unsafe { sys::rte_eth_macaddr_get(id, &mut addr) })?;
     let mac = soft_mac.unwrap_or(MacAddr(addr.addr_bytes));
-    Ok(Port { id, name: name.to_string(), mac, driver, rss, socket })
+    Ok(Port { id, name: name.to_string(), mac, driver, rss, socket: dev_socket.max(0) as u32 })
 }
+
+/// DPDK's SOCKET_ID_ANY (-1), a macro bindgen cannot see.
+const SOCKET_ID_ANY: u32 = u32::MAX;
 
 /// Sets the port's MAC. Drivers that cannot (net_pcap, net_null) are put
 /// in promiscuous mode instead and the MAC is used in software only; that

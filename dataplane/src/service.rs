@@ -70,8 +70,15 @@ impl ServiceHandler for Sink {
 #[derive(Debug, Default)]
 pub struct Echo;
 
+/// Below this, ports belong to system services; echoing to them (or to
+/// another echo service on our port) could start a packet loop.
+const ECHO_PORT_MIN: u16 = 1024;
+
 impl ServiceHandler for Echo {
-    fn on_datagram(&mut self, _from: Peer, payload: &mut [u8]) -> ServiceAction {
+    fn on_datagram(&mut self, from: Peer, payload: &mut [u8]) -> ServiceAction {
+        if from.port < ECHO_PORT_MIN {
+            return ServiceAction::Consumed;
+        }
         ServiceAction::Reply { payload_len: payload.len() }
     }
 }

@@ -3,7 +3,8 @@
 //! Nothing here allocates, locks or logs per packet.
 
 use crate::counters::{Counter, LocalCounters, WorkerCounters};
-use crate::mbuf;
+use crate::mailbox::{Handoff, Mailboxes, DRAIN_PER_TURN};
+use crate::mbuf::{self, Mempool};
 use crate::port;
 use crate::service::{Peer, ServiceAction, ServiceHandler};
 use ms_dpdk_sys as sys;
@@ -27,8 +28,14 @@ pub struct WorkerQueue {
 
 /// Everything a worker owns. Built on the main lcore, moved to the worker.
 pub struct Worker {
+    /// Index among the workers (= its queue index on every port).
+    pub index: usize,
     /// Queues polled in turn.
     pub queues: Vec<WorkerQueue>,
+    /// Pool for packets the worker originates (ARP refresh requests).
+    pub pool: Arc<Mempool>,
+    /// Mailboxes of all workers.
+    pub mail: Arc<Mailboxes>,
     /// Published counters.
     pub counters: Arc<WorkerCounters>,
     /// Set by the main lcore to stop.
@@ -80,12 +87,49 @@ impl Worker {
         let mut local = LocalCounters::default();
         let counters = Arc::clone(&self.counters);
         while !self.stop.load(Ordering::Relaxed) {
+            self.read_mail(&mut local);
             for q in 0..self.queues.len() {
                 self.poll(q, &mut rx, &mut batch, &mut local);
                 local.flush(&counters);
             }
         }
         0
+    }
+
+    /// Applies what other workers posted, a bounded number per turn.
+    fn read_mail(&mut self, c: &mut LocalCounters) {
+        let Some(first) = self.mail.take(self.index) else {
+            return;
+        };
+        // SAFETY: rte_rdtsc only reads the time-stamp counter.
+        let now_ms = unsafe { sys::rte_rdtsc() } / self.tsc_per_ms;
+        let mut item = Some(first);
+        for _ in 0..DRAIN_PER_TURN {
+            let Some(Handoff::Neighbor { port, ip, mac }) = item else {
+                break;
+            };
+            if let Some(q) = self.queues.get_mut(port) {
+                q.host.learn_neighbor(ip, mac, now_ms);
+                c.add(Counter::NeighborsReceived, 1);
+            }
+            item = self.mail.take(self.index);
+        }
+        if let Some(Handoff::Neighbor { port, ip, mac }) = item {
+            if let Some(q) = self.queues.get_mut(port) {
+                q.host.learn_neighbor(ip, mac, now_ms);
+                c.add(Counter::NeighborsReceived, 1);
+            }
+        }
+    }
+
+    /// Tells the other workers about a neighbour this one learned.
+    fn share_learned(&mut self, q: usize, c: &mut LocalCounters) {
+        if let Some((ip, mac)) = self.queues[q].host.take_learned() {
+            if self.mail.len() > 1 {
+                c.add(Counter::NeighborsShared, 1);
+                c.add(Counter::HandoffFull, self.mail.broadcast(self.index, Handoff::Neighbor { port: q, ip, mac }));
+            }
+        }
     }
 
     fn poll(&mut self, q: usize, rx: &mut [*mut sys::rte_mbuf; BURST_MAX], batch: &mut Batch, c: &mut LocalCounters) {
@@ -126,7 +170,9 @@ impl Worker {
         // SAFETY: as above; the slice dies before m is sent or freed.
         let frame = unsafe { mbuf::data_mut(m) };
         c.add(Counter::RxBytes, frame.len() as u64);
-        match self.queues[q].host.process(frame, now_ms) {
+        let verdict = self.queues[q].host.process(frame, now_ms);
+        self.share_learned(q, c);
+        match verdict {
             Verdict::Transmit { len, kind } => {
                 c.add(
                     match kind {
@@ -145,8 +191,12 @@ impl Worker {
                     ServiceAction::Consumed => batch.release(m),
                     // A reply reuses the received buffer, so it may not be
                     // longer than what arrived.
+                    // Never answer another service on our port: two
+                    // appliances would bounce a datagram forever.
                     ServiceAction::Reply { payload_len }
-                        if d.payload_offset == UDP_PAYLOAD_OFFSET && payload_len <= d.payload_len =>
+                        if d.payload_offset == UDP_PAYLOAD_OFFSET
+                            && payload_len <= d.payload_len
+                            && peer.port != self.service_port =>
                     {
                         self.send_udp(q, m, peer.ip, peer.port, payload_len, now_ms, batch, c);
                     }
@@ -161,6 +211,26 @@ impl Worker {
                 c.dropped(reason);
                 batch.release(m);
             }
+        }
+    }
+
+    fn send_resolved(
+        &self,
+        q: usize,
+        m: *mut sys::rte_mbuf,
+        to: UdpEndpoint,
+        payload_len: usize,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        // SAFETY: m is owned, single-segment; the slice dies here.
+        let frame = unsafe { mbuf::data_mut(m) };
+        match self.queues[q].host.emit_udp(frame, to, self.service_port, payload_len) {
+            Some(len) => {
+                c.add(Counter::ServiceReplies, 1);
+                Self::transmit(m, len, batch);
+            }
+            None => batch.release(m),
         }
     }
 
@@ -188,24 +258,37 @@ impl Worker {
         batch: &mut Batch,
         c: &mut LocalCounters,
     ) {
-        let host = &mut self.queues[q].host;
-        match host.resolve(ip, now_ms) {
+        let resolution = self.queues[q].host.resolve(ip, now_ms);
+        match resolution {
             Resolution::Mac(mac) => {
-                // SAFETY: m is owned, single-segment; the slice dies here.
-                let frame = unsafe { mbuf::data_mut(m) };
-                let to = UdpEndpoint { mac, ip, port: dst_port };
-                match host.emit_udp(frame, to, self.service_port, payload_len) {
-                    Some(len) => {
-                        c.add(Counter::ServiceReplies, 1);
-                        Self::transmit(m, len, batch);
+                self.send_resolved(q, m, UdpEndpoint { mac, ip, port: dst_port }, payload_len, batch, c);
+            }
+            Resolution::MacRefresh { mac, next_hop } => {
+                let host = &self.queues[q].host;
+                match self.pool.alloc() {
+                    Some(req) => {
+                        // SAFETY: a fresh single-segment mbuf we own; 42 bytes
+                        // fit any data room.
+                        let ok = unsafe { mbuf::set_len(req, 42) };
+                        // SAFETY: as above; the slice dies before req is sent.
+                        let frame = unsafe { mbuf::data_mut(req) };
+                        match ok.then(|| host.emit_arp_request(frame, next_hop)).flatten() {
+                            Some(len) => {
+                                c.add(Counter::ArpRequestsSent, 1);
+                                Self::transmit(req, len, batch);
+                            }
+                            None => batch.release(req),
+                        }
                     }
-                    None => batch.release(m),
+                    None => c.add(Counter::EgressNoBuffer, 1),
                 }
+                self.send_resolved(q, m, UdpEndpoint { mac, ip, port: dst_port }, payload_len, batch, c);
             }
             Resolution::SendArpRequest { next_hop } => {
                 c.add(Counter::EgressUnresolved, 1);
                 // The datagram's buffer becomes the ARP request: no
                 // allocation needed, and the pool can never run dry here.
+                let host = &self.queues[q].host;
                 // SAFETY: m is owned and single-segment; 42 bytes fit any mbuf.
                 let ok = unsafe { mbuf::set_len(m, 42) };
                 // SAFETY: as above; the slice dies before m is sent.

@@ -9,20 +9,27 @@ mod common;
 use common::{require_cmd, require_root, Dataplane, Netns};
 use std::time::Duration;
 
+/// Sends from `argv[2]` sockets (distinct source ports, so distinct RSS
+/// flows) bound to `argv[1]`; each retries until its echo comes back.
 const UDP_CLIENT: &str = r#"
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 0))
-s.settimeout(0.5)
-for attempt in range(10):
-    s.sendto(b"echo-through-gateway", ("198.18.0.1", 9000))
-    try:
-        data, peer = s.recvfrom(2048)
-    except socket.timeout:
-        continue
-    print("reply", attempt, peer[0], peer[1], data.decode())
-    sys.exit(0)
-sys.exit("no echo after 10 attempts")
+ok = 0
+for n in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((sys.argv[1], 0))
+    s.settimeout(0.5)
+    for attempt in range(10):
+        s.sendto(b"echo-through-gateway", ("198.18.0.1", 9000))
+        try:
+            data, peer = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        print("reply", s.getsockname()[1], attempt, peer[0], peer[1], data.decode())
+        ok += 1
+        break
+    else:
+        sys.exit("socket %d: no echo after 10 attempts" % n)
+print("echoed", ok)
 "#;
 
 fn kernel_counters(ns: &Netns, iface: &str) -> (u64, u64) {
@@ -31,6 +38,18 @@ fn kernel_counters(ns: &Netns, iface: &str) -> (u64, u64) {
     let out = ns.exec(&["cat", &format!("/sys/class/net/{iface}/statistics/rx_packets")]);
     let rx = String::from_utf8_lossy(&out.stdout).trim().parse().expect("rx_packets");
     (tx, rx)
+}
+
+/// Moves the TAP's kernel side into `ns` as host 198.18.0.2/24, with the
+/// gateway address .3 and the off-link address 198.19.0.1, IPv6 off so the
+/// only traffic is what the test sends (and the ARP it implies).
+fn make_kernel_host(ns: &Netns, iface: &str) {
+    common::run("ip", &["link", "set", iface, "netns", &ns.name]);
+    ok(ns.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{iface}.disable_ipv6=1")]), "disable IPv6");
+    ok(ns.exec(&["ip", "addr", "add", "198.18.0.2/24", "dev", iface]), "address");
+    ok(ns.exec(&["ip", "addr", "add", "198.18.0.3/24", "dev", iface]), "gateway address");
+    ok(ns.exec(&["ip", "addr", "add", "198.19.0.1/32", "dev", "lo"]), "far address");
+    ok(ns.exec(&["ip", "link", "set", iface, "up"]), "link up");
 }
 
 fn ok(out: std::process::Output, what: &str) -> String {
@@ -55,14 +74,7 @@ fn ping_arping_and_udp_through_a_tap_port() {
     let config = common::echo_config(&format!("net_tap0,iface={iface}"), "198.18.0.3");
     let mut dp = Dataplane::spawn(&config);
     dp.wait_ready(Duration::from_secs(30));
-    // The kernel side becomes a host in the namespace, without IPv6 so the
-    // only traffic is what this test sends (and the ARP it implies).
-    common::run("ip", &["link", "set", &iface, "netns", &ns.name]);
-    ok(ns.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{iface}.disable_ipv6=1")]), "disable IPv6");
-    ok(ns.exec(&["ip", "addr", "add", "198.18.0.2/24", "dev", &iface]), "address");
-    ok(ns.exec(&["ip", "addr", "add", "198.18.0.3/24", "dev", &iface]), "gateway address");
-    ok(ns.exec(&["ip", "addr", "add", "198.19.0.1/32", "dev", "lo"]), "far address");
-    ok(ns.exec(&["ip", "link", "set", &iface, "up"]), "link up");
+    make_kernel_host(&ns, &iface);
     let (tx_before, rx_before) = kernel_counters(&ns, &iface);
 
     let ping = ok(ns.exec(&["ping", "-c", "5", "-i", "0.2", "-W", "2", "198.18.0.1"]), "ping");
@@ -75,7 +87,7 @@ fn ping_arping_and_udp_through_a_tap_port() {
     // UDP from an off-link address: the echo goes back through the static
     // route's gateway (198.18.0.3), which the dataplane resolves by ARP; the
     // datagram that triggers the request is dropped and the client retries.
-    let udp = ok(ns.exec(&["python3", "-c", UDP_CLIENT, "198.19.0.1"]), "udp client");
+    let udp = ok(ns.exec(&["python3", "-c", UDP_CLIENT, "198.19.0.1", "1"]), "udp client");
     assert!(udp.contains("198.18.0.1 9000 echo-through-gateway"), "{udp}");
 
     std::thread::sleep(Duration::from_millis(300));
@@ -99,4 +111,42 @@ fn ping_arping_and_udp_through_a_tap_port() {
         .map(|k| c[*k].as_u64().unwrap())
         .sum();
     assert_eq!(sent, replies, "every transmitted frame is a counted reply: {c:#}");
+}
+
+/// Two workers on a 2-queue TAP (the second worker shares CPU 0 with the
+/// main lcore, so this runs on a 2-CPU machine). Flows from 16 source ports
+/// spread over both queues; every one must be echoed, so the worker that
+/// did not see the gateway's ARP reply must have learned it from the other.
+#[test]
+fn two_workers_share_what_arp_learns() {
+    require_root();
+    for cmd in ["ip", "python3"] {
+        require_cmd(cmd);
+    }
+    let _guard = common::exclusive();
+    let tag = common::tag();
+    let iface = format!("msm{tag}");
+    let ns = Netns::new(&format!("ms-multi-{tag}"));
+    let config = common::echo_config(&format!("net_tap0,iface={iface}"), "198.18.0.3")
+        .replace("main_lcore: 0,", "main_lcore: 0, cpus: { 2: 0 },")
+        .replace("lcores: [1]", "lcores: [1, 2]");
+    let mut dp = Dataplane::spawn(&config);
+    dp.wait_ready(Duration::from_secs(30));
+    make_kernel_host(&ns, &iface);
+    let udp = ok(ns.exec(&["python3", "-c", UDP_CLIENT, "198.19.0.1", "16"]), "udp client");
+    assert!(udp.contains("echoed 16"), "{udp}");
+    let done = dp.stop();
+    assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
+    let all = done.counters();
+    let workers = all["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        let c = &w["counters"];
+        assert!(c["service_datagrams"].as_u64().unwrap() > 0, "both queues carry flows: {all:#}");
+    }
+    let total = &all["total"];
+    assert!(total["neighbors_shared"].as_u64().unwrap() >= 1, "{all:#}");
+    assert!(total["neighbors_received"].as_u64().unwrap() >= 1, "{all:#}");
+    assert_eq!(total["handoff_full"], 0, "{all:#}");
+    assert!(total["service_replies_sent"].as_u64().unwrap() >= 16, "{all:#}");
 }

@@ -10,31 +10,32 @@ use crate::{Ipv4Addr, MacAddr};
 /// Entries per bucket.
 pub const WAYS: usize = 4;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Empty,
-    /// A request went out at `stamp_ms`; no answer yet.
-    Pending,
-    /// Answer learned at `stamp_ms`.
-    Resolved,
-}
-
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     ip: Ipv4Addr,
-    mac: MacAddr,
-    state: State,
-    stamp_ms: u64,
+    /// Last answer, kept while a refresh is in flight.
+    mac: Option<MacAddr>,
+    learned_ms: u64,
+    /// When the last request for `ip` went out, if one is outstanding.
+    requested_ms: Option<u64>,
+    used: bool,
 }
 
-const EMPTY: Entry = Entry { ip: Ipv4Addr::UNSPECIFIED, mac: MacAddr::ZERO, state: State::Empty, stamp_ms: 0 };
+const EMPTY: Entry = Entry { ip: Ipv4Addr::UNSPECIFIED, mac: None, learned_ms: 0, requested_ms: None, used: false };
+
+/// How many request intervals an expired entry stays usable while it is
+/// being refreshed, so an active peer loses nothing when its entry expires.
+pub const STALE_GRACE_INTERVALS: u64 = 3;
 
 /// What a lookup found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
     /// A fresh entry.
     Hit(MacAddr),
-    /// No fresh entry and a request is due now: the caller sends one.
+    /// An expired entry still inside its grace time: use the MAC and send a
+    /// request now to refresh it.
+    HitRefresh(MacAddr),
+    /// No usable entry and a request is due now: the caller sends one.
     SendRequest,
     /// A request is already in flight; wait for its answer.
     Waiting,
@@ -43,7 +44,7 @@ pub enum Lookup {
 /// Timers of the cache, set from the config at startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timers {
-    /// How long a learned entry stays valid.
+    /// How long a learned entry stays fresh.
     pub entry_ttl_ms: u64,
     /// Minimum gap between two requests for the same address.
     pub request_interval_ms: u64,
@@ -55,7 +56,8 @@ impl Default for Timers {
     }
 }
 
-/// The cache. `N` must be a nonzero multiple of [`WAYS`] and a power of two.
+/// The cache. `N` must be a nonzero multiple of [`WAYS`] with `N / WAYS` a
+/// power of two.
 #[derive(Debug)]
 pub struct ArpCache<const N: usize> {
     entries: [Entry; N],
@@ -81,51 +83,77 @@ impl<const N: usize> ArpCache<N> {
     }
 
     fn find(&self, ip: Ipv4Addr) -> Option<usize> {
-        Self::bucket(ip).find(|&i| self.entries[i].state != State::Empty && self.entries[i].ip == ip)
+        Self::bucket(ip).find(|&i| self.entries[i].used && self.entries[i].ip == ip)
+    }
+
+    fn age(e: &Entry, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(e.learned_ms)
     }
 
     fn is_fresh(&self, e: &Entry, now_ms: u64) -> bool {
-        e.state == State::Resolved && now_ms.saturating_sub(e.stamp_ms) < self.timers.entry_ttl_ms
+        e.mac.is_some() && Self::age(e, now_ms) < self.timers.entry_ttl_ms
     }
 
-    /// Slot for a new entry: empty, else expired, else the oldest.
+    /// Expired but inside the grace time: still usable while refreshing.
+    fn is_usable(&self, e: &Entry, now_ms: u64) -> bool {
+        let grace = STALE_GRACE_INTERVALS * self.timers.request_interval_ms;
+        e.mac.is_some() && Self::age(e, now_ms) < self.timers.entry_ttl_ms.saturating_add(grace)
+    }
+
+    fn request_due(&self, e: &Entry, now_ms: u64) -> bool {
+        e.requested_ms.is_none_or(|t| now_ms.saturating_sub(t) >= self.timers.request_interval_ms)
+    }
+
+    /// Slot for a new entry: empty, else unusable, else least recently
+    /// learned or requested.
     fn victim(&self, ip: Ipv4Addr, now_ms: u64) -> usize {
         let range = Self::bucket(ip);
         let start = range.start;
         range
             .min_by_key(|&i| {
                 let e = &self.entries[i];
-                match e.state {
-                    State::Empty => (0, 0),
-                    _ if !self.is_fresh(e, now_ms) && e.state == State::Resolved => (1, e.stamp_ms),
-                    _ => (2, e.stamp_ms),
+                let recent = e.learned_ms.max(e.requested_ms.unwrap_or(0));
+                match () {
+                    _ if !e.used => (0, 0),
+                    _ if !self.is_usable(e, now_ms) && self.request_due(e, now_ms) => (1, recent),
+                    _ => (2, recent),
                 }
             })
             .unwrap_or(start)
     }
 
-    /// Looks `ip` up. On a miss, records that a request is due (at most one
-    /// per `request_interval_ms` per address) so callers never flood.
+    /// Looks `ip` up. A miss or an expired entry records that a request is
+    /// due (at most one per `request_interval_ms` per address), so callers
+    /// never flood the link.
     pub fn lookup(&mut self, ip: Ipv4Addr, now_ms: u64) -> Lookup {
-        match self.find(ip) {
-            Some(i) if self.is_fresh(&self.entries[i], now_ms) => Lookup::Hit(self.entries[i].mac),
-            Some(i)
-                if self.entries[i].state == State::Pending
-                    && now_ms.saturating_sub(self.entries[i].stamp_ms) < self.timers.request_interval_ms =>
-            {
-                Lookup::Waiting
+        let i = match self.find(ip) {
+            Some(i) => i,
+            None => {
+                let i = self.victim(ip, now_ms);
+                self.entries[i] = Entry { ip, requested_ms: Some(now_ms), used: true, ..EMPTY };
+                return Lookup::SendRequest;
             }
-            found => {
-                let i = found.unwrap_or_else(|| self.victim(ip, now_ms));
-                self.entries[i] = Entry { ip, mac: MacAddr::ZERO, state: State::Pending, stamp_ms: now_ms };
+        };
+        let e = self.entries[i];
+        let due = self.request_due(&e, now_ms);
+        match e.mac {
+            Some(mac) if self.is_fresh(&e, now_ms) => Lookup::Hit(mac),
+            Some(mac) if self.is_usable(&e, now_ms) && due => {
+                self.entries[i].requested_ms = Some(now_ms);
+                Lookup::HitRefresh(mac)
+            }
+            Some(mac) if self.is_usable(&e, now_ms) => Lookup::Hit(mac),
+            _ if due => {
+                self.entries[i] = Entry { ip, requested_ms: Some(now_ms), used: true, ..EMPTY };
                 Lookup::SendRequest
             }
+            _ => Lookup::Waiting,
         }
     }
 
     /// True when a request for `ip` is outstanding.
     pub fn is_pending(&self, ip: Ipv4Addr) -> bool {
-        self.find(ip).is_some_and(|i| self.entries[i].state == State::Pending)
+        self.find(ip).is_some_and(|i| self.entries[i].requested_ms.is_some())
     }
 
     /// True when `ip` has an entry in any state.
@@ -134,10 +162,10 @@ impl<const N: usize> ArpCache<N> {
     }
 
     /// Stores `ip -> mac`: refreshes an existing entry, or creates one when
-    /// `create` (the RFC 826 merge rule: only requests aimed at us create).
+    /// `create` (the RFC 826 merge rule: only packets aimed at us create).
     /// Returns whether the cache now holds it.
     pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, create: bool) -> bool {
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || mac.is_multicast() {
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || mac.is_multicast() || mac == MacAddr::ZERO {
             return false;
         }
         let i = match (self.find(ip), create) {
@@ -145,13 +173,13 @@ impl<const N: usize> ArpCache<N> {
             (None, true) => self.victim(ip, now_ms),
             (None, false) => return false,
         };
-        self.entries[i] = Entry { ip, mac, state: State::Resolved, stamp_ms: now_ms };
+        self.entries[i] = Entry { ip, mac: Some(mac), learned_ms: now_ms, requested_ms: None, used: true };
         true
     }
 
     /// Number of fresh entries (for counters; O(N)).
     pub fn resolved_len(&self, now_ms: u64) -> usize {
-        self.entries.iter().filter(|e| self.is_fresh(e, now_ms)).count()
+        self.entries.iter().filter(|e| e.used && self.is_fresh(e, now_ms)).count()
     }
 
     /// Capacity.
@@ -184,12 +212,27 @@ mod tests {
     }
 
     #[test]
-    fn entries_expire() {
+    fn expired_entries_stay_usable_while_refreshing() {
         let mut c = ArpCache::<16>::new(T);
         c.learn(ip(1), MAC, 0, true);
         assert_eq!(c.lookup(ip(1), 999), Lookup::Hit(MAC));
-        assert_eq!(c.lookup(ip(1), 1000), Lookup::SendRequest);
-        assert_eq!(c.resolved_len(1000), 0);
+        assert_eq!(c.lookup(ip(1), 1000), Lookup::HitRefresh(MAC), "expired: use it and refresh");
+        assert_eq!(c.lookup(ip(1), 1050), Lookup::Hit(MAC), "refresh in flight");
+        assert_eq!(c.lookup(ip(1), 1100), Lookup::HitRefresh(MAC), "next interval: ask again");
+        assert!(c.learn(ip(1), MAC, 1120, false), "the answer refreshes it");
+        assert_eq!(c.lookup(ip(1), 1200), Lookup::Hit(MAC));
+        assert_eq!(c.resolved_len(1200), 1);
+    }
+
+    #[test]
+    fn unanswered_refresh_gives_up_after_the_grace_time() {
+        let mut c = ArpCache::<16>::new(T);
+        c.learn(ip(1), MAC, 0, true);
+        let end = T.entry_ttl_ms + STALE_GRACE_INTERVALS * T.request_interval_ms;
+        assert_eq!(c.lookup(ip(1), end - 1), Lookup::HitRefresh(MAC));
+        assert_eq!(c.lookup(ip(1), end + 100), Lookup::SendRequest, "no MAC is used past the grace time");
+        assert_eq!(c.lookup(ip(1), end + 150), Lookup::Waiting);
+        assert_eq!(c.resolved_len(end), 0);
     }
 
     #[test]
@@ -229,10 +272,10 @@ mod tests {
                 if c.learn(peer, mac, now, true) {
                     model.insert(peer, (mac, now));
                 }
-            } else if let Lookup::Hit(got) = c.lookup(peer, now) {
+            } else if let Lookup::Hit(got) | Lookup::HitRefresh(got) = c.lookup(peer, now) {
                 let (want, at) = model[&peer];
                 assert_eq!(got, want);
-                assert!(now - at < T.entry_ttl_ms);
+                assert!(now - at < T.entry_ttl_ms + STALE_GRACE_INTERVALS * T.request_interval_ms);
             }
         }
     }

@@ -47,6 +47,7 @@ drop_reasons! {
     Malformed => "malformed", "A version or length field holds an impossible value.";
     UnknownEthertype => "unknown_ethertype", "EtherType other than IPv4 and ARP (IPv6, VLAN, LLDP, ...).";
     OtherMac => "other_mac", "Unicast to another MAC, or multicast that is not ARP.";
+    BadSourceMac => "bad_source_mac", "Source MAC is multicast or broadcast (never a real sender).";
     ArpUnsupported => "arp_unsupported", "ARP for other hardware/protocol types, or an unknown operation.";
     ArpNotForUs => "arp_not_for_us", "ARP request for another address.";
     ArpUnsolicited => "arp_unsolicited", "ARP reply nobody asked for.";
@@ -118,6 +119,15 @@ pub enum Verdict {
 pub enum Resolution {
     /// Send to this MAC.
     Mac(MacAddr),
+    /// Send to this MAC, and also send the ARP request
+    /// [`Host::emit_arp_request`] builds for `next_hop`: the entry expired
+    /// and is being refreshed.
+    MacRefresh {
+        /// The last known MAC.
+        mac: MacAddr,
+        /// The on-link address to ask for.
+        next_hop: Ipv4Addr,
+    },
     /// Unknown next hop: send the ARP request [`Host::emit_arp_request`]
     /// builds for `next_hop`, and drop or retry the packet.
     SendArpRequest {
@@ -152,13 +162,15 @@ pub struct Host {
     cfg: HostConfig,
     arp: ArpCache<ARP_CACHE_ENTRIES>,
     routes: RouteTable<ROUTES_MAX>,
+    link: Prefix,
+    learned: Option<(Ipv4Addr, MacAddr)>,
 }
 
 impl Host {
     /// A host with an empty ARP cache and only its on-link route.
     pub fn new(cfg: HostConfig) -> Self {
         let link = Prefix { addr: cfg.ip, len: cfg.prefix_len };
-        Host { cfg, arp: ArpCache::new(cfg.arp), routes: RouteTable::new(link) }
+        Host { cfg, arp: ArpCache::new(cfg.arp), routes: RouteTable::new(link), link, learned: None }
     }
 
     /// The host's identity.
@@ -169,6 +181,31 @@ impl Host {
     /// Adds a static route; the gateway must be on-link.
     pub fn add_route(&mut self, dest: Prefix, via: Ipv4Addr) -> Result<(), RouteError> {
         self.routes.add(dest, via)
+    }
+
+    /// The neighbour the last [`Host::process`] call learned or refreshed,
+    /// if any, so the caller can share it with hosts on other cores.
+    pub fn take_learned(&mut self) -> Option<(Ipv4Addr, MacAddr)> {
+        self.learned.take()
+    }
+
+    /// Stores a neighbour another core learned. Only on-link addresses
+    /// other than ours are accepted.
+    pub fn learn_neighbor(&mut self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64) -> bool {
+        self.is_neighbor(ip) && self.arp.learn(ip, mac, now_ms, true)
+    }
+
+    fn is_neighbor(&self, ip: Ipv4Addr) -> bool {
+        self.link.contains(ip) && ip != self.cfg.ip
+    }
+
+    /// Learns from an ARP packet; `create` as in [`ArpCache::learn`].
+    fn learn_from(&mut self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, create: bool) -> bool {
+        let ok = self.is_neighbor(ip) && self.arp.learn(ip, mac, now_ms, create);
+        if ok {
+            self.learned = Some((ip, mac));
+        }
+        ok
     }
 
     /// The ARP cache (read-only, for counters and tests).
@@ -187,6 +224,9 @@ impl Host {
 
     fn classify(&mut self, frame: &mut [u8], now_ms: u64) -> Result<Verdict, DropReason> {
         let eth = Frame::new_checked(&*frame)?;
+        if eth.src().is_multicast() {
+            return Err(DropReason::BadSourceMac);
+        }
         let dst = eth.dst();
         let to_us = dst == self.cfg.mac;
         match eth.ethertype() {
@@ -203,16 +243,18 @@ impl Host {
         let for_us = req.target_ip == self.cfg.ip;
         match req.operation {
             arp::Operation::Request if for_us => {
-                self.arp.learn(req.sender_ip, req.sender_mac, now_ms, true);
+                self.learn_from(req.sender_ip, req.sender_mac, now_ms, true);
                 Ok(self.emit_arp_reply(frame, &req))
             }
             arp::Operation::Request => {
                 // RFC 826 merge: refresh a peer we know, but do not add one.
-                self.arp.learn(req.sender_ip, req.sender_mac, now_ms, false);
+                self.learn_from(req.sender_ip, req.sender_mac, now_ms, false);
                 Err(DropReason::ArpNotForUs)
             }
-            arp::Operation::Reply if for_us && self.arp.contains(req.sender_ip) => {
-                self.arp.learn(req.sender_ip, req.sender_mac, now_ms, false);
+            // Replies to our address are answers to some core's request
+            // (they may arrive on any core); others, gratuitous ones
+            // included, only refresh what we already know.
+            arp::Operation::Reply if self.learn_from(req.sender_ip, req.sender_mac, now_ms, for_us) => {
                 Ok(Verdict::Learned)
             }
             arp::Operation::Reply => Err(DropReason::ArpUnsolicited),
@@ -318,6 +360,7 @@ impl Host {
         };
         match self.arp.lookup(next_hop, now_ms) {
             Lookup::Hit(mac) => Resolution::Mac(mac),
+            Lookup::HitRefresh(mac) => Resolution::MacRefresh { mac, next_hop },
             Lookup::SendRequest => Resolution::SendArpRequest { next_hop },
             Lookup::Waiting => Resolution::Waiting,
         }

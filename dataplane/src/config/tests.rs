@@ -79,9 +79,23 @@ fn cross_field_checks_name_the_path() {
         (GOOD.replace("lcores: [1]", "lcores: []"), "workers.lcores: expected 1 to"),
         (
             GOOD.replace("198.18.0.254", "198.19.0.254"),
-            "t.yaml:10:33: ports[0].routes[0].via: gateway 198.19.0.254 is not on",
+            "t.yaml:10:33: ports[0].routes[0].via: gateway 198.19.0.254 is not another host",
         ),
         (GOOD.replace("198.18.0.1/24", "198.18.0.1/32"), "ports[0].ipv4"),
+        (GOOD.replace("198.18.0.1/24", "198.18.0.0/24"), "ports[0].ipv4: 198.18.0.0/24 is not a host address"),
+        (GOOD.replace("198.18.0.254", "198.18.0.1"), "is not another host"),
+        (GOOD.replace("198.18.0.254", "198.18.0.255"), "is not another host"),
+        (GOOD.replace("lcores: [1]", "lcores: [1]\n  rx_burst: 2"), "workers.rx_burst: expected 8.."),
+        (GOOD.replace("hugepages: off", "hugepages: off\n  cpus: { 5: 0 }"), "eal.cpus: lcore 5"),
+        (GOOD.replace("workers:", "arp: { entry_ttl_s: 0 }\nworkers:"), "arp: entry_ttl_s"),
+        (GOOD.replace("workers:", "service: { udp_port: 0 }\nworkers:"), "service.udp_port"),
+        (
+            GOOD.replace(
+                "  - name: p0",
+                "  - name: p1\n    device: \"net_tap0,iface=b\"\n    ipv4: \"198.18.1.1/24\"\n  - name: p0",
+            ),
+            "ports[1].device: net_tap0 is used by another port",
+        ),
         (GOOD.replace("workers:", "mempool: { mbufs: 100 }\nworkers:"), "mempool.mbufs: 100 is too few"),
     ];
     for (text, want) in cases {
@@ -93,6 +107,7 @@ fn cross_field_checks_name_the_path() {
 #[test]
 fn pci_and_vdev_devices() {
     assert_eq!("0000:03:00.0".parse::<Device>(), Ok(Device::Pci("0000:03:00.0".into())));
+    assert_eq!("0000:3B:00.1".parse::<Device>(), Ok(Device::Pci("0000:3b:00.1".into())), "DPDK names are lower case");
     assert!("0000:03:00".parse::<Device>().is_err());
     assert!("net_".parse::<Device>().is_err());
     assert!("net_pcap0,rx_pcap=/tmp/a.pcap,tx_pcap=/tmp/b.pcap".parse::<Device>().is_ok());
@@ -102,10 +117,14 @@ fn pci_and_vdev_devices() {
 fn eal_args_follow_the_config() {
     let c = Config::parse(GOOD, "t.yaml").unwrap();
     let args = crate::eal::eal_args(&c).join(" ");
-    assert!(args.contains("-l 0,1 --main-lcore 0"), "{args}");
+    assert!(args.contains("--lcores 0@0,1@1 --main-lcore 0"), "{args}");
     assert!(args.contains("--no-huge --no-shconf -m 512"), "{args}");
     assert!(args.contains("--no-pci"), "{args}");
     let pci = GOOD.replace("\"net_tap0,iface=ms0\"", "\"0000:03:00.0\"");
     let args = crate::eal::eal_args(&Config::parse(&pci, "t.yaml").unwrap()).join(" ");
     assert!(args.contains("-a 0000:03:00.0") && !args.contains("--no-pci"), "{args}");
+    let mapped =
+        GOOD.replace("hugepages: off", "hugepages: off\n  cpus: { 2: 0 }").replace("lcores: [1]", "lcores: [1, 2]");
+    let args = crate::eal::eal_args(&Config::parse(&mapped, "t.yaml").unwrap()).join(" ");
+    assert!(args.contains("--lcores 0@0,1@1,2@0"), "{args}");
 }

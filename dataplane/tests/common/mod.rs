@@ -66,7 +66,7 @@ ports:
     routes: [ {{ to: "198.19.0.0/16", via: "{gateway}" }} ]
 workers: {{ lcores: [1] }}
 service: {{ udp_port: 9000, handler: echo }}
-mempool: {{ mbufs: 4095, cache: 64 }}
+mempool: {{ mbufs: 8191, cache: 64 }}
 "#
     )
 }

@@ -61,16 +61,42 @@ fn arp_request_for_others_is_dropped_and_not_learned() {
 }
 
 #[test]
-fn arp_reply_is_learned_only_when_asked_for() {
+fn arp_replies_to_us_are_learned_and_shared() {
     let mut h = host();
     let mut reply =
         hex("024d53000001 020000000002 0806 0001 0800 06 04 0002 020000000002 c6120002 024d53000001 c6120001");
-    assert_eq!(h.process(&mut reply.clone(), 0), Verdict::Drop(DropReason::ArpUnsolicited));
     assert_eq!(h.resolve(PEER_IP, 0), Resolution::SendArpRequest { next_hop: PEER_IP });
     assert_eq!(h.resolve(PEER_IP, 10), Resolution::Waiting);
+    // The answer may reach any core, so a reply to our address is learned
+    // whether or not this core asked.
     assert_eq!(h.process(&mut reply, 20), Verdict::Learned);
+    assert_eq!(h.take_learned(), Some((PEER_IP, PEER_MAC)), "shared with other cores");
+    assert_eq!(h.take_learned(), None);
     assert_eq!(h.resolve(PEER_IP, 30), Resolution::Mac(PEER_MAC));
-    assert_eq!(h.resolve(PEER_IP, 1020), Resolution::SendArpRequest { next_hop: PEER_IP }, "expired");
+    assert_eq!(h.resolve(PEER_IP, 1020), Resolution::MacRefresh { mac: PEER_MAC, next_hop: PEER_IP }, "expired");
+}
+
+#[test]
+fn replies_to_others_only_refresh_known_peers() {
+    let mut h = host();
+    // Gratuitous reply (sender = target = .2, broadcast): not known yet.
+    let mut garp =
+        hex("ffffffffffff 020000000002 0806 0001 0800 06 04 0002 020000000002 c6120002 ffffffffffff c6120002");
+    assert_eq!(h.process(&mut garp.clone(), 0), Verdict::Drop(DropReason::ArpUnsolicited));
+    assert!(h.learn_neighbor(PEER_IP, MacAddr([2, 0, 0, 0, 0, 0x99]), 0));
+    assert_eq!(h.process(&mut garp, 5), Verdict::Learned, "failover: the new MAC replaces the old");
+    assert_eq!(h.resolve(PEER_IP, 6), Resolution::Mac(PEER_MAC));
+}
+
+#[test]
+fn only_on_link_neighbours_are_learned() {
+    let mut h = host();
+    assert!(!h.learn_neighbor(Ipv4Addr::new(198, 19, 0, 1), PEER_MAC, 0), "off-link");
+    assert!(!h.learn_neighbor(OUR_IP, PEER_MAC, 0), "our own address");
+    let mut spoof = arp_request();
+    spoof[28..32].copy_from_slice(&[198, 18, 0, 1]); // sender claims our IP
+    assert!(matches!(h.process(&mut spoof, 0), Verdict::Transmit { .. }));
+    assert!(!h.arp_cache().contains(OUR_IP));
 }
 
 #[test]
@@ -207,6 +233,12 @@ fn l2_drops() {
     let mut bcast_ip = ping();
     bcast_ip[..6].fill(0xff);
     assert_eq!(h.process(&mut bcast_ip, 0), Verdict::Drop(DropReason::OtherMac));
+    let mut bcast_src = ping();
+    bcast_src[6..12].fill(0xff);
+    assert_eq!(h.process(&mut bcast_src, 0), Verdict::Drop(DropReason::BadSourceMac));
+    let mut bcast_src = ping();
+    bcast_src[6..12].fill(0xff);
+    assert_eq!(h.process(&mut bcast_src, 0), Verdict::Drop(DropReason::BadSourceMac));
     let mut short_arp = arp_request();
     short_arp.truncate(40);
     assert_eq!(h.process(&mut short_arp, 0), Verdict::Drop(DropReason::Truncated));
