@@ -62,4 +62,11 @@ if [[ ! -e /dev/net/tun ]]; then
 fi
 modprobe tun 2>/dev/null || true
 
+# cargo-fuzz runs the wire parser's fuzz target (bounded) in `make test`.
+export PATH="$HOME/.cargo/bin:$PATH"
+if command -v cargo >/dev/null && ! command -v cargo-fuzz >/dev/null; then
+    log "installing cargo-fuzz (crates.io)"
+    cargo install cargo-fuzz --locked --quiet
+fi
+
 log "done"

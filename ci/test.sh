@@ -14,6 +14,16 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "[test] build"
 cargo build --workspace --all-targets --quiet
 
+fuzz_failed=0
+echo "[test] fuzz: the wire parser, 20 s from the committed seed corpus"
+corpus=$(mktemp -d)
+cp wire/fuzz/corpus/parse/* "$corpus"/
+if ! (cd wire/fuzz && cargo fuzz run parse --sanitizer none "$corpus" -- -max_total_time=20 -print_final_stats=1 2>&1 | tail -3); then
+    echo "[test] fuzz: FAILED (crash input under wire/fuzz/artifacts/)"
+    fuzz_failed=1
+fi
+rm -rf "$corpus"
+
 echo "[test] cargo test (unit, property, golden pcap, live TAP, error paths)"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log
@@ -21,4 +31,7 @@ status=${PIPESTATUS[0]}
 set -e
 
 echo "[test] finished in $(( $(date +%s) - start )) s"
+if ((fuzz_failed)); then
+    exit 1
+fi
 exit "$status"

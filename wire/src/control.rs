@@ -1,0 +1,291 @@
+//! Control frames: SUBSCRIBE, UNSUBSCRIBE, HEARTBEAT, ACK and ERROR. All
+//! have fixed-size entries.
+//!
+//! ```text
+//! SUBSCRIBE / UNSUBSCRIBE entry (20 B): | request u32 | first u64 | last u64 |
+//! HEARTBEAT: no entries (count = 0)
+//! ACK entry (12 B):   | request u32 | part u16 | parts u16 | streams u32 |
+//! ERROR entry (16 B): | request u32 | code u16 | reserved u16 | detail u64 |
+//! ```
+//! A range is inclusive; a single stream is `first == last`. The reply
+//! address of a request is the source of its datagram.
+
+use crate::header::{FrameType, Header, HEADER_LEN};
+use crate::{le16, le32, le64, put16, put32, put64, WireError};
+
+/// Length of a SUBSCRIBE/UNSUBSCRIBE entry.
+pub const RANGE_ENTRY_LEN: usize = 20;
+/// Length of an ACK entry.
+pub const ACK_ENTRY_LEN: usize = 12;
+/// Length of an ERROR entry.
+pub const ERROR_ENTRY_LEN: usize = 16;
+/// Most stream ids one range may cover; larger ranges are refused with
+/// [`ErrorCode::RangeTooLarge`] so one request has bounded cost.
+pub const RANGE_IDS_MAX: u64 = 65_536;
+
+/// A subscribe or unsubscribe request for `first..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeRequest {
+    /// Chosen by the client; echoed in the ACK or ERROR.
+    pub request: u32,
+    /// First stream id.
+    pub first: u64,
+    /// Last stream id (inclusive).
+    pub last: u64,
+}
+
+impl RangeRequest {
+    /// Number of ids covered, or `None` when `last < first`.
+    pub fn ids(&self) -> Option<u64> {
+        self.last.checked_sub(self.first).map(|d| d.saturating_add(1))
+    }
+}
+
+/// A request was applied. Requests that span several appliance cores are
+/// acknowledged once per core: `part` of `parts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// The request id.
+    pub request: u32,
+    /// Which part this is, 0-based.
+    pub part: u16,
+    /// How many parts the request has.
+    pub parts: u16,
+    /// Streams this part changed.
+    pub streams: u32,
+}
+
+/// Reasons in ERROR entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The datagram's version is not ours; `detail` is the version we speak.
+    UnsupportedVersion,
+    /// The datagram could not be parsed.
+    Malformed,
+    /// The range covers more than [`RANGE_IDS_MAX`] ids, or `last < first`.
+    RangeTooLarge,
+    /// The appliance's stream table is full.
+    StreamTableFull,
+    /// The appliance's subscriber table is full.
+    SubscribersFull,
+    /// The appliance's subscription pool is full.
+    SubscriptionsFull,
+    /// An internal queue was full; retry later.
+    Busy,
+    /// A PUBLISH mixed streams of several shards; `detail` is the first
+    /// refused stream.
+    MixedShards,
+    /// The frame type is unknown; `detail` is the type.
+    UnknownType,
+    /// Any other value.
+    Unknown(u16),
+}
+
+impl From<u16> for ErrorCode {
+    fn from(v: u16) -> Self {
+        match v {
+            1 => ErrorCode::UnsupportedVersion,
+            2 => ErrorCode::Malformed,
+            3 => ErrorCode::RangeTooLarge,
+            4 => ErrorCode::StreamTableFull,
+            5 => ErrorCode::SubscribersFull,
+            6 => ErrorCode::SubscriptionsFull,
+            7 => ErrorCode::Busy,
+            8 => ErrorCode::MixedShards,
+            9 => ErrorCode::UnknownType,
+            other => ErrorCode::Unknown(other),
+        }
+    }
+}
+
+impl From<ErrorCode> for u16 {
+    fn from(v: ErrorCode) -> u16 {
+        match v {
+            ErrorCode::UnsupportedVersion => 1,
+            ErrorCode::Malformed => 2,
+            ErrorCode::RangeTooLarge => 3,
+            ErrorCode::StreamTableFull => 4,
+            ErrorCode::SubscribersFull => 5,
+            ErrorCode::SubscriptionsFull => 6,
+            ErrorCode::Busy => 7,
+            ErrorCode::MixedShards => 8,
+            ErrorCode::UnknownType => 9,
+            ErrorCode::Unknown(other) => other,
+        }
+    }
+}
+
+/// An ERROR entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorEntry {
+    /// The refused request, or 0 when the datagram had none.
+    pub request: u32,
+    /// Why.
+    pub code: ErrorCode,
+    /// Code-specific detail (see [`ErrorCode`]).
+    pub detail: u64,
+}
+
+/// Fixed-size entries of one kind, checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Entries<'a> {
+    rest: &'a [u8],
+    size: usize,
+}
+
+impl<'a> Entries<'a> {
+    fn checked(b: &'a [u8], count: u16, size: usize) -> Result<Self, WireError> {
+        let need = usize::from(count) * size;
+        if b.len() < need {
+            return Err(WireError::Truncated);
+        }
+        if b.len() > need {
+            return Err(WireError::Malformed);
+        }
+        Ok(Entries { rest: b, size })
+    }
+
+    fn next_chunk(&mut self) -> Option<&'a [u8]> {
+        if self.rest.len() < self.size || self.size == 0 {
+            return None;
+        }
+        let (e, rest) = self.rest.split_at(self.size);
+        self.rest = rest;
+        Some(e)
+    }
+
+    /// Number of entries left.
+    pub fn remaining(&self) -> usize {
+        self.rest.len().checked_div(self.size).unwrap_or(0)
+    }
+}
+
+/// Iterator over range requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Ranges<'a>(pub(crate) Entries<'a>);
+
+impl Iterator for Ranges<'_> {
+    type Item = RangeRequest;
+    fn next(&mut self) -> Option<RangeRequest> {
+        self.0.next_chunk().map(|e| RangeRequest { request: le32(e, 0), first: le64(e, 4), last: le64(e, 12) })
+    }
+}
+
+/// Iterator over ACK entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Acks<'a>(Entries<'a>);
+
+impl Iterator for Acks<'_> {
+    type Item = Ack;
+    fn next(&mut self) -> Option<Ack> {
+        self.0.next_chunk().map(|e| Ack {
+            request: le32(e, 0),
+            part: le16(e, 4),
+            parts: le16(e, 6),
+            streams: le32(e, 8),
+        })
+    }
+}
+
+/// Iterator over ERROR entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Errors<'a>(Entries<'a>);
+
+impl Iterator for Errors<'_> {
+    type Item = ErrorEntry;
+    fn next(&mut self) -> Option<ErrorEntry> {
+        self.0.next_chunk().map(|e| ErrorEntry { request: le32(e, 0), code: le16(e, 4).into(), detail: le64(e, 8) })
+    }
+}
+
+/// A checked control frame.
+#[derive(Debug, Clone, Copy)]
+pub enum Control<'a> {
+    /// Subscribe to ranges.
+    Subscribe(Ranges<'a>),
+    /// Unsubscribe from ranges.
+    Unsubscribe(Ranges<'a>),
+    /// Keep the sender's subscriptions alive.
+    Heartbeat,
+    /// Requests applied.
+    Ack(Acks<'a>),
+    /// Requests refused.
+    Error(Errors<'a>),
+}
+
+impl<'a> Control<'a> {
+    /// Checks a control frame's entries, given its parsed header.
+    pub fn from_entries(h: &Header, b: &'a [u8]) -> Result<Self, WireError> {
+        Ok(match h.frame_type {
+            FrameType::Subscribe => Control::Subscribe(Ranges(Entries::checked(b, h.count, RANGE_ENTRY_LEN)?)),
+            FrameType::Unsubscribe => Control::Unsubscribe(Ranges(Entries::checked(b, h.count, RANGE_ENTRY_LEN)?)),
+            FrameType::Heartbeat => {
+                Entries::checked(b, h.count, 0)?;
+                if h.count != 0 {
+                    return Err(WireError::Malformed);
+                }
+                Control::Heartbeat
+            }
+            FrameType::Ack => Control::Ack(Acks(Entries::checked(b, h.count, ACK_ENTRY_LEN)?)),
+            FrameType::Error => Control::Error(Errors(Entries::checked(b, h.count, ERROR_ENTRY_LEN)?)),
+            FrameType::Unknown(t) => return Err(WireError::UnknownType(t)),
+            FrameType::Publish | FrameType::Deliver => return Err(WireError::Malformed),
+        })
+    }
+}
+
+fn emit_entries<T>(
+    buf: &mut [u8],
+    t: FrameType,
+    items: &[T],
+    size: usize,
+    put: impl Fn(&mut [u8], &T),
+) -> Option<usize> {
+    let count = u16::try_from(items.len()).ok()?;
+    let len = HEADER_LEN + items.len() * size;
+    let b = buf.get_mut(..len)?;
+    Header { frame_type: t, flags: 0, count }.emit(b);
+    for (i, item) in items.iter().enumerate() {
+        let at = HEADER_LEN + i * size;
+        put(&mut b[at..at + size], item);
+    }
+    Some(len)
+}
+
+/// Writes a SUBSCRIBE or UNSUBSCRIBE datagram; returns its length, or
+/// `None` if `buf` is too small or `t` is another type.
+pub fn emit_ranges(buf: &mut [u8], t: FrameType, ranges: &[RangeRequest]) -> Option<usize> {
+    if !matches!(t, FrameType::Subscribe | FrameType::Unsubscribe) {
+        return None;
+    }
+    emit_entries(buf, t, ranges, RANGE_ENTRY_LEN, |e, r| {
+        put32(e, 0, r.request);
+        put64(e, 4, r.first);
+        put64(e, 12, r.last);
+    })
+}
+
+/// Writes a HEARTBEAT datagram.
+pub fn emit_heartbeat(buf: &mut [u8]) -> Option<usize> {
+    emit_entries::<()>(buf, FrameType::Heartbeat, &[], 0, |_, _| {})
+}
+
+/// Writes an ACK datagram.
+pub fn emit_acks(buf: &mut [u8], acks: &[Ack]) -> Option<usize> {
+    emit_entries(buf, FrameType::Ack, acks, ACK_ENTRY_LEN, |e, a| {
+        put32(e, 0, a.request);
+        put16(e, 4, a.part);
+        put16(e, 6, a.parts);
+        put32(e, 8, a.streams);
+    })
+}
+
+/// Writes an ERROR datagram.
+pub fn emit_errors(buf: &mut [u8], errors: &[ErrorEntry]) -> Option<usize> {
+    emit_entries(buf, FrameType::Error, errors, ERROR_ENTRY_LEN, |e, x| {
+        put32(e, 0, x.request);
+        put16(e, 4, x.code.into());
+        put16(e, 6, 0);
+        put64(e, 8, x.detail);
+    })
+}

@@ -1,0 +1,146 @@
+//! DELIVER: the appliance's messages to one subscriber, possibly of many
+//! streams, each with the stream's sequence number.
+//!
+//! ```text
+//! entry: | stream u64 | seq u64 | timestamp_ns u64 | class u8 | flags u8 | len u16 | payload[len] |
+//! ```
+//! `seq` counts the stream's messages from 0 when the stream came into
+//! existence in the appliance; it is contiguous, so a subscriber that sees
+//! `seq` jump knows exactly how many messages it missed. `timestamp_ns` is
+//! when the appliance received the message (CLOCK_REALTIME, nanoseconds).
+
+use crate::header::{FrameType, Header, HEADER_LEN};
+use crate::publish::validate_entries;
+use crate::{le16, le64, put16, put64, WireError};
+
+/// Fixed part of an entry.
+pub const ENTRY_HEADER_LEN: usize = 28;
+
+/// One delivered message, borrowed from the datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery<'a> {
+    /// Stream id.
+    pub stream: u64,
+    /// The stream's sequence number of this message.
+    pub seq: u64,
+    /// When the appliance received it (ns since the Unix epoch).
+    pub timestamp_ns: u64,
+    /// Priority class.
+    pub class: u8,
+    /// Flags (none defined in version 1).
+    pub flags: u8,
+    /// Payload.
+    pub payload: &'a [u8],
+}
+
+/// A checked DELIVER datagram.
+#[derive(Debug, Clone, Copy)]
+pub struct Deliver<'a> {
+    entries: &'a [u8],
+    count: u16,
+}
+
+impl<'a> Deliver<'a> {
+    /// Checks the header and every entry; afterwards iteration cannot fail.
+    pub fn new_checked(datagram: &'a [u8]) -> Result<Self, WireError> {
+        let h = Header::parse(datagram)?;
+        if h.frame_type != FrameType::Deliver {
+            return Err(WireError::Malformed);
+        }
+        let entries = &datagram[HEADER_LEN..];
+        validate_entries(entries, h.count, ENTRY_HEADER_LEN, 26)?;
+        Ok(Deliver { entries, count: h.count })
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// True when the datagram carries no message.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The messages, in order.
+    pub fn deliveries(&self) -> Deliveries<'a> {
+        Deliveries { rest: self.entries }
+    }
+}
+
+/// Iterator over the messages of a checked DELIVER.
+#[derive(Debug, Clone)]
+pub struct Deliveries<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Deliveries<'a> {
+    type Item = Delivery<'a>;
+
+    fn next(&mut self) -> Option<Delivery<'a>> {
+        let b = self.rest;
+        if b.len() < ENTRY_HEADER_LEN {
+            return None;
+        }
+        let len = usize::from(le16(b, 26));
+        let end = (ENTRY_HEADER_LEN + len).min(b.len());
+        let d = Delivery {
+            stream: le64(b, 0),
+            seq: le64(b, 8),
+            timestamp_ns: le64(b, 16),
+            class: b[24],
+            flags: b[25],
+            payload: &b[ENTRY_HEADER_LEN..end],
+        };
+        self.rest = &b[end..];
+        Some(d)
+    }
+}
+
+/// Builds a DELIVER datagram in a caller's buffer (an mbuf's data room in
+/// the appliance). The caller keeps `len`/`count` across calls by keeping
+/// the builder state in [`DeliverState`], since the buffer outlives a
+/// borrow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliverState {
+    /// Datagram length so far (0 = not started).
+    pub len: u16,
+    /// Entries so far.
+    pub count: u16,
+}
+
+impl DeliverState {
+    /// Starts a datagram in `buf` (at least [`HEADER_LEN`] bytes).
+    pub fn start(buf: &mut [u8]) -> DeliverState {
+        Header { frame_type: FrameType::Deliver, flags: 0, count: 0 }.emit(buf);
+        DeliverState { len: HEADER_LEN as u16, count: 0 }
+    }
+
+    /// Bytes an entry with `payload_len` bytes takes.
+    pub const fn entry_len(payload_len: usize) -> usize {
+        ENTRY_HEADER_LEN + payload_len
+    }
+
+    /// True when an entry of `payload_len` fits in `capacity` bytes.
+    pub fn fits(&self, payload_len: usize, capacity: usize) -> bool {
+        usize::from(self.len) + Self::entry_len(payload_len) <= capacity && self.count < u16::MAX
+    }
+
+    /// Appends an entry; the caller checked [`DeliverState::fits`] against
+    /// `buf.len()`.
+    pub fn push(&mut self, buf: &mut [u8], d: &Delivery<'_>) {
+        let start = usize::from(self.len);
+        let need = Self::entry_len(d.payload.len());
+        let e = &mut buf[start..start + need];
+        put64(e, 0, d.stream);
+        put64(e, 8, d.seq);
+        put64(e, 16, d.timestamp_ns);
+        e[24] = d.class;
+        e[25] = d.flags;
+        put16(e, 26, d.payload.len() as u16);
+        e[ENTRY_HEADER_LEN..].copy_from_slice(d.payload);
+        self.len += need as u16;
+        self.count += 1;
+        Header::set_count(buf, self.count);
+    }
+}
