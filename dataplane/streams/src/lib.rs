@@ -1,0 +1,467 @@
+//! Per-worker stream state: which streams exist, who subscribes to them,
+//! and each stream's next sequence number.
+//!
+//! Everything is allocated once, in [`Streams::new`], with the bounds of
+//! [`Limits`]; nothing allocates afterwards. A full table refuses with a
+//! typed error that the dataplane turns into an ERROR frame and a counter.
+//!
+//! Layout (bytes per stream, see docs/streams.md): a 32-byte control block
+//! in a slab plus 8 bytes of index (two 4-byte buckets per stream at most
+//! half full) = 40 bytes. Subscriptions are 24-byte nodes, linked both into
+//! their stream's list (fan-out) and their subscriber's list (expiry).
+//!
+//! Streams exist while they have subscribers: the first subscription
+//! creates one (sequence 0), the last one leaving frees it. Messages for a
+//! stream nobody subscribes to cost a lookup and are counted, nothing more.
+
+#![warn(missing_docs)]
+
+pub mod index;
+
+use index::Index;
+
+const NIL: u32 = u32::MAX;
+
+/// Bounds, fixed at startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Streams this worker may hold.
+    pub streams: u32,
+    /// Distinct subscriber addresses.
+    pub subscribers: u32,
+    /// (stream, subscriber) pairs.
+    pub subscriptions: u32,
+    /// A subscriber not heard from for this long expires.
+    pub lifetime_ms: u64,
+}
+
+/// Why a change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// No free stream block.
+    Streams,
+    /// No free subscriber record.
+    Subscribers,
+    /// No free subscription node.
+    Subscriptions,
+}
+
+/// A subscriber's address: IPv4 and UDP port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// IPv4 address as a big-endian u32.
+    pub ip: u32,
+    /// UDP port.
+    pub port: u16,
+}
+
+impl Peer {
+    fn key(self) -> u64 {
+        u64::from(self.ip) << 16 | u64::from(self.port)
+    }
+}
+
+/// A stream's control block (32 bytes).
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Stream {
+    id: u64,
+    next_seq: u64,
+    /// First subscription node, or NIL.
+    head: u32,
+    subscribers: u32,
+    /// Free-list link when unused.
+    next_free: u32,
+    _pad: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<Stream>() == 32);
+
+/// A subscriber record.
+#[derive(Debug, Clone, Copy)]
+struct Subscriber {
+    peer: Peer,
+    last_seen_ms: u64,
+    head: u32,
+    subscriptions: u32,
+    next_free: u32,
+    used: bool,
+}
+
+/// A (stream, subscriber) pair, in two doubly linked lists.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Node {
+    stream: u32,
+    subscriber: u32,
+    s_prev: u32,
+    s_next: u32,
+    u_prev: u32,
+    u_next: u32,
+}
+
+/// What a publish found: the stream's slot and the sequence number the
+/// message got. Iterate its subscribers with [`Streams::subscribers_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Stream slot.
+    pub stream: u32,
+    /// Sequence number assigned to the message.
+    pub seq: u64,
+}
+
+/// Gauges of a worker's stream state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Gauges {
+    /// Streams with at least one subscriber.
+    pub streams: u32,
+    /// Subscriber addresses.
+    pub subscribers: u32,
+    /// (stream, subscriber) pairs.
+    pub subscriptions: u32,
+}
+
+/// One worker's streams, subscribers and subscriptions.
+#[derive(Debug)]
+pub struct Streams {
+    limits: Limits,
+    streams: Vec<Stream>,
+    stream_index: Index,
+    stream_free: u32,
+    subs: Vec<Subscriber>,
+    sub_index: Index,
+    sub_free: u32,
+    nodes: Vec<Node>,
+    node_free: u32,
+    gauges: Gauges,
+    sweep_cursor: u32,
+}
+
+impl Streams {
+    /// Allocates every table for `limits`.
+    pub fn new(limits: Limits) -> Streams {
+        let free_chain = |n: u32, i: u32| if i + 1 < n { i + 1 } else { NIL };
+        let streams = (0..limits.streams)
+            .map(|i| Stream {
+                id: 0,
+                next_seq: 0,
+                head: NIL,
+                subscribers: 0,
+                next_free: free_chain(limits.streams, i),
+                _pad: 0,
+            })
+            .collect();
+        let subs = (0..limits.subscribers)
+            .map(|i| Subscriber {
+                peer: Peer { ip: 0, port: 0 },
+                last_seen_ms: 0,
+                head: NIL,
+                subscriptions: 0,
+                next_free: free_chain(limits.subscribers, i),
+                used: false,
+            })
+            .collect();
+        let nodes = (0..limits.subscriptions)
+            .map(|i| Node {
+                stream: NIL,
+                subscriber: NIL,
+                s_prev: NIL,
+                s_next: free_chain(limits.subscriptions, i),
+                u_prev: NIL,
+                u_next: NIL,
+            })
+            .collect();
+        let head = |n: u32| if n > 0 { 0 } else { NIL };
+        Streams {
+            limits,
+            streams,
+            stream_index: Index::with_capacity(limits.streams as usize),
+            stream_free: head(limits.streams),
+            subs,
+            sub_index: Index::with_capacity(limits.subscribers as usize),
+            sub_free: head(limits.subscribers),
+            nodes,
+            node_free: head(limits.subscriptions),
+            gauges: Gauges::default(),
+            sweep_cursor: 0,
+        }
+    }
+
+    /// The bounds this table was built with.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Current gauges.
+    pub fn gauges(&self) -> Gauges {
+        self.gauges
+    }
+
+    /// Bytes allocated for streams (blocks + index), for docs and tests.
+    pub fn stream_bytes(&self) -> usize {
+        self.streams.len() * std::mem::size_of::<Stream>() + self.stream_index.bytes()
+    }
+
+    fn stream_slot(&self, id: u64) -> Option<u32> {
+        let streams = &self.streams;
+        self.stream_index.find(id, |s| streams[s as usize].id)
+    }
+
+    fn subscriber_slot(&self, peer: Peer) -> Option<u32> {
+        let subs = &self.subs;
+        self.sub_index.find(peer.key(), |s| subs[s as usize].peer.key())
+    }
+
+    /// The subscriber slot of `peer`, if it has any subscription here.
+    pub fn subscriber(&self, peer: Peer) -> Option<u32> {
+        self.subscriber_slot(peer)
+    }
+
+    /// The address of subscriber slot `slot`.
+    pub fn peer(&self, slot: u32) -> Peer {
+        self.subs[slot as usize].peer
+    }
+
+    /// Number of subscriber slots (for per-subscriber side tables).
+    pub fn subscriber_capacity(&self) -> usize {
+        self.subs.len()
+    }
+
+    fn find_or_add_subscriber(&mut self, peer: Peer, now_ms: u64) -> Result<u32, Full> {
+        if let Some(s) = self.subscriber_slot(peer) {
+            return Ok(s);
+        }
+        let slot = self.sub_free;
+        if slot == NIL {
+            return Err(Full::Subscribers);
+        }
+        let rec = &mut self.subs[slot as usize];
+        self.sub_free = rec.next_free;
+        *rec = Subscriber { peer, last_seen_ms: now_ms, head: NIL, subscriptions: 0, next_free: NIL, used: true };
+        let subs = &self.subs;
+        self.sub_index.insert(peer.key(), slot, |s| subs[s as usize].peer.key());
+        self.gauges.subscribers += 1;
+        Ok(slot)
+    }
+
+    fn free_subscriber(&mut self, slot: u32) {
+        let peer = self.subs[slot as usize].peer;
+        let subs = &self.subs;
+        self.sub_index.remove(peer.key(), |s| subs[s as usize].peer.key());
+        let rec = &mut self.subs[slot as usize];
+        rec.used = false;
+        rec.next_free = self.sub_free;
+        self.sub_free = slot;
+        self.gauges.subscribers -= 1;
+    }
+
+    fn find_or_add_stream(&mut self, id: u64) -> Result<u32, Full> {
+        if let Some(s) = self.stream_slot(id) {
+            return Ok(s);
+        }
+        let slot = self.stream_free;
+        if slot == NIL {
+            return Err(Full::Streams);
+        }
+        let block = &mut self.streams[slot as usize];
+        self.stream_free = block.next_free;
+        *block = Stream { id, next_seq: 0, head: NIL, subscribers: 0, next_free: NIL, _pad: 0 };
+        let streams = &self.streams;
+        self.stream_index.insert(id, slot, |s| streams[s as usize].id);
+        self.gauges.streams += 1;
+        Ok(slot)
+    }
+
+    fn free_stream(&mut self, slot: u32) {
+        let id = self.streams[slot as usize].id;
+        let streams = &self.streams;
+        self.stream_index.remove(id, |s| streams[s as usize].id);
+        self.streams[slot as usize].next_free = self.stream_free;
+        self.stream_free = slot;
+        self.gauges.streams -= 1;
+    }
+
+    /// Subscribes `peer` to stream `id` and refreshes the peer. Returns
+    /// whether the subscription is new. On `Err` nothing changed.
+    pub fn subscribe(&mut self, peer: Peer, id: u64, now_ms: u64) -> Result<bool, Full> {
+        if self.node_free == NIL && !self.is_subscribed(peer, id) {
+            return Err(Full::Subscriptions);
+        }
+        let had_sub = self.subscriber_slot(peer).is_some();
+        let sub = self.find_or_add_subscriber(peer, now_ms)?;
+        let stream = match self.find_or_add_stream(id) {
+            Ok(s) => s,
+            Err(e) => {
+                if !had_sub {
+                    self.free_subscriber(sub);
+                }
+                return Err(e);
+            }
+        };
+        // A refusal above changed nothing, not even the peer's last-seen time.
+        self.subs[sub as usize].last_seen_ms = now_ms;
+        if self.node_of(stream, sub).is_some() {
+            return Ok(false);
+        }
+        let n = self.node_free;
+        self.node_free = self.nodes[n as usize].s_next;
+        let (s_head, u_head) = (self.streams[stream as usize].head, self.subs[sub as usize].head);
+        self.nodes[n as usize] =
+            Node { stream, subscriber: sub, s_prev: NIL, s_next: s_head, u_prev: NIL, u_next: u_head };
+        if s_head != NIL {
+            self.nodes[s_head as usize].s_prev = n;
+        }
+        if u_head != NIL {
+            self.nodes[u_head as usize].u_prev = n;
+        }
+        self.streams[stream as usize].head = n;
+        self.streams[stream as usize].subscribers += 1;
+        self.subs[sub as usize].head = n;
+        self.subs[sub as usize].subscriptions += 1;
+        self.gauges.subscriptions += 1;
+        Ok(true)
+    }
+
+    fn is_subscribed(&self, peer: Peer, id: u64) -> bool {
+        match (self.stream_slot(id), self.subscriber_slot(peer)) {
+            (Some(st), Some(sub)) => self.node_of(st, sub).is_some(),
+            _ => false,
+        }
+    }
+
+    /// The node linking `stream` and `sub`: walks the shorter list.
+    fn node_of(&self, stream: u32, sub: u32) -> Option<u32> {
+        let by_stream = self.streams[stream as usize].subscribers <= self.subs[sub as usize].subscriptions;
+        let mut n = if by_stream { self.streams[stream as usize].head } else { self.subs[sub as usize].head };
+        while n != NIL {
+            let node = &self.nodes[n as usize];
+            if node.stream == stream && node.subscriber == sub {
+                return Some(n);
+            }
+            n = if by_stream { node.s_next } else { node.u_next };
+        }
+        None
+    }
+
+    /// Unlinks node `n` from both lists and frees it; frees its stream
+    /// and subscriber when they become empty.
+    fn remove_node(&mut self, n: u32) {
+        let node = self.nodes[n as usize];
+        if node.s_prev != NIL {
+            self.nodes[node.s_prev as usize].s_next = node.s_next;
+        } else {
+            self.streams[node.stream as usize].head = node.s_next;
+        }
+        if node.s_next != NIL {
+            self.nodes[node.s_next as usize].s_prev = node.s_prev;
+        }
+        if node.u_prev != NIL {
+            self.nodes[node.u_prev as usize].u_next = node.u_next;
+        } else {
+            self.subs[node.subscriber as usize].head = node.u_next;
+        }
+        if node.u_next != NIL {
+            self.nodes[node.u_next as usize].u_prev = node.u_prev;
+        }
+        self.nodes[n as usize] =
+            Node { stream: NIL, subscriber: NIL, s_prev: NIL, s_next: self.node_free, u_prev: NIL, u_next: NIL };
+        self.node_free = n;
+        self.gauges.subscriptions -= 1;
+        let st = &mut self.streams[node.stream as usize];
+        st.subscribers -= 1;
+        if st.subscribers == 0 {
+            self.free_stream(node.stream);
+        }
+        let sub = &mut self.subs[node.subscriber as usize];
+        sub.subscriptions -= 1;
+        if sub.subscriptions == 0 {
+            self.free_subscriber(node.subscriber);
+        }
+    }
+
+    /// Removes `peer`'s subscription to `id`; returns whether it existed.
+    pub fn unsubscribe(&mut self, peer: Peer, id: u64) -> bool {
+        let (Some(st), Some(sub)) = (self.stream_slot(id), self.subscriber_slot(peer)) else {
+            return false;
+        };
+        match self.node_of(st, sub) {
+            Some(n) => {
+                self.remove_node(n);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Refreshes every subscription of `peer`; returns whether it has any.
+    pub fn heartbeat(&mut self, peer: Peer, now_ms: u64) -> bool {
+        match self.subscriber_slot(peer) {
+            Some(s) => {
+                self.subs[s as usize].last_seen_ms = now_ms;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Assigns the next sequence number of stream `id`, if it exists.
+    #[inline]
+    pub fn publish(&mut self, id: u64) -> Option<Published> {
+        let slot = self.stream_slot(id)?;
+        let st = &mut self.streams[slot as usize];
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        Some(Published { stream: slot, seq })
+    }
+
+    /// Hints the CPU to fetch the index buckets of these streams.
+    pub fn prefetch(&self, ids: &[u64]) {
+        for &id in ids {
+            self.stream_index.prefetch(id);
+        }
+    }
+
+    /// Calls `f(subscriber_slot)` for every subscriber of stream slot
+    /// `stream`.
+    #[inline]
+    pub fn subscribers_of(&self, stream: u32, mut f: impl FnMut(u32)) {
+        let mut n = self.streams[stream as usize].head;
+        while n != NIL {
+            let node = &self.nodes[n as usize];
+            f(node.subscriber);
+            n = node.s_next;
+        }
+    }
+
+    /// Expires subscribers not heard from within the lifetime, looking at
+    /// no more than `budget` subscriber slots (a bounded slice of work per
+    /// call; successive calls sweep the whole table). Calls `on_expired`
+    /// with each expired subscriber's slot before its state is freed, and
+    /// returns how many expired.
+    pub fn expire(&mut self, now_ms: u64, budget: u32, mut on_expired: impl FnMut(u32, Peer)) -> u32 {
+        let cap = self.subs.len() as u32;
+        let mut expired = 0;
+        for _ in 0..budget.min(cap) {
+            let slot = self.sweep_cursor;
+            self.sweep_cursor = (self.sweep_cursor + 1) % cap;
+            let s = self.subs[slot as usize];
+            if s.used && now_ms.saturating_sub(s.last_seen_ms) >= self.limits.lifetime_ms {
+                on_expired(slot, s.peer);
+                self.remove_subscriber(slot);
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    /// Drops every subscription of subscriber `slot` (frees it too).
+    fn remove_subscriber(&mut self, slot: u32) {
+        while self.subs[slot as usize].used && self.subs[slot as usize].head != NIL {
+            let n = self.subs[slot as usize].head;
+            self.remove_node(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
