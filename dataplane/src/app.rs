@@ -116,8 +116,9 @@ fn build_workers(
             stop: Arc::clone(stop),
             burst: usize::from(cfg.workers.rx_burst),
             tsc_per_ms,
-            service: cfg.service.handler.build(),
+            service: cfg.service.handler.build(cfg.streams.limits()),
             service_port: cfg.service.udp_port,
+            pubsub: None,
         });
     }
     Ok(workers)

@@ -39,6 +39,67 @@ pub struct Config {
     /// Packet buffer pool.
     #[serde(default)]
     pub mempool: MempoolConfig,
+    /// Stream table bounds (per worker) and subscription lifetime.
+    #[serde(default)]
+    pub streams: StreamsConfig,
+}
+
+/// Stream table bounds, per worker, allocated at startup.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// Streams (with at least one subscriber) one worker holds: 40 bytes each.
+    #[serde(default = "default_streams_max")]
+    pub max_per_worker: u32,
+    /// Subscriber addresses per worker.
+    #[serde(default = "default_subscribers_max")]
+    pub subscribers_max: u32,
+    /// (stream, subscriber) pairs per worker: 24 bytes each.
+    #[serde(default = "default_subscriptions_max")]
+    pub subscriptions_max: u32,
+    /// A subscriber not heard from (HEARTBEAT or SUBSCRIBE) for this long
+    /// expires and its state is freed.
+    #[serde(default = "default_lifetime_ms")]
+    pub subscription_lifetime_ms: u32,
+}
+
+fn default_streams_max() -> u32 {
+    65_536
+}
+
+fn default_subscribers_max() -> u32 {
+    1024
+}
+
+fn default_subscriptions_max() -> u32 {
+    262_144
+}
+
+fn default_lifetime_ms() -> u32 {
+    10_000
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            max_per_worker: default_streams_max(),
+            subscribers_max: default_subscribers_max(),
+            subscriptions_max: default_subscriptions_max(),
+            subscription_lifetime_ms: default_lifetime_ms(),
+        }
+    }
+}
+
+impl StreamsConfig {
+    /// As table limits.
+    pub fn limits(&self) -> ms_streams::Limits {
+        ms_streams::Limits {
+            streams: self.max_per_worker,
+            subscribers: self.subscribers_max,
+            subscriptions: self.subscriptions_max,
+            lifetime_ms: u64::from(self.subscription_lifetime_ms),
+        }
+    }
 }
 
 /// Whether DPDK backs its memory with hugepages.
@@ -437,6 +498,20 @@ impl Config {
         if self.arp.entry_ttl_s == 0 || self.arp.request_interval_ms == 0 {
             fail!(None, "arp: entry_ttl_s and request_interval_ms must be at least 1");
         }
+        let st = &self.streams;
+        if st.max_per_worker == 0 || st.max_per_worker > 1 << 24 {
+            fail!(None, "streams.max_per_worker: expected 1..=16777216, got {}", st.max_per_worker);
+        }
+        if st.subscribers_max == 0
+            || st.subscribers_max > 1 << 20
+            || st.subscriptions_max == 0
+            || st.subscriptions_max > 1 << 26
+        {
+            fail!(None, "streams: subscribers_max must be 1..=1048576 and subscriptions_max 1..=67108864");
+        }
+        if st.subscription_lifetime_ms < 100 {
+            fail!(None, "streams.subscription_lifetime_ms: at least 100, got {}", st.subscription_lifetime_ms);
+        }
         self.check_ports()?;
         self.check_mempool()
     }
@@ -485,8 +560,14 @@ impl Config {
         let workers = self.workers.lcores.value.len() as u64;
         let ports = &self.ports.value;
         let rings: u64 = ports.iter().map(|p| u64::from(p.rx_desc) + u64::from(p.tx_desc)).sum();
+        // Plus one DELIVER being filled per subscriber when streams run.
+        let delivers = match self.service.handler {
+            HandlerKind::Streams => u64::from(self.streams.subscribers_max),
+            _ => 0,
+        };
         let need = workers * rings
             + workers * u64::from(self.workers.rx_burst) * ports.len() as u64
+            + workers * delivers
             + (workers + 1) * u64::from(m.cache);
         if u64::from(m.mbufs) < need {
             fail!(None, "mempool.mbufs: {} is too few for the rings and caches; need at least {need}", m.mbufs);

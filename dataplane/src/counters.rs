@@ -47,6 +47,28 @@ counters! {
     NeighborsShared => "neighbors_shared", "Neighbours learned by ARP on this worker and posted to the others.";
     NeighborsReceived => "neighbors_received", "Neighbours other workers posted to this one.";
     HandoffFull => "handoff_full", "Items dropped because another worker's mailbox was full.";
+    MessagesPublished => "messages_published", "PUBLISH messages accepted for a stream this worker owns.";
+    MessagesNoSubscriber => "messages_no_subscriber", "Published messages for streams nobody subscribes to (dropped).";
+    MixedShards => "publish_mixed_shards", "Published messages of another shard than their datagram's (dropped, answered with ERROR).";
+    DeliverDatagrams => "deliver_datagrams", "DELIVER datagrams sent.";
+    DeliverMessages => "deliver_messages", "Messages sent inside DELIVER datagrams (one per subscriber per message).";
+    DeliverMessagesDropped => "deliver_messages_dropped", "Messages dropped because their DELIVER could not be sent (subscriber unresolved or unroutable).";
+    DeliverNoBuffer => "deliver_no_buffer", "Messages dropped because no mbuf was free for a DELIVER.";
+    Subscriptions => "subscriptions_added", "Subscriptions created.";
+    Unsubscriptions => "subscriptions_removed", "Subscriptions removed by UNSUBSCRIBE.";
+    SubscribeRefused => "subscribe_refused", "SUBSCRIBE requests refused because a table was full.";
+    SubscribersExpired => "subscribers_expired", "Subscribers whose lifetime ran out without a heartbeat (state freed).";
+    Heartbeats => "heartbeats", "HEARTBEAT datagrams received.";
+    ProtoReplies => "proto_replies_sent", "ACK and ERROR datagrams sent.";
+    ProtoBadMagic => "proto_bad_magic", "Datagrams to the service port that are not MemoryStreamer's (dropped).";
+    ProtoBadVersion => "proto_bad_version", "Datagrams of another protocol version (answered with ERROR).";
+    ProtoMalformed => "proto_malformed", "Datagrams that failed to parse (answered with ERROR).";
+    ProtoUnexpected => "proto_unexpected", "DELIVER, ACK or ERROR frames sent to the appliance (dropped).";
+    HandoffPublish => "handoff_publish", "PUBLISH datagrams handed to the worker that owns their shard.";
+    HandoffControl => "handoff_control", "(Un)subscriptions handed to the workers that own their streams.";
+    StreamsActive => "streams_active", "Gauge: streams with at least one subscriber.";
+    SubscribersActive => "subscribers_active", "Gauge: subscriber addresses with at least one subscription.";
+    SubscriptionsActive => "subscriptions_active", "Gauge: (stream, subscriber) pairs.";
     PollsBusy => "polls_busy", "RX polls that returned packets.";
     PollsIdle => "polls_idle", "RX polls that returned nothing.";
 }
@@ -81,6 +103,11 @@ impl Default for WorkerCounters {
 }
 
 impl WorkerCounters {
+    /// Sets a gauge. Only the owning worker may call this (single writer).
+    pub fn set(&self, c: Counter, v: u64) {
+        self.slots[c as usize].store(v, Ordering::Relaxed);
+    }
+
     /// Reads every slot (any thread).
     pub fn snapshot(&self) -> [u64; COUNTERS_LEN] {
         std::array::from_fn(|i| self.slots[i].load(Ordering::Relaxed))

@@ -14,6 +14,7 @@ pub mod eal;
 pub mod mailbox;
 pub mod mbuf;
 pub mod port;
+pub mod pubsub;
 pub mod report;
 pub mod service;
 pub mod worker;

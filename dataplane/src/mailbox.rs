@@ -3,7 +3,50 @@
 //! box drops the item and the sender counts it (`handoff_full`).
 
 use crossbeam_queue::ArrayQueue;
+use ms_dpdk_sys as sys;
 use ms_netstack::{Ipv4Addr, MacAddr};
+
+/// An mbuf handed from one worker to another. Whoever holds the item owns
+/// the buffer: the receiver frees or sends it, or the sender frees it when
+/// the mailbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MbufPtr(pub *mut sys::rte_mbuf);
+
+// SAFETY: an mbuf may be used from any lcore; ownership moves with the item
+// and exactly one worker holds it at a time (see the type's docs).
+unsafe impl Send for MbufPtr {}
+
+/// Subscribe or unsubscribe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeOp {
+    /// SUBSCRIBE.
+    Subscribe,
+    /// UNSUBSCRIBE.
+    Unsubscribe,
+}
+
+/// A subscription request to apply on the worker that owns its streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeWork {
+    /// What to do.
+    pub op: RangeOp,
+    /// Port index the request arrived on (replies and DELIVERs use it).
+    pub port: usize,
+    /// Subscriber address.
+    pub ip: Ipv4Addr,
+    /// Subscriber UDP port.
+    pub udp_port: u16,
+    /// Source MAC of the request (the subscriber's when on-link).
+    pub mac: MacAddr,
+    /// Client's request id.
+    pub request: u32,
+    /// First stream id.
+    pub first: u64,
+    /// Last stream id (inclusive).
+    pub last: u64,
+    /// How many workers acknowledge this request.
+    pub parts: u16,
+}
 
 /// Items one worker drains per loop turn, so mail never starves RX.
 pub const DRAIN_PER_TURN: usize = 64;
@@ -20,6 +63,30 @@ pub enum Handoff {
         ip: Ipv4Addr,
         /// Its MAC.
         mac: MacAddr,
+    },
+    /// A PUBLISH datagram for streams this worker owns, still in its mbuf.
+    Publish {
+        /// The frame.
+        mbuf: MbufPtr,
+        /// Port index it arrived on.
+        port: usize,
+        /// Offset of the UDP payload in the frame.
+        offset: u16,
+        /// Length of the UDP payload.
+        len: u16,
+        /// Publisher address.
+        ip: Ipv4Addr,
+        /// Publisher UDP port.
+        udp_port: u16,
+    },
+    /// A (un)subscription for streams this worker owns.
+    Range(RangeWork),
+    /// A subscriber is alive.
+    Heartbeat {
+        /// Subscriber address.
+        ip: Ipv4Addr,
+        /// Subscriber UDP port.
+        udp_port: u16,
     },
 }
 
@@ -54,6 +121,11 @@ impl Mailboxes {
             }
         }
         full
+    }
+
+    /// Posts to worker `to`; gives the item back when the box is full.
+    pub fn post(&self, to: usize, item: Handoff) -> Result<(), Handoff> {
+        self.boxes[to].push(item)
     }
 
     /// Takes the next item for worker `me`.

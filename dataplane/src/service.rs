@@ -1,7 +1,7 @@
-//! The hook UDP datagrams for the service port go to. The streams protocol
-//! plugs in here; until then two handlers exist: `sink` counts and drops,
-//! `echo` sends each payload back to its sender (through routes and ARP,
-//! like any reply the service will send), for diagnostics and tests.
+//! What handles UDP datagrams for the service port: the streams protocol
+//! (`streams`, the product, in `pubsub.rs`), or a simple handler behind
+//! [`ServiceHandler`]: `sink` counts and drops, `echo` sends each payload
+//! back to its sender through routes and ARP (diagnostics and tests).
 
 use ms_netstack::Ipv4Addr;
 use serde::Deserialize;
@@ -35,23 +35,27 @@ pub trait ServiceHandler: Send {
     fn on_datagram(&mut self, from: Peer, payload: &mut [u8]) -> ServiceAction;
 }
 
-/// Which built-in handler a config selects.
+/// Which handler a config selects.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum HandlerKind {
-    /// Count and drop.
+    /// The streams protocol (docs/protocol.md).
     #[default]
+    Streams,
+    /// Count and drop.
     Sink,
     /// Send every payload back to its sender.
     Echo,
 }
 
 impl HandlerKind {
-    /// A fresh handler for one worker.
-    pub fn build(self) -> Box<dyn ServiceHandler> {
+    /// A fresh handler for one worker; `streams` bounds the stream tables.
+    pub fn build(self, streams: ms_streams::Limits) -> crate::worker::Service {
+        use crate::worker::Service;
         match self {
-            HandlerKind::Sink => Box::new(Sink),
-            HandlerKind::Echo => Box::new(Echo),
+            HandlerKind::Streams => Service::Streams(streams),
+            HandlerKind::Sink => Service::Simple(Box::new(Sink)),
+            HandlerKind::Echo => Service::Simple(Box::new(Echo)),
         }
     }
 }

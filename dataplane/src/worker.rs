@@ -1,15 +1,18 @@
-//! The run-to-completion loop of one worker lcore: for each of its queues,
-//! rx burst -> parse -> act -> tx burst, counters flushed once per burst.
-//! Nothing here allocates, locks or logs per packet.
+//! The run-to-completion loop of one worker lcore: mail from other workers,
+//! then for each of its queues rx burst -> parse -> act -> tx burst, with
+//! counters flushed once per burst. Nothing here allocates, locks or logs
+//! per packet (the stream tables are allocated once, when the loop starts).
 
 use crate::counters::{Counter, LocalCounters, WorkerCounters};
 use crate::mailbox::{Handoff, Mailboxes, DRAIN_PER_TURN};
 use crate::mbuf::{self, Mempool};
 use crate::port;
+use crate::pubsub::{Clock, PubSub};
 use crate::service::{Peer, ServiceAction, ServiceHandler};
 use ms_dpdk_sys as sys;
-use ms_netstack::host::{Host, ReplyKind, Resolution, UdpEndpoint, Verdict, UDP_PAYLOAD_OFFSET};
+use ms_netstack::host::{Host, ReplyKind, Resolution, ServiceDatagram, UdpEndpoint, Verdict, UDP_PAYLOAD_OFFSET};
 use ms_netstack::Ipv4Addr;
+use ms_streams::Limits;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -26,13 +29,21 @@ pub struct WorkerQueue {
     pub host: Host,
 }
 
+/// What runs on the service port.
+pub enum Service {
+    /// A simple handler (sink, echo).
+    Simple(Box<dyn ServiceHandler>),
+    /// The streams protocol, with these table bounds.
+    Streams(Limits),
+}
+
 /// Everything a worker owns. Built on the main lcore, moved to the worker.
 pub struct Worker {
     /// Index among the workers (= its queue index on every port).
     pub index: usize,
     /// Queues polled in turn.
     pub queues: Vec<WorkerQueue>,
-    /// Pool for packets the worker originates (ARP refresh requests).
+    /// Pool for packets the worker originates (DELIVER, ACK, ARP refresh).
     pub pool: Arc<Mempool>,
     /// Mailboxes of all workers.
     pub mail: Arc<Mailboxes>,
@@ -45,79 +56,171 @@ pub struct Worker {
     /// TSC ticks per millisecond.
     pub tsc_per_ms: u64,
     /// The UDP service.
-    pub service: Box<dyn ServiceHandler>,
+    pub service: Service,
     /// UDP port the service answers from.
     pub service_port: u16,
+    /// Stream state, built when the loop starts (on the worker's own core,
+    /// so its memory is NUMA-local).
+    pub(crate) pubsub: Option<Box<PubSub>>,
 }
 
-/// Packets to send and to free, gathered during one burst.
-struct Batch {
+/// Packets to send and to free. Sends go out in bursts per queue; both
+/// arrays flush themselves when full, so callers may add any number.
+pub(crate) struct Batch {
     tx: [*mut sys::rte_mbuf; BURST_MAX],
     tx_lens: [u32; BURST_MAX],
     tx_len: usize,
+    tx_q: usize,
     free: [*mut sys::rte_mbuf; BURST_MAX],
     free_len: usize,
 }
 
 impl Batch {
-    fn send(&mut self, m: *mut sys::rte_mbuf, len: usize) {
+    fn new() -> Batch {
+        Batch {
+            tx: [std::ptr::null_mut(); BURST_MAX],
+            tx_lens: [0; BURST_MAX],
+            tx_len: 0,
+            tx_q: 0,
+            free: [std::ptr::null_mut(); BURST_MAX],
+            free_len: 0,
+        }
+    }
+
+    /// Queues `m` (a `len`-byte frame) for TX on queue index `q`.
+    pub(crate) fn send(
+        &mut self,
+        queues: &[WorkerQueue],
+        q: usize,
+        m: *mut sys::rte_mbuf,
+        len: usize,
+        c: &mut LocalCounters,
+    ) {
+        if self.tx_len == BURST_MAX || (self.tx_len > 0 && self.tx_q != q) {
+            self.flush_tx(queues, c);
+        }
+        self.tx_q = q;
         self.tx[self.tx_len] = m;
         self.tx_lens[self.tx_len] = len as u32;
         self.tx_len += 1;
     }
 
-    fn release(&mut self, m: *mut sys::rte_mbuf) {
+    /// Frees `m` with the next bulk free.
+    pub(crate) fn release(&mut self, m: *mut sys::rte_mbuf) {
+        if self.free_len == BURST_MAX {
+            self.flush_free();
+        }
         self.free[self.free_len] = m;
         self.free_len += 1;
     }
+
+    pub(crate) fn flush_tx(&mut self, queues: &[WorkerQueue], c: &mut LocalCounters) {
+        if self.tx_len == 0 {
+            return;
+        }
+        let wq = &queues[self.tx_q];
+        let sent = port::tx_burst(wq.port, wq.queue, &mut self.tx[..self.tx_len]);
+        // Lengths were noted before the driver took (and maybe freed) them.
+        let bytes: u64 = self.tx_lens[..sent].iter().map(|&l| u64::from(l)).sum();
+        c.add(Counter::TxPackets, sent as u64);
+        c.add(Counter::TxBytes, bytes);
+        let unsent = self.tx_len - sent;
+        c.add(Counter::TxFull, unsent as u64);
+        for i in sent..self.tx_len {
+            let m = self.tx[i];
+            self.release(m);
+        }
+        self.tx_len = 0;
+    }
+
+    fn flush_free(&mut self) {
+        mbuf::free_bulk(&mut self.free[..self.free_len]);
+        self.free_len = 0;
+    }
+}
+
+/// What became of a datagram sent through [`Worker::egress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Egress {
+    /// Queued for TX.
+    Sent,
+    /// Dropped: next hop unresolved (an ARP request went out or is pending).
+    Unresolved,
+    /// Dropped: no route, or the frame did not fit.
+    Dropped,
 }
 
 impl Worker {
     /// Polls until `stop` is set; returns the lcore exit code.
     pub fn run(mut self) -> i32 {
         assert!(self.burst >= 1 && self.burst <= BURST_MAX);
+        if let Service::Streams(limits) = self.service {
+            // SAFETY: rte_rdtsc only reads the time-stamp counter.
+            let clock = Clock::now(unsafe { sys::rte_rdtsc() }, self.tsc_per_ms * 1000);
+            self.pubsub = Some(Box::new(PubSub::new(limits, self.mail.len() as u32, self.index as u32, clock)));
+        }
         let mut rx = [std::ptr::null_mut(); BURST_MAX];
-        let mut batch = Batch {
-            tx: [std::ptr::null_mut(); BURST_MAX],
-            tx_lens: [0; BURST_MAX],
-            tx_len: 0,
-            free: [std::ptr::null_mut(); BURST_MAX],
-            free_len: 0,
-        };
+        let mut batch = Batch::new();
         let mut local = LocalCounters::default();
         let counters = Arc::clone(&self.counters);
         while !self.stop.load(Ordering::Relaxed) {
-            self.read_mail(&mut local);
+            // SAFETY: rte_rdtsc only reads the time-stamp counter.
+            let tsc = unsafe { sys::rte_rdtsc() };
+            self.read_mail(tsc, &mut batch, &mut local);
+            self.expire(tsc, &mut local);
             for q in 0..self.queues.len() {
                 self.poll(q, &mut rx, &mut batch, &mut local);
-                local.flush(&counters);
             }
+            self.finish_burst(tsc, &mut batch, &mut local);
+            local.flush(&counters);
         }
+        self.finish_burst(0, &mut batch, &mut local);
+        local.flush(&counters);
         0
     }
 
-    /// Applies what other workers posted, a bounded number per turn.
-    fn read_mail(&mut self, c: &mut LocalCounters) {
-        let Some(first) = self.mail.take(self.index) else {
-            return;
-        };
-        // SAFETY: rte_rdtsc only reads the time-stamp counter.
-        let now_ms = unsafe { sys::rte_rdtsc() } / self.tsc_per_ms;
-        let mut item = Some(first);
-        for _ in 0..DRAIN_PER_TURN {
-            let Some(Handoff::Neighbor { port, ip, mac }) = item else {
-                break;
-            };
-            if let Some(q) = self.queues.get_mut(port) {
-                q.host.learn_neighbor(ip, mac, now_ms);
-                c.add(Counter::NeighborsReceived, 1);
-            }
-            item = self.mail.take(self.index);
+    /// Sends what the burst built and frees what it dropped.
+    fn finish_burst(&mut self, tsc: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        if let Some(mut ps) = self.pubsub.take() {
+            ps.flush_all(self, tsc / self.tsc_per_ms, batch, c);
+            ps.publish_gauges(&self.counters);
+            self.pubsub = Some(ps);
         }
-        if let Some(Handoff::Neighbor { port, ip, mac }) = item {
-            if let Some(q) = self.queues.get_mut(port) {
-                q.host.learn_neighbor(ip, mac, now_ms);
-                c.add(Counter::NeighborsReceived, 1);
+        batch.flush_tx(&self.queues, c);
+        batch.flush_free();
+    }
+
+    fn expire(&mut self, tsc: u64, c: &mut LocalCounters) {
+        if let Some(ps) = self.pubsub.as_mut() {
+            ps.expire(tsc / self.tsc_per_ms, c);
+        }
+    }
+
+    /// Applies what other workers posted, a bounded number per turn.
+    fn read_mail(&mut self, tsc: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        let now_ms = tsc / self.tsc_per_ms;
+        for _ in 0..DRAIN_PER_TURN {
+            let Some(item) = self.mail.take(self.index) else {
+                return;
+            };
+            match item {
+                Handoff::Neighbor { port, ip, mac } => {
+                    if let Some(q) = self.queues.get_mut(port) {
+                        q.host.learn_neighbor(ip, mac, now_ms);
+                        c.add(Counter::NeighborsReceived, 1);
+                    }
+                }
+                other => match self.pubsub.take() {
+                    Some(mut ps) => {
+                        ps.on_mail(self, other, tsc, batch, c);
+                        self.pubsub = Some(ps);
+                    }
+                    None => {
+                        if let Handoff::Publish { mbuf, .. } = other {
+                            batch.release(mbuf.0);
+                        }
+                    }
+                },
             }
         }
     }
@@ -142,25 +245,13 @@ impl Worker {
         c.add(Counter::PollsBusy, 1);
         c.add(Counter::RxPackets, n as u64);
         // SAFETY: rte_rdtsc only reads the time-stamp counter.
-        let now_ms = unsafe { sys::rte_rdtsc() } / self.tsc_per_ms;
+        let tsc = unsafe { sys::rte_rdtsc() };
         for &m in &rx[..n] {
-            self.handle(q, m, now_ms, batch, c);
+            self.handle(q, m, tsc, batch, c);
         }
-        let sent = port::tx_burst(port_id, queue_id, &mut batch.tx[..batch.tx_len]);
-        // Lengths were noted before the driver took (and maybe freed) them.
-        let bytes: u64 = batch.tx_lens[..sent].iter().map(|&l| u64::from(l)).sum();
-        c.add(Counter::TxPackets, sent as u64);
-        c.add(Counter::TxBytes, bytes);
-        for i in sent..batch.tx_len {
-            c.add(Counter::TxFull, 1);
-            batch.release(batch.tx[i]);
-        }
-        batch.tx_len = 0;
-        mbuf::free_bulk(&mut batch.free[..batch.free_len]);
-        batch.free_len = 0;
     }
 
-    fn handle(&mut self, q: usize, m: *mut sys::rte_mbuf, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
+    fn handle(&mut self, q: usize, m: *mut sys::rte_mbuf, tsc: u64, batch: &mut Batch, c: &mut LocalCounters) {
         // SAFETY: m came from rx_burst, so this worker owns it exclusively.
         if unsafe { mbuf::segments(m) } != 1 {
             c.add(Counter::RxMultiSegment, 1);
@@ -170,38 +261,21 @@ impl Worker {
         // SAFETY: as above; the slice dies before m is sent or freed.
         let frame = unsafe { mbuf::data_mut(m) };
         c.add(Counter::RxBytes, frame.len() as u64);
+        let now_ms = tsc / self.tsc_per_ms;
         let verdict = self.queues[q].host.process(frame, now_ms);
         self.share_learned(q, c);
         match verdict {
             Verdict::Transmit { len, kind } => {
-                c.add(
-                    match kind {
-                        ReplyKind::Arp => Counter::ArpRepliesSent,
-                        ReplyKind::IcmpEcho => Counter::IcmpEchoReplies,
-                    },
-                    1,
-                );
-                Self::transmit(m, len, batch);
+                let counter = match kind {
+                    ReplyKind::Arp => Counter::ArpRepliesSent,
+                    ReplyKind::IcmpEcho => Counter::IcmpEchoReplies,
+                };
+                c.add(counter, 1);
+                self.transmit(q, m, len, batch, c);
             }
             Verdict::Service(d) => {
                 c.add(Counter::ServiceDatagrams, 1);
-                let peer = Peer { ip: d.src_ip, port: d.src_port };
-                let payload = &mut frame[d.payload_offset..d.payload_offset + d.payload_len];
-                match self.service.on_datagram(peer, payload) {
-                    ServiceAction::Consumed => batch.release(m),
-                    // A reply reuses the received buffer, so it may not be
-                    // longer than what arrived.
-                    // Never answer another service on our port: two
-                    // appliances would bounce a datagram forever.
-                    ServiceAction::Reply { payload_len }
-                        if d.payload_offset == UDP_PAYLOAD_OFFSET
-                            && payload_len <= d.payload_len
-                            && peer.port != self.service_port =>
-                    {
-                        self.send_udp(q, m, peer.ip, peer.port, payload_len, now_ms, batch, c);
-                    }
-                    ServiceAction::Reply { .. } => batch.release(m),
-                }
+                self.on_service(q, m, d, tsc, batch, c);
             }
             Verdict::Learned => {
                 c.add(Counter::ArpLearned, 1);
@@ -214,40 +288,69 @@ impl Worker {
         }
     }
 
-    fn send_resolved(
-        &self,
+    fn on_service(
+        &mut self,
         q: usize,
         m: *mut sys::rte_mbuf,
-        to: UdpEndpoint,
-        payload_len: usize,
+        d: ServiceDatagram,
+        tsc: u64,
         batch: &mut Batch,
         c: &mut LocalCounters,
     ) {
-        // SAFETY: m is owned, single-segment; the slice dies here.
+        let peer = Peer { ip: d.src_ip, port: d.src_port };
+        if let Some(mut ps) = self.pubsub.take() {
+            ps.on_datagram(self, q, m, &d, tsc, batch, c);
+            self.pubsub = Some(ps);
+            return;
+        }
+        let Service::Simple(handler) = &mut self.service else {
+            batch.release(m);
+            return;
+        };
+        // SAFETY: m is owned by this worker; the slice dies before m moves.
         let frame = unsafe { mbuf::data_mut(m) };
-        match self.queues[q].host.emit_udp(frame, to, self.service_port, payload_len) {
-            Some(len) => {
-                c.add(Counter::ServiceReplies, 1);
-                Self::transmit(m, len, batch);
+        let payload = &mut frame[d.payload_offset..d.payload_offset + d.payload_len];
+        match handler.on_datagram(peer, payload) {
+            // A reply reuses the received buffer, so it may not be longer
+            // than what arrived; and it never goes to another service on our
+            // port (two appliances would bounce a datagram forever).
+            ServiceAction::Reply { payload_len }
+                if d.payload_offset == UDP_PAYLOAD_OFFSET
+                    && payload_len <= d.payload_len
+                    && peer.port != self.service_port =>
+            {
+                if self.egress(q, m, peer.ip, peer.port, payload_len, tsc / self.tsc_per_ms, batch, c) == Egress::Sent {
+                    c.add(Counter::ServiceReplies, 1);
+                }
             }
-            None => batch.release(m),
+            ServiceAction::Reply { .. } | ServiceAction::Consumed => batch.release(m),
         }
     }
 
-    fn transmit(m: *mut sys::rte_mbuf, len: usize, batch: &mut Batch) {
-        // SAFETY: m is owned by this worker and single-segment (checked).
+    /// Queues `m`, trimmed to `len` bytes, for TX on queue `q`.
+    pub(crate) fn transmit(
+        &self,
+        q: usize,
+        m: *mut sys::rte_mbuf,
+        len: usize,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        // SAFETY: m is owned by this worker and single-segment.
         if unsafe { mbuf::set_len(m, len) } {
-            batch.send(m, len);
+            batch.send(&self.queues, q, m, len, c);
         } else {
             batch.release(m);
         }
     }
 
-    /// Sends the datagram whose payload sits at UDP_PAYLOAD_OFFSET in `m`,
+    /// Sends the UDP payload of `payload_len` bytes that sits at
+    /// UDP_PAYLOAD_OFFSET in `m` to `ip:dst_port` from the service port,
     /// through routes and ARP. On an unresolved next hop the datagram is
-    /// dropped (counted) and an ARP request goes out instead.
+    /// dropped and `m` becomes the ARP request; an expired neighbour is
+    /// used while a fresh mbuf carries the refresh request.
     #[allow(clippy::too_many_arguments)]
-    fn send_udp(
+    pub(crate) fn egress(
         &mut self,
         q: usize,
         m: *mut sys::rte_mbuf,
@@ -257,58 +360,68 @@ impl Worker {
         now_ms: u64,
         batch: &mut Batch,
         c: &mut LocalCounters,
-    ) {
+    ) -> Egress {
         let resolution = self.queues[q].host.resolve(ip, now_ms);
-        match resolution {
-            Resolution::Mac(mac) => {
-                self.send_resolved(q, m, UdpEndpoint { mac, ip, port: dst_port }, payload_len, batch, c);
-            }
+        let mac = match resolution {
+            Resolution::Mac(mac) => mac,
             Resolution::MacRefresh { mac, next_hop } => {
-                let host = &self.queues[q].host;
                 match self.pool.alloc() {
-                    Some(req) => {
-                        // SAFETY: a fresh single-segment mbuf we own; 42 bytes
-                        // fit any data room.
-                        let ok = unsafe { mbuf::set_len(req, 42) };
-                        // SAFETY: as above; the slice dies before req is sent.
-                        let frame = unsafe { mbuf::data_mut(req) };
-                        match ok.then(|| host.emit_arp_request(frame, next_hop)).flatten() {
-                            Some(len) => {
-                                c.add(Counter::ArpRequestsSent, 1);
-                                Self::transmit(req, len, batch);
-                            }
-                            None => batch.release(req),
-                        }
-                    }
+                    Some(req) => self.send_arp_request(q, req, next_hop, batch, c),
                     None => c.add(Counter::EgressNoBuffer, 1),
                 }
-                self.send_resolved(q, m, UdpEndpoint { mac, ip, port: dst_port }, payload_len, batch, c);
+                mac
             }
             Resolution::SendArpRequest { next_hop } => {
                 c.add(Counter::EgressUnresolved, 1);
                 // The datagram's buffer becomes the ARP request: no
-                // allocation needed, and the pool can never run dry here.
-                let host = &self.queues[q].host;
-                // SAFETY: m is owned and single-segment; 42 bytes fit any mbuf.
-                let ok = unsafe { mbuf::set_len(m, 42) };
-                // SAFETY: as above; the slice dies before m is sent.
-                let frame = unsafe { mbuf::data_mut(m) };
-                match ok.then(|| host.emit_arp_request(frame, next_hop)).flatten() {
-                    Some(len) => {
-                        c.add(Counter::ArpRequestsSent, 1);
-                        Self::transmit(m, len, batch);
-                    }
-                    None => batch.release(m),
-                }
+                // allocation, and the pool can never run dry here.
+                self.send_arp_request(q, m, next_hop, batch, c);
+                return Egress::Unresolved;
             }
             Resolution::Waiting => {
                 c.add(Counter::EgressUnresolved, 1);
                 batch.release(m);
+                return Egress::Unresolved;
             }
             Resolution::NoRoute => {
                 c.add(Counter::EgressNoRoute, 1);
                 batch.release(m);
+                return Egress::Dropped;
             }
+        };
+        // SAFETY: m is owned, single-segment; the slice dies here.
+        let frame = unsafe { mbuf::data_mut(m) };
+        let to = UdpEndpoint { mac, ip, port: dst_port };
+        match self.queues[q].host.emit_udp(frame, to, self.service_port, payload_len) {
+            Some(len) => {
+                self.transmit(q, m, len, batch, c);
+                Egress::Sent
+            }
+            None => {
+                batch.release(m);
+                Egress::Dropped
+            }
+        }
+    }
+
+    fn send_arp_request(
+        &self,
+        q: usize,
+        m: *mut sys::rte_mbuf,
+        next_hop: Ipv4Addr,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        // SAFETY: m is owned and single-segment; 42 bytes fit any mbuf.
+        let ok = unsafe { mbuf::set_len(m, 42) };
+        // SAFETY: as above; the slice dies before m is sent.
+        let frame = unsafe { mbuf::data_mut(m) };
+        match ok.then(|| self.queues[q].host.emit_arp_request(frame, next_hop)).flatten() {
+            Some(len) => {
+                c.add(Counter::ArpRequestsSent, 1);
+                self.transmit(q, m, len, batch, c);
+            }
+            None => batch.release(m),
         }
     }
 }

@@ -1,0 +1,540 @@
+//! The streams protocol on a worker: PUBLISH fan-out into per-subscriber
+//! DELIVER datagrams, (un)subscriptions, heartbeats, expiry, and the
+//! handoff of work to the worker that owns a stream.
+//!
+//! Per burst, each subscriber gets at most one DELIVER being filled in an
+//! mbuf from the worker's pool; messages for it are appended (one copy of
+//! the payload per subscriber, into that datagram) and the datagram is sent
+//! when full or when the burst ends. See docs/streams.md for why payloads
+//! are copied rather than chained.
+
+use crate::counters::{Counter, LocalCounters, WorkerCounters};
+use crate::mailbox::{Handoff, MbufPtr, RangeOp, RangeWork};
+use crate::mbuf;
+use crate::worker::{Batch, Egress, Worker};
+use ms_dpdk_sys as sys;
+use ms_netstack::host::{ServiceDatagram, UDP_PAYLOAD_OFFSET};
+use ms_netstack::{Ipv4Addr, MacAddr};
+use ms_streams::{Full, Limits, Peer, Streams};
+use ms_wire::control::{self, Ack, Control, ErrorCode, ErrorEntry, RangeRequest, RANGE_IDS_MAX};
+use ms_wire::deliver::{DeliverState, Delivery};
+use ms_wire::publish::Publish;
+use ms_wire::shard::owner;
+use ms_wire::{Frame, WireError, DATAGRAM_MAX, VERSION};
+
+/// Subscriber slots the expiry sweep looks at per loop turn.
+const EXPIRE_PER_TURN: u32 = 16;
+
+/// Wall-clock nanoseconds from the TSC, without a syscall per burst.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base_tsc: u64,
+    base_ns: u64,
+    /// Nanoseconds per TSC tick, as a 32.32 fixed-point number.
+    ns_per_tick_q32: u64,
+}
+
+impl Clock {
+    /// Anchors the TSC (`tsc`, ticking at `tsc_hz`) to CLOCK_REALTIME now.
+    pub fn now(tsc: u64, tsc_hz: u64) -> Clock {
+        let base_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let ns_per_tick_q32 = ((1_000_000_000u128 << 32) / u128::from(tsc_hz.max(1))) as u64;
+        Clock { base_tsc: tsc, base_ns, ns_per_tick_q32 }
+    }
+
+    /// Nanoseconds since the Unix epoch at TSC value `tsc`.
+    pub fn ns(&self, tsc: u64) -> u64 {
+        let ticks = u128::from(tsc.saturating_sub(self.base_tsc));
+        self.base_ns + ((ticks * u128::from(self.ns_per_tick_q32)) >> 32) as u64
+    }
+}
+
+/// A DELIVER datagram being filled for one subscriber.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    m: *mut sys::rte_mbuf,
+    st: DeliverState,
+    messages: u32,
+}
+
+const NO_PENDING: Pending = Pending { m: std::ptr::null_mut(), st: DeliverState { len: 0, count: 0 }, messages: 0 };
+
+/// One worker's streams state and fan-out buffers.
+pub struct PubSub {
+    streams: Streams,
+    pending: Vec<Pending>,
+    dirty: Vec<u32>,
+    sub_port: Vec<u16>,
+    fanout: Vec<u32>,
+    workers: u32,
+    me: u32,
+    clock: Clock,
+}
+
+// SAFETY: the raw mbuf pointers in `pending` are owned by the worker that
+// owns this PubSub and are only touched on its lcore; a PubSub is built on
+// the worker's lcore, and a Worker only moves between threads before that.
+unsafe impl Send for PubSub {}
+
+fn peer_of(ip: Ipv4Addr, port: u16) -> Peer {
+    Peer { ip: u32::from(ip), port }
+}
+
+fn full_code(f: Full) -> ErrorCode {
+    match f {
+        Full::Streams => ErrorCode::StreamTableFull,
+        Full::Subscribers => ErrorCode::SubscribersFull,
+        Full::Subscriptions => ErrorCode::SubscriptionsFull,
+    }
+}
+
+/// The UDP payload area of a frame built for sending.
+///
+/// # Safety
+/// `m` must be a live single-segment mbuf owned by the caller with at least
+/// `UDP_PAYLOAD_OFFSET + DATAGRAM_MAX` bytes of data length.
+unsafe fn payload_area<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
+    // SAFETY: forwarded from the caller's contract.
+    let frame = unsafe { mbuf::data_mut(m) };
+    &mut frame[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + DATAGRAM_MAX]
+}
+
+impl PubSub {
+    /// Allocates the tables (startup only).
+    pub fn new(limits: Limits, workers: u32, me: u32, clock: Clock) -> PubSub {
+        let subs = limits.subscribers as usize;
+        PubSub {
+            streams: Streams::new(limits),
+            pending: vec![NO_PENDING; subs],
+            dirty: Vec::with_capacity(subs),
+            sub_port: vec![0; subs],
+            fanout: Vec::with_capacity(subs),
+            workers: workers.max(1),
+            me,
+            clock,
+        }
+    }
+
+    /// Handles a datagram to the service port that arrived on queue `q`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_datagram(
+        &mut self,
+        w: &mut Worker,
+        q: usize,
+        m: *mut sys::rte_mbuf,
+        d: &ServiceDatagram,
+        tsc: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        let now_ms = tsc / w.tsc_per_ms;
+        let (ip, port) = (d.src_ip, d.src_port);
+        // SAFETY: m is owned by this worker until it is released or handed
+        // over below, after the last use of the slice.
+        let frame = unsafe { mbuf::data_mut(m) };
+        let payload = &frame[d.payload_offset..d.payload_offset + d.payload_len];
+        match ms_wire::parse(payload) {
+            Ok(Frame::Publish(p)) => {
+                let Some(first) = p.messages().next() else {
+                    batch.release(m);
+                    return;
+                };
+                let to = owner(first.stream, self.workers);
+                if to == self.me {
+                    self.publish(w, q, ip, port, p, tsc, batch, c);
+                    batch.release(m);
+                    return;
+                }
+                let item = Handoff::Publish {
+                    mbuf: MbufPtr(m),
+                    port: q,
+                    offset: d.payload_offset as u16,
+                    len: d.payload_len as u16,
+                    ip,
+                    udp_port: port,
+                };
+                match w.mail.post(to as usize, item) {
+                    Ok(()) => c.add(Counter::HandoffPublish, 1),
+                    Err(_) => {
+                        c.add(Counter::HandoffFull, 1);
+                        batch.release(m);
+                    }
+                }
+            }
+            Ok(Frame::Control(ctrl)) => {
+                let mac = ms_netstack::ethernet::Frame::new_unchecked(&*frame).src();
+                self.control(w, q, ip, port, mac, ctrl, now_ms, batch, c);
+                batch.release(m);
+            }
+            Ok(Frame::Deliver(_)) => {
+                c.add(Counter::ProtoUnexpected, 1);
+                batch.release(m);
+            }
+            Err(e) => {
+                batch.release(m);
+                self.refuse(w, q, ip, port, e, now_ms, batch, c);
+            }
+        }
+    }
+
+    /// Counts an unparsable datagram and answers it when it is ours.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &mut self,
+        w: &mut Worker,
+        q: usize,
+        ip: Ipv4Addr,
+        port: u16,
+        e: WireError,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        let (code, detail) = match e {
+            WireError::BadMagic => {
+                c.add(Counter::ProtoBadMagic, 1);
+                return;
+            }
+            WireError::UnsupportedVersion(_) => {
+                c.add(Counter::ProtoBadVersion, 1);
+                (ErrorCode::UnsupportedVersion, u64::from(VERSION))
+            }
+            WireError::UnknownType(t) => {
+                c.add(Counter::ProtoMalformed, 1);
+                (ErrorCode::UnknownType, u64::from(t))
+            }
+            WireError::Truncated | WireError::Malformed => {
+                c.add(Counter::ProtoMalformed, 1);
+                (ErrorCode::Malformed, 0)
+            }
+        };
+        self.reply_error(w, q, ip, port, ErrorEntry { request: 0, code, detail }, now_ms, batch, c);
+    }
+
+    /// Assigns sequence numbers and appends each message to the DELIVER of
+    /// every subscriber of its stream.
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &mut self,
+        w: &mut Worker,
+        q: usize,
+        ip: Ipv4Addr,
+        port: u16,
+        p: Publish<'_>,
+        tsc: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        let (now_ns, now_ms) = (self.clock.ns(tsc), tsc / w.tsc_per_ms);
+        let mut refused = None;
+        for msg in p.messages() {
+            if owner(msg.stream, self.workers) != self.me {
+                c.add(Counter::MixedShards, 1);
+                refused.get_or_insert(msg.stream);
+                continue;
+            }
+            c.add(Counter::MessagesPublished, 1);
+            let Some(pb) = self.streams.publish(msg.stream) else {
+                c.add(Counter::MessagesNoSubscriber, 1);
+                continue;
+            };
+            self.fanout.clear();
+            let fanout = &mut self.fanout;
+            self.streams.subscribers_of(pb.stream, |s| fanout.push(s));
+            let d = Delivery {
+                stream: msg.stream,
+                seq: pb.seq,
+                timestamp_ns: now_ns,
+                class: msg.class,
+                flags: 0,
+                payload: msg.payload,
+            };
+            for i in 0..self.fanout.len() {
+                let sub = self.fanout[i];
+                self.append(w, sub, &d, now_ms, batch, c);
+            }
+        }
+        if let Some(stream) = refused {
+            let e = ErrorEntry { request: 0, code: ErrorCode::MixedShards, detail: stream };
+            self.reply_error(w, q, ip, port, e, now_ms, batch, c);
+        }
+    }
+
+    fn append(
+        &mut self,
+        w: &mut Worker,
+        sub: u32,
+        d: &Delivery<'_>,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        let i = sub as usize;
+        if !self.pending[i].m.is_null() && !self.pending[i].st.fits(d.payload.len(), DATAGRAM_MAX) {
+            self.flush_one(w, sub, now_ms, batch, c);
+        }
+        if self.pending[i].m.is_null() {
+            if self.dirty.len() == self.dirty.capacity() {
+                self.flush_all(w, now_ms, batch, c);
+            }
+            let Some(m) = w.pool.alloc() else {
+                c.add(Counter::DeliverNoBuffer, 1);
+                return;
+            };
+            // SAFETY: a fresh single-segment mbuf; 1514 bytes fit the
+            // default data room (2048).
+            if !unsafe { mbuf::set_len(m, UDP_PAYLOAD_OFFSET + DATAGRAM_MAX) } {
+                batch.release(m);
+                c.add(Counter::DeliverNoBuffer, 1);
+                return;
+            }
+            // SAFETY: just sized above; owned by this worker.
+            let st = DeliverState::start(unsafe { payload_area(m) });
+            self.pending[i] = Pending { m, st, messages: 0 };
+            self.dirty.push(sub);
+        }
+        let p = &mut self.pending[i];
+        // SAFETY: p.m is the pending mbuf sized in the branch above.
+        p.st.push(unsafe { payload_area(p.m) }, d);
+        p.messages += 1;
+    }
+
+    /// Sends subscriber `sub`'s pending DELIVER, if any.
+    fn flush_one(&mut self, w: &mut Worker, sub: u32, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        let p = std::mem::replace(&mut self.pending[sub as usize], NO_PENDING);
+        if p.m.is_null() {
+            return;
+        }
+        let peer = self.streams.peer(sub);
+        let q = usize::from(self.sub_port[sub as usize]);
+        let ip = Ipv4Addr::from(peer.ip);
+        match w.egress(q, p.m, ip, peer.port, usize::from(p.st.len), now_ms, batch, c) {
+            Egress::Sent => {
+                c.add(Counter::DeliverDatagrams, 1);
+                c.add(Counter::DeliverMessages, u64::from(p.messages));
+            }
+            Egress::Unresolved | Egress::Dropped => c.add(Counter::DeliverMessagesDropped, u64::from(p.messages)),
+        }
+    }
+
+    /// Sends every pending DELIVER (end of burst, or before control work).
+    pub(crate) fn flush_all(&mut self, w: &mut Worker, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        while let Some(sub) = self.dirty.pop() {
+            self.flush_one(w, sub, now_ms, batch, c);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn control(
+        &mut self,
+        w: &mut Worker,
+        q: usize,
+        ip: Ipv4Addr,
+        port: u16,
+        mac: MacAddr,
+        ctrl: Control<'_>,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        // Subscriber slots may be freed and reused below: nothing may stay
+        // pending for them.
+        self.flush_all(w, now_ms, batch, c);
+        match ctrl {
+            Control::Subscribe(ranges) | Control::Unsubscribe(ranges) => {
+                let op = if matches!(ctrl, Control::Subscribe(_)) { RangeOp::Subscribe } else { RangeOp::Unsubscribe };
+                for r in ranges {
+                    self.route_range(w, q, op, ip, port, mac, r, now_ms, batch, c);
+                }
+            }
+            Control::Heartbeat => {
+                c.add(Counter::Heartbeats, 1);
+                self.streams.heartbeat(peer_of(ip, port), now_ms);
+                c.add(
+                    Counter::HandoffFull,
+                    w.mail.broadcast(self.me as usize, Handoff::Heartbeat { ip, udp_port: port }),
+                );
+            }
+            Control::Ack(_) | Control::Error(_) => c.add(Counter::ProtoUnexpected, 1),
+        }
+    }
+
+    /// Applies a range here and/or hands it to the workers that own it.
+    #[allow(clippy::too_many_arguments)]
+    fn route_range(
+        &mut self,
+        w: &mut Worker,
+        q: usize,
+        op: RangeOp,
+        ip: Ipv4Addr,
+        port: u16,
+        mac: MacAddr,
+        r: RangeRequest,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        let ids = r.ids().unwrap_or(0);
+        if ids == 0 || ids > RANGE_IDS_MAX {
+            let e = ErrorEntry { request: r.request, code: ErrorCode::RangeTooLarge, detail: ids };
+            self.reply_error(w, q, ip, port, e, now_ms, batch, c);
+            return;
+        }
+        let single = ids == 1;
+        let parts = if single { 1 } else { self.workers as u16 };
+        let work =
+            RangeWork { op, port: q, ip, udp_port: port, mac, request: r.request, first: r.first, last: r.last, parts };
+        let targets =
+            if single { owner(r.first, self.workers)..owner(r.first, self.workers) + 1 } else { 0..self.workers };
+        for t in targets {
+            if t == self.me {
+                self.apply(w, work, now_ms, batch, c);
+            } else if w.mail.post(t as usize, Handoff::Range(work)).is_ok() {
+                c.add(Counter::HandoffControl, 1);
+            } else {
+                c.add(Counter::HandoffFull, 1);
+                let e = ErrorEntry { request: r.request, code: ErrorCode::Busy, detail: 0 };
+                self.reply_error(w, q, ip, port, e, now_ms, batch, c);
+            }
+        }
+    }
+
+    /// Applies this worker's part of a range and answers it.
+    fn apply(&mut self, w: &mut Worker, work: RangeWork, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        // The request's source MAC is the subscriber's when it is on-link:
+        // DELIVERs from this worker then need no ARP round trip.
+        w.queues[work.port].host.learn_neighbor(work.ip, work.mac, now_ms);
+        let peer = peer_of(work.ip, work.udp_port);
+        let single = work.parts == 1;
+        let (mut changed, mut refused) = (0u32, None);
+        for id in work.first..=work.last {
+            if !single && owner(id, self.workers) != self.me {
+                continue;
+            }
+            match work.op {
+                RangeOp::Subscribe => match self.streams.subscribe(peer, id, now_ms) {
+                    Ok(new) => changed += u32::from(new),
+                    Err(full) => {
+                        refused = Some(ErrorEntry { request: work.request, code: full_code(full), detail: id });
+                        break;
+                    }
+                },
+                RangeOp::Unsubscribe => changed += u32::from(self.streams.unsubscribe(peer, id)),
+            }
+        }
+        if let Some(slot) = self.streams.subscriber(peer) {
+            self.sub_port[slot as usize] = work.port as u16;
+        }
+        let counter = if work.op == RangeOp::Subscribe { Counter::Subscriptions } else { Counter::Unsubscriptions };
+        c.add(counter, u64::from(changed));
+        let (q, ip, port) = (work.port, work.ip, work.udp_port);
+        match refused {
+            Some(e) => {
+                c.add(Counter::SubscribeRefused, 1);
+                self.reply_error(w, q, ip, port, e, now_ms, batch, c);
+            }
+            None => {
+                let part = if single { 0 } else { self.me as u16 };
+                let ack = Ack { request: work.request, part, parts: work.parts, streams: changed };
+                self.reply(w, q, ip, port, |b| control::emit_acks(b, &[ack]), now_ms, batch, c);
+            }
+        }
+    }
+
+    /// Work another worker handed to this one.
+    pub(crate) fn on_mail(
+        &mut self,
+        w: &mut Worker,
+        item: Handoff,
+        tsc: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        let now_ms = tsc / w.tsc_per_ms;
+        match item {
+            Handoff::Publish { mbuf: MbufPtr(m), port, offset, len, ip, udp_port } => {
+                // SAFETY: the sender gave up m with the item; we own it now.
+                let frame = unsafe { mbuf::data_mut(m) };
+                let payload = frame.get(usize::from(offset)..usize::from(offset) + usize::from(len)).unwrap_or(&[]);
+                if let Ok(Frame::Publish(p)) = ms_wire::parse(payload) {
+                    self.publish(w, port, ip, udp_port, p, tsc, batch, c);
+                }
+                batch.release(m);
+            }
+            Handoff::Range(work) => {
+                self.flush_all(w, now_ms, batch, c);
+                self.apply(w, work, now_ms, batch, c);
+            }
+            Handoff::Heartbeat { ip, udp_port } => {
+                self.streams.heartbeat(peer_of(ip, udp_port), now_ms);
+            }
+            Handoff::Neighbor { .. } => {}
+        }
+    }
+
+    /// Expires silent subscribers, a bounded slice of the table per turn.
+    pub(crate) fn expire(&mut self, now_ms: u64, c: &mut LocalCounters) {
+        let n = self.streams.expire(now_ms, EXPIRE_PER_TURN, |_, _| {});
+        c.add(Counter::SubscribersExpired, u64::from(n));
+    }
+
+    /// Publishes the table gauges (single writer: this worker).
+    pub(crate) fn publish_gauges(&self, counters: &WorkerCounters) {
+        let g = self.streams.gauges();
+        counters.set(Counter::StreamsActive, u64::from(g.streams));
+        counters.set(Counter::SubscribersActive, u64::from(g.subscribers));
+        counters.set(Counter::SubscriptionsActive, u64::from(g.subscriptions));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reply_error(
+        &mut self,
+        w: &mut Worker,
+        q: usize,
+        ip: Ipv4Addr,
+        port: u16,
+        e: ErrorEntry,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        self.reply(w, q, ip, port, |b| control::emit_errors(b, &[e]), now_ms, batch, c);
+    }
+
+    /// Sends a small control datagram built by `build` to `ip:port`.
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &mut self,
+        w: &mut Worker,
+        q: usize,
+        ip: Ipv4Addr,
+        port: u16,
+        build: impl FnOnce(&mut [u8]) -> Option<usize>,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        if port == w.service_port {
+            return; // never answer another appliance's service port
+        }
+        let Some(m) = w.pool.alloc() else {
+            c.add(Counter::EgressNoBuffer, 1);
+            return;
+        };
+        // SAFETY: fresh single-segment mbuf; 1514 bytes fit its data room.
+        let sized = unsafe { mbuf::set_len(m, UDP_PAYLOAD_OFFSET + DATAGRAM_MAX) };
+        // SAFETY: sized above (checked), owned by this worker.
+        let len = if sized { build(unsafe { payload_area(m) }) } else { None };
+        match len {
+            Some(len) => {
+                if w.egress(q, m, ip, port, len, now_ms, batch, c) == Egress::Sent {
+                    c.add(Counter::ProtoReplies, 1);
+                }
+            }
+            None => batch.release(m),
+        }
+    }
+}
