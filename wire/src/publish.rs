@@ -139,6 +139,17 @@ impl<'a> PublishBuilder<'a> {
         Some(PublishBuilder { buf, len: HEADER_LEN, count: 0 })
     }
 
+    /// Continues a datagram this builder type wrote earlier into `buf`,
+    /// whose first `len` bytes are that datagram (count read from its
+    /// header). `None` if `buf` does not hold a PUBLISH of that length.
+    pub fn resume(buf: &'a mut [u8], len: usize) -> Option<Self> {
+        let h = Header::parse(buf.get(..len)?).ok()?;
+        if h.frame_type != FrameType::Publish {
+            return None;
+        }
+        Some(PublishBuilder { buf, len, count: h.count })
+    }
+
     /// Bytes a message of `payload_len` takes.
     pub const fn entry_len(payload_len: usize) -> usize {
         ENTRY_HEADER_LEN + payload_len

@@ -71,6 +71,27 @@ mempool: {{ mbufs: 8191, cache: 64 }}
     )
 }
 
+/// A streams config: one port on a TAP named `iface`, `workers` workers
+/// (a second one shares CPU 0 with the main lcore), subscriptions that
+/// expire after `lifetime_ms`.
+pub fn streams_config(iface: &str, workers: u32, lifetime_ms: u32) -> String {
+    let (cpus, lcores) = if workers > 1 { (", cpus: { 2: 0 }", "[1, 2]") } else { ("", "[1]") };
+    format!(
+        r#"
+eal: {{ main_lcore: 0, memory_mb: 256{cpus} }}
+ports:
+  - name: tap0
+    device: "net_tap0,iface={iface}"
+    mac: "02:4d:53:00:00:01"
+    ipv4: "198.18.0.1/24"
+workers: {{ lcores: {lcores} }}
+service: {{ udp_port: 9000, handler: streams }}
+streams: {{ max_per_worker: 4096, subscribers_max: 64, subscriptions_max: 16384, subscription_lifetime_ms: {lifetime_ms} }}
+mempool: {{ mbufs: 8191, cache: 64 }}
+"#
+    )
+}
+
 /// A running dataplane.
 pub struct Dataplane {
     child: Option<Child>,
@@ -221,6 +242,39 @@ impl Netns {
     /// Runs a command inside the namespace.
     pub fn exec(&self, args: &[&str]) -> std::process::Output {
         Command::new("ip").args(["netns", "exec", &self.name]).args(args).output().expect("ip netns exec")
+    }
+}
+
+impl Netns {
+    /// Runs `f` on a thread that has entered this namespace, so sockets it
+    /// creates live there; they stay usable from any thread afterwards.
+    pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on a valid namespace fd affects only this thread,
+            // which exits after `f`.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    }
+
+    /// Moves a TAP's kernel side into the namespace as host 198.18.0.2/24,
+    /// IPv6 off, so the only traffic is what the test sends.
+    pub fn adopt(&self, iface: &str) {
+        run("ip", &["link", "set", iface, "netns", &self.name]);
+        for args in [
+            vec!["sysctl", "-qw", &format!("net.ipv6.conf.{iface}.disable_ipv6=1")],
+            vec!["ip", "addr", "add", "198.18.0.2/24", "dev", iface],
+            vec!["ip", "link", "set", iface, "up"],
+        ] {
+            let out = self.exec(&args);
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 }
 

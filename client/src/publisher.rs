@@ -1,0 +1,116 @@
+//! Batching publisher.
+
+use crate::ClientError;
+use ms_wire::publish::PublishBuilder;
+use ms_wire::shard::{shard, SHARDS};
+use ms_wire::{DATAGRAM_MAX, PAYLOAD_MAX};
+use std::net::{SocketAddr, UdpSocket};
+
+/// Publishes messages to the appliance.
+///
+/// Messages are batched per shard (a PUBLISH datagram never mixes shards)
+/// and each shard always leaves through the same socket, so messages of a
+/// stream arrive in order through one UDP flow. Batches go out when full
+/// or on [`Publisher::flush`].
+pub struct Publisher {
+    target: SocketAddr,
+    sockets: Vec<UdpSocket>,
+    bufs: Vec<u8>,
+    lens: Vec<usize>,
+    dirty: Vec<u32>,
+    datagrams: u64,
+    messages: u64,
+}
+
+impl Publisher {
+    /// Opens `sockets` UDP sockets bound to `bind` (port 0 = ephemeral)
+    /// that publish to the appliance at `target`.
+    pub fn new(target: SocketAddr, bind: SocketAddr, sockets: usize) -> Result<Publisher, ClientError> {
+        let n = sockets.max(1);
+        let mut socks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = UdpSocket::bind(bind)?;
+            s.connect(target)?;
+            socks.push(s);
+        }
+        let shards = SHARDS as usize;
+        Ok(Publisher {
+            target,
+            sockets: socks,
+            bufs: vec![0; shards * DATAGRAM_MAX],
+            lens: vec![0; shards],
+            dirty: Vec::with_capacity(shards),
+            datagrams: 0,
+            messages: 0,
+        })
+    }
+
+    /// The appliance address.
+    pub fn target(&self) -> SocketAddr {
+        self.target
+    }
+
+    /// Socket index a stream is sent from.
+    pub fn socket_of(&self, stream: u64) -> usize {
+        shard(stream) as usize % self.sockets.len()
+    }
+
+    /// Queues a message, sending its shard's datagram first if it is full.
+    pub fn publish(&mut self, stream: u64, class: u8, payload: &[u8]) -> Result<(), ClientError> {
+        if payload.len() > PAYLOAD_MAX || class > ms_wire::publish::CLASS_MAX {
+            return Err(ClientError::BadMessage { len: payload.len(), max: PAYLOAD_MAX, class });
+        }
+        let sh = shard(stream) as usize;
+        if !self.append(sh, stream, class, payload) {
+            self.flush_shard(sh)?;
+            let ok = self.append(sh, stream, class, payload);
+            debug_assert!(ok, "an empty datagram holds any valid message");
+        }
+        self.messages += 1;
+        Ok(())
+    }
+
+    fn append(&mut self, sh: usize, stream: u64, class: u8, payload: &[u8]) -> bool {
+        let buf = &mut self.bufs[sh * DATAGRAM_MAX..(sh + 1) * DATAGRAM_MAX];
+        let len = self.lens[sh];
+        let mut w = if len == 0 {
+            self.dirty.push(sh as u32);
+            PublishBuilder::new(buf).expect("buffer holds a header")
+        } else {
+            PublishBuilder::resume(buf, len).expect("our own datagram")
+        };
+        let ok = w.push(stream, class, payload);
+        self.lens[sh] = w.len();
+        ok
+    }
+
+    fn flush_shard(&mut self, sh: usize) -> Result<(), ClientError> {
+        let len = std::mem::take(&mut self.lens[sh]);
+        if len <= ms_wire::HEADER_LEN {
+            return Ok(());
+        }
+        let sock = &self.sockets[sh % self.sockets.len()];
+        sock.send(&self.bufs[sh * DATAGRAM_MAX..sh * DATAGRAM_MAX + len])?;
+        self.datagrams += 1;
+        Ok(())
+    }
+
+    /// Sends every partly filled datagram.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        while let Some(sh) = self.dirty.pop() {
+            self.flush_shard(sh as usize)?;
+        }
+        Ok(())
+    }
+
+    /// (messages queued, datagrams sent) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.messages, self.datagrams)
+    }
+
+    /// Sends raw bytes from the first socket (for tests of malformed input).
+    pub fn send_raw(&self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.sockets[0].send(bytes)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,223 @@
+//! End to end through the real dataplane on a TAP port: publishers and
+//! subscribers are ordinary kernel UDP sockets in a network namespace made
+//! here (the client library, `ms-client`), the appliance is DPDK.
+
+mod common;
+
+use common::{require_cmd, require_root, Dataplane, Netns};
+use ms_client::{Publisher, Subscriber};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+const APPLIANCE: &str = "198.18.0.1:9000";
+const ACK_WAIT: Duration = Duration::from_millis(500);
+
+fn appliance() -> SocketAddr {
+    APPLIANCE.parse().unwrap()
+}
+
+fn any_port() -> SocketAddr {
+    "198.18.0.2:0".parse().unwrap()
+}
+
+fn payload(stream: u64, i: u64) -> Vec<u8> {
+    format!("s{stream}-m{i}").into_bytes()
+}
+
+/// Receives on a subscriber thread until `stop` is set, heartbeating.
+fn spawn_receiver(
+    mut sub: Subscriber,
+    stop: mpsc::Receiver<()>,
+) -> thread::JoinHandle<(Subscriber, Vec<ms_client::Delivery>)> {
+    thread::spawn(move || {
+        let mut got = Vec::new();
+        while stop.try_recv().is_err() {
+            if let Some(d) = sub.recv(Duration::from_millis(50)).expect("recv") {
+                got.push(d);
+            }
+        }
+        while let Some(d) = sub.recv(Duration::from_millis(300)).expect("recv") {
+            got.push(d);
+        }
+        (sub, got)
+    })
+}
+
+/// Every stream of `streams` delivered exactly `seqs`, in order, with the
+/// payloads published, and nothing else.
+fn assert_exactly(got: &[ms_client::Delivery], streams: &[u64], seqs: std::ops::Range<u64>, who: &str) {
+    let mut per: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for d in got {
+        assert_eq!(d.payload, payload(d.stream, d.seq), "{who}: payload of stream {} seq {}", d.stream, d.seq);
+        per.entry(d.stream).or_default().push(d.seq);
+    }
+    let want: Vec<u64> = seqs.collect();
+    for s in streams {
+        assert_eq!(per.remove(s).unwrap_or_default(), want, "{who}: stream {s}");
+    }
+    assert!(per.is_empty(), "{who}: unexpected streams {:?}", per.keys().collect::<Vec<_>>());
+}
+
+fn publish_round(publisher: &mut Publisher, streams: impl Iterator<Item = u64> + Clone, seqs: std::ops::Range<u64>) {
+    for i in seqs {
+        for s in streams.clone() {
+            publisher.publish(s, 1, &payload(s, i)).expect("publish");
+        }
+        publisher.flush().expect("flush");
+        // Pace a little: kernel socket buffers are the bottleneck here.
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn setup(workers: u32, lifetime_ms: u32) -> (Dataplane, Netns) {
+    require_root();
+    require_cmd("ip");
+    let tag = common::tag();
+    let iface = format!("mss{workers}{tag}");
+    let ns = Netns::new(&format!("ms-streams{workers}-{tag}"));
+    let mut dp = Dataplane::spawn(&common::streams_config(&iface, workers, lifetime_ms));
+    dp.wait_ready(Duration::from_secs(30));
+    ns.adopt(&iface);
+    (dp, ns)
+}
+
+#[test]
+fn three_subscribers_unsubscribe_expiry_and_malformed_input() {
+    let _guard = common::exclusive();
+    let (dp, ns) = setup(1, 1500);
+    let (mut a, mut b, mut c, mut publisher) = ns.enter(|| {
+        let hb = Duration::from_millis(200);
+        (
+            Subscriber::new(appliance(), any_port(), hb).unwrap(),
+            Subscriber::new(appliance(), any_port(), hb).unwrap(),
+            Subscriber::new(appliance(), any_port(), hb).unwrap(),
+            Publisher::new(appliance(), any_port(), 4).unwrap(),
+        )
+    });
+    // Overlapping sets: A 0..=99, B 50..=149, C 75 and 140..=199.
+    assert_eq!(a.subscribe(0, 99, ACK_WAIT).expect("A subscribes"), 100);
+    assert_eq!(b.subscribe(50, 149, ACK_WAIT).expect("B subscribes"), 100);
+    assert_eq!(c.subscribe(75, 75, ACK_WAIT).expect("C subscribes"), 1);
+    assert_eq!(c.subscribe(140, 199, ACK_WAIT).expect("C subscribes"), 60);
+
+    let (stops, handles): (Vec<_>, Vec<_>) = [a, b, c]
+        .into_iter()
+        .map(|s| {
+            let (tx, rx) = mpsc::channel();
+            (tx, spawn_receiver(s, rx))
+        })
+        .unzip();
+    // Malformed input around valid traffic: not ours, truncated, version 2.
+    publisher.send_raw(b"definitely not a MemoryStreamer datagram").unwrap();
+    publish_round(&mut publisher, 0..200, 0..10);
+    publisher.send_raw(&[0x4d, 0x53, 1, 1, 0, 0, 5, 0, 1, 2, 3]).unwrap();
+    publisher.send_raw(&[0x4d, 0x53, 2, 4, 0, 0, 0, 0]).unwrap();
+    publish_round(&mut publisher, 0..200, 10..20);
+    thread::sleep(Duration::from_millis(300));
+    for s in &stops {
+        s.send(()).unwrap();
+    }
+    let mut results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let (c_sub, c_got) = results.pop().unwrap();
+    let (b_sub, b_got) = results.pop().unwrap();
+    let (mut a_sub, a_got) = results.pop().unwrap();
+    assert_exactly(&a_got, &(0..100).collect::<Vec<_>>(), 0..20, "A");
+    assert_exactly(&b_got, &(50..150).collect::<Vec<_>>(), 0..20, "B");
+    let c_streams: Vec<u64> = std::iter::once(75).chain(140..200).collect();
+    assert_exactly(&c_got, &c_streams, 0..20, "C");
+    for (who, s) in [("A", &a_sub), ("B", &b_sub), ("C", &c_sub)] {
+        let st = s.stats();
+        assert_eq!((st.lost, st.out_of_order), (0, 0), "{who}: {st:?}");
+    }
+
+    // UNSUBSCRIBE stops delivery: A leaves 0..=99; B keeps 50..=99.
+    assert_eq!(a_sub.unsubscribe(0, 99, ACK_WAIT).expect("A unsubscribes"), 100);
+    let (a_stop, a_rx) = mpsc::channel();
+    let (b_stop, b_rx) = mpsc::channel();
+    let (c_stop, c_rx) = mpsc::channel();
+    let (a_h, b_h) = (spawn_receiver(a_sub, a_rx), spawn_receiver(b_sub, b_rx));
+    // C stops heartbeating and will expire.
+    let mut c_sub = c_sub;
+    c_sub.set_heartbeat_every(Duration::from_secs(3600));
+    let c_h = spawn_receiver(c_sub, c_rx);
+    publish_round(&mut publisher, [10u64, 60].into_iter(), 20..25);
+    thread::sleep(Duration::from_millis(2500)); // > lifetime: C expires
+    publish_round(&mut publisher, [75u64, 150].into_iter(), 20..25);
+    thread::sleep(Duration::from_millis(300));
+    for s in [a_stop, b_stop, c_stop] {
+        s.send(()).unwrap();
+    }
+    let (_, a_after) = a_h.join().unwrap();
+    let (b_sub, b_after) = b_h.join().unwrap();
+    let (_, c_after) = c_h.join().unwrap();
+    assert!(a_after.is_empty(), "A unsubscribed but got {} messages", a_after.len());
+    assert!(c_after.is_empty(), "C expired but got {} messages", c_after.len());
+    let b60: Vec<u64> = b_after.iter().filter(|d| d.stream == 60).map(|d| d.seq).collect();
+    assert_eq!(b60, (20..25).collect::<Vec<_>>(), "B still gets stream 60");
+    let b75: Vec<u64> = b_after.iter().filter(|d| d.stream == 75).map(|d| d.seq).collect();
+    assert_eq!(b75, (20..25).collect::<Vec<_>>(), "B still gets stream 75 after C expired");
+    drop(b_sub);
+
+    // Everyone goes quiet: all state expires and the gauges return to 0.
+    thread::sleep(Duration::from_millis(2500));
+    let done = dp.stop();
+    assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
+    let t = done.counters()["total"].clone();
+    for (name, want) in [
+        ("streams_active", 0),
+        ("subscribers_active", 0),
+        ("subscriptions_active", 0),
+        ("proto_bad_magic", 1),
+        ("proto_malformed", 1),
+        ("proto_bad_version", 1),
+        ("subscribers_expired", 2), // C, then B; A left by unsubscribing
+        ("deliver_messages_dropped", 0),
+        ("deliver_no_buffer", 0),
+    ] {
+        assert_eq!(t[name].as_u64(), Some(want), "{name}; all: {t:#}");
+    }
+    let delivered = t["deliver_messages"].as_u64().unwrap();
+    let expected = (100 + 100 + 61) * 20 + 5 + 5; // phase 1, then B alone on 60 and on 75
+    assert_eq!(delivered, expected, "{t:#}");
+    assert_eq!(t["messages_no_subscriber"], 10, "streams 10 and 150 had nobody left: {t:#}");
+}
+
+#[test]
+fn subscriptions_reach_the_owning_worker() {
+    let _guard = common::exclusive();
+    let (dp, ns) = setup(2, 10_000);
+    let (mut sub, mut publisher) = ns.enter(|| {
+        (
+            Subscriber::new(appliance(), any_port(), Duration::from_millis(500)).unwrap(),
+            Publisher::new(appliance(), any_port(), 8).unwrap(),
+        )
+    });
+    // Single-stream subscriptions each go to their owner, whichever worker
+    // RSS hands the request to; the range is acknowledged by both.
+    for s in 0..32u64 {
+        assert_eq!(sub.subscribe(s, s, ACK_WAIT).expect("single subscribe"), 1);
+    }
+    assert_eq!(sub.subscribe(1000, 1099, ACK_WAIT).expect("range subscribe"), 100);
+    let (stop, rx) = mpsc::channel();
+    let h = spawn_receiver(sub, rx);
+    let streams: Vec<u64> = (0..32).chain(1000..1100).collect();
+    publish_round(&mut publisher, streams.clone().into_iter(), 0..10);
+    thread::sleep(Duration::from_millis(300));
+    stop.send(()).unwrap();
+    let (sub, got) = h.join().unwrap();
+    assert_exactly(&got, &streams, 0..10, "subscriber");
+    assert_eq!(sub.stats().lost, 0);
+    let done = dp.stop();
+    assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
+    let all = done.counters();
+    let t = &all["total"];
+    let handed = t["handoff_control"].as_u64().unwrap() + t["handoff_publish"].as_u64().unwrap();
+    assert!(handed > 0, "some work crossed workers: {all:#}");
+    assert_eq!(t["handoff_full"], 0, "{all:#}");
+    for w in all["workers"].as_array().unwrap() {
+        assert!(w["counters"]["streams_active"].as_u64().unwrap() > 0, "both workers own streams: {all:#}");
+    }
+}
