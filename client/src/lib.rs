@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 mod publisher;
 mod subscriber;
 

@@ -231,6 +231,9 @@ impl PubSub {
         let (now_ns, now_ms) = (self.clock.ns(tsc), tsc / w.tsc_per_ms);
         let mut refused = None;
         for msg in p.messages() {
+            self.streams.prefetch(msg.stream);
+        }
+        for msg in p.messages() {
             if owner(msg.stream, self.workers) != self.me {
                 c.add(Counter::MixedShards, 1);
                 refused.get_or_insert(msg.stream);

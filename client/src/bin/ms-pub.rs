@@ -1,0 +1,63 @@
+//! `ms-pub`: publish messages to a MemoryStreamer appliance.
+
+use anyhow::Context;
+use clap::Parser;
+use ms_client::{cli, Publisher};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Publishes `--count` messages round-robin over `--streams` at `--rate`.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Appliance address (its IPv4 and service port).
+    #[arg(long, default_value = "198.18.0.1:9000")]
+    target: SocketAddr,
+    /// Local address to send from (port 0 = ephemeral ports).
+    #[arg(long, default_value = "0.0.0.0:0")]
+    bind: SocketAddr,
+    /// Streams: `A..B`, `A..=B` or one id.
+    #[arg(long, default_value = "0..1", value_parser = cli::parse_streams)]
+    streams: std::ops::RangeInclusive<u64>,
+    /// Messages to publish.
+    #[arg(long, default_value_t = 1000)]
+    count: u64,
+    /// Messages per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Priority class, 0..=3.
+    #[arg(long, default_value_t = 1)]
+    class: u8,
+    /// UDP sockets (source ports) to spread shards over.
+    #[arg(long, default_value_t = 8)]
+    sockets: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let mut p = Publisher::new(a.target, a.bind, a.sockets).context("open publisher sockets")?;
+    let (first, n) = (*a.streams.start(), a.streams.end() - a.streams.start() + 1);
+    let mut payload = vec![0u8; a.payload.max(8)];
+    let start = Instant::now();
+    for i in 0..a.count {
+        if a.rate > 0 {
+            let due = start + Duration::from_nanos(i.saturating_mul(1_000_000_000) / a.rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                p.flush()?;
+                std::thread::sleep(wait);
+            }
+        }
+        payload[..8].copy_from_slice(&i.to_le_bytes());
+        p.publish(first + i % n, a.class, &payload).context("publish")?;
+    }
+    p.flush()?;
+    let (messages, datagrams) = p.counts();
+    println!(
+        "{}",
+        serde_json::json!({ "messages": messages, "datagrams": datagrams, "seconds": start.elapsed().as_secs_f64() })
+    );
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Small helpers shared by the command-line tools.
+
+use std::ops::RangeInclusive;
+
+/// Parses `A..B` (exclusive), `A..=B` or a single id.
+pub fn parse_streams(s: &str) -> Result<RangeInclusive<u64>, String> {
+    let bad = || format!("invalid stream range {s:?}: expected A..B, A..=B or N");
+    if let Some((a, b)) = s.split_once("..=") {
+        let (a, b) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        return if a <= b { Ok(a..=b) } else { Err(bad()) };
+    }
+    if let Some((a, b)) = s.split_once("..") {
+        let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        return if a < b { Ok(a..=b - 1) } else { Err(bad()) };
+    }
+    let n = s.parse().map_err(|_| bad())?;
+    Ok(n..=n)
+}
+
+/// Splits a range into protocol-sized chunks (at most RANGE_IDS_MAX ids).
+pub fn chunks(r: RangeInclusive<u64>) -> impl Iterator<Item = (u64, u64)> {
+    let max = ms_wire::control::RANGE_IDS_MAX;
+    let (start, end) = (*r.start(), *r.end());
+    (0..)
+        .map(move |i: u64| start.saturating_add(i.saturating_mul(max)))
+        .take_while(move |&a| a <= end && a >= start)
+        .map(move |a| (a, a.saturating_add(max - 1).min(end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_streams("0..10"), Ok(0..=9));
+        assert_eq!(parse_streams("5..=5"), Ok(5..=5));
+        assert_eq!(parse_streams("7"), Ok(7..=7));
+        assert!(parse_streams("10..5").is_err() && parse_streams("x").is_err());
+    }
+
+    #[test]
+    fn chunking() {
+        let c: Vec<_> = chunks(0..=150_000).collect();
+        assert_eq!(c, [(0, 65_535), (65_536, 131_071), (131_072, 150_000)]);
+        assert_eq!(chunks(3..=3).collect::<Vec<_>>(), [(3, 3)]);
+    }
+}
