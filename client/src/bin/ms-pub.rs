@@ -43,8 +43,8 @@ fn main() -> anyhow::Result<()> {
     let mut payload = vec![0u8; a.payload.max(8)];
     let start = Instant::now();
     for i in 0..a.count {
-        if a.rate > 0 {
-            let due = start + Duration::from_nanos(i.saturating_mul(1_000_000_000) / a.rate);
+        if let Some(offset) = i.saturating_mul(1_000_000_000).checked_div(a.rate) {
+            let due = start + Duration::from_nanos(offset);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 p.flush()?;
                 std::thread::sleep(wait);
