@@ -18,7 +18,7 @@ fuzz_failed=0
 echo "[test] fuzz: the wire parser, 20 s from the committed seed corpus"
 corpus=$(mktemp -d)
 cp wire/fuzz/corpus/parse/* "$corpus"/
-if ! (cd wire/fuzz && cargo fuzz run parse --sanitizer none "$corpus" -- -max_total_time=20 -print_final_stats=1 2>&1 | tail -3); then
+if ! (cd wire/fuzz && cargo fuzz run parse --sanitizer none "$corpus" -- -max_total_time=20 -print_final_stats=1 2>&1 | tail -6); then
     echo "[test] fuzz: FAILED (crash input under wire/fuzz/artifacts/)"
     fuzz_failed=1
 fi

@@ -1,6 +1,22 @@
 //! Small helpers shared by the command-line tools.
 
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+
+/// The options every tool shares: where the appliance is, where to bind,
+/// which streams.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Endpoint {
+    /// Appliance address (its IPv4 and service port).
+    #[arg(long, default_value = "198.18.0.1:9000")]
+    pub target: SocketAddr,
+    /// Local address to bind (port 0 = ephemeral).
+    #[arg(long, default_value = "0.0.0.0:0")]
+    pub bind: SocketAddr,
+    /// Streams: `A..B`, `A..=B` or one id.
+    #[arg(long, default_value = "0..1", value_parser = parse_streams)]
+    pub streams: RangeInclusive<u64>,
+}
 
 /// Parses `A..B` (exclusive), `A..=B` or a single id.
 pub fn parse_streams(s: &str) -> Result<RangeInclusive<u64>, String> {

@@ -3,22 +3,14 @@
 use anyhow::Context;
 use clap::Parser;
 use ms_client::{cli, Publisher};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Publishes `--count` messages round-robin over `--streams` at `--rate`.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Appliance address (its IPv4 and service port).
-    #[arg(long, default_value = "198.18.0.1:9000")]
-    target: SocketAddr,
-    /// Local address to send from (port 0 = ephemeral ports).
-    #[arg(long, default_value = "0.0.0.0:0")]
-    bind: SocketAddr,
-    /// Streams: `A..B`, `A..=B` or one id.
-    #[arg(long, default_value = "0..1", value_parser = cli::parse_streams)]
-    streams: std::ops::RangeInclusive<u64>,
+    #[command(flatten)]
+    at: cli::Endpoint,
     /// Messages to publish.
     #[arg(long, default_value_t = 1000)]
     count: u64,
@@ -38,8 +30,8 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let mut p = Publisher::new(a.target, a.bind, a.sockets).context("open publisher sockets")?;
-    let (first, n) = (*a.streams.start(), a.streams.end() - a.streams.start() + 1);
+    let mut p = Publisher::new(a.at.target, a.at.bind, a.sockets).context("open publisher sockets")?;
+    let (first, n) = (*a.at.streams.start(), a.at.streams.end() - a.at.streams.start() + 1);
     let mut payload = vec![0u8; a.payload.max(8)];
     let start = Instant::now();
     for i in 0..a.count {

@@ -4,7 +4,6 @@
 use anyhow::Context;
 use clap::Parser;
 use ms_client::{cli, Subscriber};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Subscribes to `--streams`, receives for `--duration` seconds (or until
@@ -12,15 +11,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Appliance address (its IPv4 and service port).
-    #[arg(long, default_value = "198.18.0.1:9000")]
-    target: SocketAddr,
-    /// Local address to receive on.
-    #[arg(long, default_value = "0.0.0.0:0")]
-    bind: SocketAddr,
-    /// Streams: `A..B`, `A..=B` or one id.
-    #[arg(long, default_value = "0..1", value_parser = cli::parse_streams)]
-    streams: std::ops::RangeInclusive<u64>,
+    #[command(flatten)]
+    at: cli::Endpoint,
     /// Seconds to receive.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -34,9 +26,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let mut s = Subscriber::new(a.target, a.bind, Duration::from_secs(1)).context("open subscriber socket")?;
+    let mut s = Subscriber::new(a.at.target, a.at.bind, Duration::from_secs(1)).context("open subscriber socket")?;
     let mut added = 0;
-    for (first, last) in cli::chunks(a.streams.clone()) {
+    for (first, last) in cli::chunks(a.at.streams.clone()) {
         added += s
             .subscribe(first, last, Duration::from_millis(500))
             .with_context(|| format!("subscribe {first}..={last}"))?;
@@ -52,7 +44,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    for (first, last) in cli::chunks(a.streams) {
+    for (first, last) in cli::chunks(a.at.streams) {
         let _ = s.unsubscribe(first, last, Duration::from_millis(300));
     }
     let st = s.stats();
