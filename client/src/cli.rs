@@ -36,11 +36,14 @@ pub fn parse_streams(s: &str) -> Result<RangeInclusive<u64>, String> {
 /// Splits a range into protocol-sized chunks (at most RANGE_IDS_MAX ids).
 pub fn chunks(r: RangeInclusive<u64>) -> impl Iterator<Item = (u64, u64)> {
     let max = ms_wire::control::RANGE_IDS_MAX;
-    let (start, end) = (*r.start(), *r.end());
-    (0..)
-        .map(move |i: u64| start.saturating_add(i.saturating_mul(max)))
-        .take_while(move |&a| a <= end && a >= start)
-        .map(move |a| (a, a.saturating_add(max - 1).min(end)))
+    let end = *r.end();
+    let mut next = Some(*r.start()).filter(|s| *s <= end);
+    std::iter::from_fn(move || {
+        let a = next?;
+        let b = a.saturating_add(max - 1).min(end);
+        next = b.checked_add(1).filter(|n| *n <= end);
+        Some((a, b))
+    })
 }
 
 #[cfg(test)]
@@ -60,5 +63,6 @@ mod tests {
         let c: Vec<_> = chunks(0..=150_000).collect();
         assert_eq!(c, [(0, 65_535), (65_536, 131_071), (131_072, 150_000)]);
         assert_eq!(chunks(3..=3).collect::<Vec<_>>(), [(3, 3)]);
+        assert_eq!(chunks(u64::MAX - 10..=u64::MAX).collect::<Vec<_>>(), [(u64::MAX - 10, u64::MAX)]);
     }
 }

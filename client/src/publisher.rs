@@ -17,6 +17,8 @@ pub struct Publisher {
     sockets: Vec<UdpSocket>,
     bufs: Vec<u8>,
     lens: Vec<usize>,
+    /// Shards listed in `dirty` (each at most once).
+    queued: Vec<bool>,
     dirty: Vec<u32>,
     datagrams: u64,
     messages: u64,
@@ -39,6 +41,7 @@ impl Publisher {
             sockets: socks,
             bufs: vec![0; shards * DATAGRAM_MAX],
             lens: vec![0; shards],
+            queued: vec![false; shards],
             dirty: Vec::with_capacity(shards),
             datagrams: 0,
             messages: 0,
@@ -74,7 +77,10 @@ impl Publisher {
         let buf = &mut self.bufs[sh * DATAGRAM_MAX..(sh + 1) * DATAGRAM_MAX];
         let len = self.lens[sh];
         let mut w = if len == 0 {
-            self.dirty.push(sh as u32);
+            if !self.queued[sh] {
+                self.queued[sh] = true;
+                self.dirty.push(sh as u32);
+            }
             PublishBuilder::new(buf).expect("buffer holds a header")
         } else {
             PublishBuilder::resume(buf, len).expect("our own datagram")
@@ -98,6 +104,7 @@ impl Publisher {
     /// Sends every partly filled datagram.
     pub fn flush(&mut self) -> Result<(), ClientError> {
         while let Some(sh) = self.dirty.pop() {
+            self.queued[sh as usize] = false;
             self.flush_shard(sh as usize)?;
         }
         Ok(())

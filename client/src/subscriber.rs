@@ -2,7 +2,7 @@
 //! per-stream gap and order checking.
 
 use crate::ClientError;
-use ms_wire::control::{self, Control, RangeRequest};
+use ms_wire::control::{self, Control, ErrorCode, RangeRequest};
 use ms_wire::{Frame, FrameType, DATAGRAM_MAX};
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
@@ -34,7 +34,8 @@ pub struct StreamState {
     pub next_seq: Option<u64>,
     /// Messages received.
     pub received: u64,
-    /// Messages missed: the sum of forward jumps in sequence numbers.
+    /// Messages missed: the sum of forward jumps in sequence numbers (from
+    /// the first message seen after subscribing).
     pub lost: u64,
     /// Messages at or below a sequence number already seen.
     pub out_of_order: u64,
@@ -108,27 +109,34 @@ impl Subscriber {
         self.next_request = self.next_request.wrapping_add(1).max(1);
         let mut out = [0u8; 64];
         let len = control::emit_ranges(&mut out, t, &[RangeRequest { request, first, last }]).expect("fits");
+        // Parts seen and streams each changed, kept across retries: a lost
+        // ACK makes us resend, and the appliance then reports 0 for that part.
+        let mut parts: Vec<Option<u32>> = Vec::new();
         for _ in 0..ATTEMPTS {
             self.sock.send(&out[..len])?;
-            self.last_heartbeat = Instant::now();
             let deadline = Instant::now() + timeout;
-            let mut parts_seen: Vec<bool> = Vec::new();
-            let mut changed = 0;
             while Instant::now() < deadline {
                 match self.read_one(deadline - Instant::now(), Some(request))? {
                     Some(Answer::Ack(a)) => {
-                        if parts_seen.is_empty() {
-                            parts_seen = vec![false; usize::from(a.parts.max(1))];
+                        if parts.is_empty() {
+                            parts = vec![None; usize::from(a.parts.max(1))];
                         }
-                        if let Some(seen) = parts_seen.get_mut(usize::from(a.part)) {
-                            if !*seen {
-                                *seen = true;
-                                changed += a.streams;
+                        if let Some(p) = parts.get_mut(usize::from(a.part)) {
+                            *p = Some(p.unwrap_or(0).max(a.streams));
+                        }
+                        if parts.iter().all(Option::is_some) {
+                            if t == FrameType::Subscribe {
+                                // A stream may be new in the appliance: its
+                                // sequence numbers start again.
+                                self.streams.retain(|s, _| !(first..=last).contains(s));
                             }
+                            return Ok(parts.iter().map(|p| p.unwrap_or(0)).sum());
                         }
-                        if parts_seen.iter().all(|s| *s) {
-                            return Ok(changed);
-                        }
+                    }
+                    // Busy: an internal queue was full; resend after a pause.
+                    Some(Answer::Error(e)) if e.code == ErrorCode::Busy => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        break;
                     }
                     Some(Answer::Error(e)) => {
                         return Err(ClientError::Refused { request, code: e.code, detail: e.detail });
@@ -234,7 +242,11 @@ enum Answer {
     Error(ms_wire::control::ErrorEntry),
 }
 
-/// Updates a stream's state with a received sequence number.
+/// Updates a stream's state with a received sequence number. A forward
+/// jump counts the skipped numbers as lost; a number below the expected
+/// one counts as out of order (a late message was first counted lost, so
+/// it then appears in both: the appliance never reorders a stream, so any
+/// of these means the network did).
 fn check_sequence(st: &mut StreamState, seq: u64, totals: &mut SubscriberStats) {
     st.received += 1;
     totals.received += 1;
@@ -246,9 +258,9 @@ fn check_sequence(st: &mut StreamState, seq: u64, totals: &mut SubscriberStats) 
         Some(next) => {
             st.lost += seq - next;
             totals.lost += seq - next;
-            st.next_seq = Some(seq + 1);
+            st.next_seq = Some(seq.wrapping_add(1));
         }
-        None => st.next_seq = Some(seq + 1),
+        None => st.next_seq = Some(seq.wrapping_add(1)),
     }
 }
 

@@ -315,10 +315,8 @@ impl PubSub {
         let q = usize::from(self.sub_port[sub as usize]);
         let ip = Ipv4Addr::from(peer.ip);
         match w.egress(q, p.m, ip, peer.port, usize::from(p.st.len), now_ms, batch, c) {
-            Egress::Sent => {
-                c.add(Counter::DeliverDatagrams, 1);
-                c.add(Counter::DeliverMessages, u64::from(p.messages));
-            }
+            // Counted as delivered or dropped once the driver takes it or not.
+            Egress::Sent => batch.tag_last_deliver(p.messages),
             Egress::Unresolved | Egress::Dropped => c.add(Counter::DeliverMessagesDropped, u64::from(p.messages)),
         }
     }
@@ -349,6 +347,15 @@ impl PubSub {
         match ctrl {
             Control::Subscribe(ranges) | Control::Unsubscribe(ranges) => {
                 let op = if matches!(ctrl, Control::Subscribe(_)) { RangeOp::Subscribe } else { RangeOp::Unsubscribe };
+                // Bound the work one datagram can cause on every core: the
+                // ids of all its ranges together, not each range alone.
+                let total = ranges.fold(0u64, |t, r| t.saturating_add(r.ids().unwrap_or(0)));
+                if total > RANGE_IDS_MAX {
+                    let first = ranges.clone().next().map_or(0, |r| r.request);
+                    let e = ErrorEntry { request: first, code: ErrorCode::RangeTooLarge, detail: total };
+                    self.reply_error(w, q, ip, port, e, now_ms, batch, c);
+                    return;
+                }
                 for r in ranges {
                     self.route_range(w, q, op, ip, port, mac, r, now_ms, batch, c);
                 }
@@ -479,9 +486,21 @@ impl PubSub {
     }
 
     /// Expires silent subscribers, a bounded slice of the table per turn.
+    /// Runs between bursts, when no DELIVER is pending, so a freed slot has
+    /// nothing in flight.
     pub(crate) fn expire(&mut self, now_ms: u64, c: &mut LocalCounters) {
+        debug_assert!(self.dirty.is_empty(), "expiry runs with DELIVERs pending");
         let n = self.streams.expire(now_ms, EXPIRE_PER_TURN, |_, _| {});
         c.add(Counter::SubscribersExpired, u64::from(n));
+    }
+
+    /// Frees PUBLISH mbufs still in this worker's mailbox (at shutdown).
+    pub(crate) fn drain_mail(w: &Worker, batch: &mut Batch) {
+        while let Some(item) = w.mail.take(w.index) {
+            if let Handoff::Publish { mbuf: MbufPtr(m), .. } = item {
+                batch.release(m);
+            }
+        }
     }
 
     /// Publishes the table gauges (single writer: this worker).

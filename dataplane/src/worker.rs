@@ -69,6 +69,8 @@ pub struct Worker {
 pub(crate) struct Batch {
     tx: [*mut sys::rte_mbuf; BURST_MAX],
     tx_lens: [u32; BURST_MAX],
+    /// Messages in each queued frame that is a DELIVER (0 otherwise).
+    tx_msgs: [u32; BURST_MAX],
     tx_len: usize,
     tx_q: usize,
     free: [*mut sys::rte_mbuf; BURST_MAX],
@@ -80,6 +82,7 @@ impl Batch {
         Batch {
             tx: [std::ptr::null_mut(); BURST_MAX],
             tx_lens: [0; BURST_MAX],
+            tx_msgs: [0; BURST_MAX],
             tx_len: 0,
             tx_q: 0,
             free: [std::ptr::null_mut(); BURST_MAX],
@@ -102,7 +105,17 @@ impl Batch {
         self.tx_q = q;
         self.tx[self.tx_len] = m;
         self.tx_lens[self.tx_len] = len as u32;
+        self.tx_msgs[self.tx_len] = 0;
         self.tx_len += 1;
+    }
+
+    /// Marks the frame queued last as a DELIVER of `messages` messages, so
+    /// they are counted delivered or dropped when the driver takes it or not.
+    pub(crate) fn tag_last_deliver(&mut self, messages: u32) {
+        debug_assert!(self.tx_len > 0);
+        if let Some(i) = self.tx_len.checked_sub(1) {
+            self.tx_msgs[i] = messages;
+        }
     }
 
     /// Frees `m` with the next bulk free.
@@ -126,6 +139,10 @@ impl Batch {
         c.add(Counter::TxBytes, bytes);
         let unsent = self.tx_len - sent;
         c.add(Counter::TxFull, unsent as u64);
+        let msgs = |r: std::ops::Range<usize>| self.tx_msgs[r].iter().map(|&m| u64::from(m)).sum::<u64>();
+        c.add(Counter::DeliverMessages, msgs(0..sent));
+        c.add(Counter::DeliverDatagrams, self.tx_msgs[..sent].iter().filter(|&&m| m > 0).count() as u64);
+        c.add(Counter::DeliverMessagesDropped, msgs(sent..self.tx_len));
         for i in sent..self.tx_len {
             let m = self.tx[i];
             self.release(m);
@@ -166,8 +183,10 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             // SAFETY: rte_rdtsc only reads the time-stamp counter.
             let tsc = unsafe { sys::rte_rdtsc() };
-            self.read_mail(tsc, &mut batch, &mut local);
+            // Expiry first: the previous turn sent every pending DELIVER,
+            // so no freed subscriber slot has one in flight.
             self.expire(tsc, &mut local);
+            self.read_mail(tsc, &mut batch, &mut local);
             for q in 0..self.queues.len() {
                 self.poll(q, &mut rx, &mut batch, &mut local);
             }
@@ -175,6 +194,8 @@ impl Worker {
             local.flush(&counters);
         }
         self.finish_burst(0, &mut batch, &mut local);
+        PubSub::drain_mail(&self, &mut batch);
+        batch.flush_free();
         local.flush(&counters);
         0
     }

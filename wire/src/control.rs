@@ -19,8 +19,9 @@ pub const RANGE_ENTRY_LEN: usize = 20;
 pub const ACK_ENTRY_LEN: usize = 12;
 /// Length of an ERROR entry.
 pub const ERROR_ENTRY_LEN: usize = 16;
-/// Most stream ids one range may cover; larger ranges are refused with
-/// [`ErrorCode::RangeTooLarge`] so one request has bounded cost.
+/// Most stream ids the ranges of one datagram may cover together; more are
+/// refused with [`ErrorCode::RangeTooLarge`] so one datagram has bounded
+/// cost on every core.
 pub const RANGE_IDS_MAX: u64 = 65_536;
 
 /// A subscribe or unsubscribe request for `first..=last`.

@@ -31,7 +31,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let mut p = Publisher::new(a.at.target, a.at.bind, a.sockets).context("open publisher sockets")?;
-    let (first, n) = (*a.at.streams.start(), a.at.streams.end() - a.at.streams.start() + 1);
+    let (first, n) = (*a.at.streams.start(), (a.at.streams.end() - a.at.streams.start()).saturating_add(1));
     let mut payload = vec![0u8; a.payload.max(8)];
     let start = Instant::now();
     for i in 0..a.count {
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         payload[..8].copy_from_slice(&i.to_le_bytes());
-        p.publish(first + i % n, a.class, &payload).context("publish")?;
+        p.publish(first.wrapping_add(i % n), a.class, &payload).context("publish")?;
     }
     p.flush()?;
     let (messages, datagrams) = p.counts();
