@@ -31,18 +31,40 @@ pub struct WorkerReport {
 /// Runs the dataplane until `stop` is set, then tears it down and returns
 /// the final counters. EAL must be initialised; its cleanup is the caller's.
 pub fn run(eal: &Eal, cfg: &Config, stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<WorkerReport>> {
+    let stats = Arc::new(create_stats(cfg)?);
     let pools = create_pools(eal, cfg)?;
     let worker_pools: Vec<Arc<Mempool>> =
         cfg.worker_lcores().iter().map(|&l| Arc::clone(&pools[&eal.lcore_socket(l)])).collect();
     let mut ports = Vec::new();
     let result = start_ports(eal, cfg, &worker_pools, &mut ports)
-        .and_then(|()| run_workers(eal, cfg, &ports, &worker_pools, stop));
+        .and_then(|()| run_workers(eal, cfg, &ports, &worker_pools, &stats, stop));
     for p in &ports {
         p.stop_and_close();
     }
     drop(worker_pools);
     drop(pools);
     result
+}
+
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// The shared-memory stats segment: one block per worker.
+fn create_stats(cfg: &Config) -> anyhow::Result<ms_stats::Segment> {
+    let path = &cfg.telemetry.stats_path;
+    let seg = ms_stats::Segment::create(
+        path,
+        &crate::counters::directory(),
+        cfg.worker_lcores().len(),
+        std::process::id(),
+        unix_ns(),
+    )
+    .with_context(|| {
+        format!("create the stats segment {} (telemetry.stats_path): is /dev/shm writable?", path.display())
+    })?;
+    tracing::info!(path = %path.display(), "stats segment created");
+    Ok(seg)
 }
 
 /// One pool per NUMA socket that has a worker; each worker's RX queues
@@ -96,6 +118,7 @@ fn build_workers(
     cfg: &Config,
     ports: &[Port],
     pools: &[Arc<Mempool>],
+    stats: &Arc<ms_stats::Segment>,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<Worker>> {
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
@@ -112,7 +135,7 @@ fn build_workers(
             queues,
             pool: Arc::clone(pool),
             mail: Arc::clone(&mail),
-            counters: Arc::new(WorkerCounters::default()),
+            counters: Arc::new(WorkerCounters::new(Arc::clone(stats), index)),
             stop: Arc::clone(stop),
             burst: usize::from(cfg.workers.rx_burst),
             tsc_per_ms,
@@ -132,9 +155,10 @@ fn run_workers(
     cfg: &Config,
     ports: &[Port],
     pools: &[Arc<Mempool>],
+    stats: &Arc<ms_stats::Segment>,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<WorkerReport>> {
-    let workers = build_workers(eal, cfg, ports, pools, stop)?;
+    let workers = build_workers(eal, cfg, ports, pools, stats, stop)?;
     let mut blocks = Vec::with_capacity(workers.len());
     let mut launched = Ok(());
     for (worker, &lcore) in workers.into_iter().zip(cfg.worker_lcores()) {
@@ -158,6 +182,7 @@ fn run_workers(
     if launched.is_ok() {
         tracing::info!(workers = blocks.len(), ports = ports.len(), "ready");
         while !stop.load(Ordering::Relaxed) {
+            stats.beat(unix_ns());
             std::thread::sleep(Duration::from_millis(50));
         }
         tracing::info!("stopping");

@@ -42,6 +42,35 @@ pub struct Config {
     /// Stream table bounds (per worker) and subscription lifetime.
     #[serde(default)]
     pub streams: StreamsConfig,
+    /// Where the stats segment and the control socket live.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Paths shared with the control plane.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The shared-memory stats segment the dataplane writes.
+    #[serde(default = "default_stats_path")]
+    pub stats_path: std::path::PathBuf,
+    /// The dataplane's control socket (Unix, mode 0600).
+    #[serde(default = "default_control_socket")]
+    pub control_socket: std::path::PathBuf,
+}
+
+fn default_stats_path() -> std::path::PathBuf {
+    "/dev/shm/memorystreamer/dataplane.stats".into()
+}
+
+fn default_control_socket() -> std::path::PathBuf {
+    "/run/memorystreamer/dataplane.sock".into()
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig { stats_path: default_stats_path(), control_socket: default_control_socket() }
+    }
 }
 
 /// Stream table bounds, per worker, allocated at startup.

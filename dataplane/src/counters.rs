@@ -4,7 +4,7 @@
 //! relaxed stores (no locked instructions). Readers sum the blocks.
 
 use ms_netstack::host::DropReason;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 macro_rules! counters {
     ($($variant:ident => $name:literal, $help:literal;)*) => {
@@ -88,29 +88,43 @@ pub fn slot_names() -> impl Iterator<Item = (String, &'static str)> {
     plain.chain(drops)
 }
 
-/// One worker's published counters. 128-byte aligned so two workers never
-/// share a cache line (nor an adjacent-line prefetch pair).
-#[repr(C, align(128))]
-#[derive(Debug)]
-pub struct WorkerCounters {
-    slots: [AtomicU64; COUNTERS_LEN],
+/// True for slots that hold a current value rather than a count.
+pub fn is_gauge(c: Counter) -> bool {
+    matches!(c, Counter::StreamsActive | Counter::SubscribersActive | Counter::SubscriptionsActive)
 }
 
-impl Default for WorkerCounters {
-    fn default() -> Self {
-        WorkerCounters { slots: std::array::from_fn(|_| AtomicU64::new(0)) }
-    }
+/// The stats segment directory: every slot with its kind and help, in
+/// block order. The control plane exports whatever this says.
+pub fn directory() -> Vec<ms_stats::Slot> {
+    let gauge = |name: &str| Counter::ALL.iter().any(|c| is_gauge(*c) && c.name() == name);
+    slot_names()
+        .map(|(name, help)| ms_stats::Slot {
+            kind: if gauge(&name) { ms_stats::Kind::Gauge } else { ms_stats::Kind::Counter },
+            name,
+            help: help.to_string(),
+        })
+        .collect()
+}
+
+/// One worker's published counters: its block in the shared-memory stats
+/// segment (128-byte aligned there, one writer, seqlocked updates).
+pub struct WorkerCounters {
+    seg: Arc<ms_stats::Segment>,
+    block: usize,
 }
 
 impl WorkerCounters {
-    /// Sets a gauge. Only the owning worker may call this (single writer).
-    pub fn set(&self, c: Counter, v: u64) {
-        self.slots[c as usize].store(v, Ordering::Relaxed);
+    /// The counters of block `block` of `seg`.
+    pub fn new(seg: Arc<ms_stats::Segment>, block: usize) -> WorkerCounters {
+        WorkerCounters { seg, block }
     }
 
-    /// Reads every slot (any thread).
+    /// Reads every slot consistently (any thread); zeros if the writer is
+    /// stuck mid-update, which cannot outlast a burst.
     pub fn snapshot(&self) -> [u64; COUNTERS_LEN] {
-        std::array::from_fn(|i| self.slots[i].load(Ordering::Relaxed))
+        let mut v = [0u64; COUNTERS_LEN];
+        let _ = self.seg.read(self.block, &mut v, 1_000_000);
+        v
     }
 }
 
@@ -118,12 +132,13 @@ impl WorkerCounters {
 #[derive(Debug)]
 pub struct LocalCounters {
     slots: [u64; COUNTERS_LEN],
+    gauges: [Option<u64>; COUNTERS_LEN],
     dirty: bool,
 }
 
 impl Default for LocalCounters {
     fn default() -> Self {
-        LocalCounters { slots: [0; COUNTERS_LEN], dirty: false }
+        LocalCounters { slots: [0; COUNTERS_LEN], gauges: [None; COUNTERS_LEN], dirty: false }
     }
 }
 
@@ -135,6 +150,13 @@ impl LocalCounters {
         self.dirty = true;
     }
 
+    /// Sets a gauge (published with the next flush).
+    #[inline]
+    pub fn set(&mut self, c: Counter, v: u64) {
+        self.gauges[c as usize] = Some(v);
+        self.dirty = true;
+    }
+
     /// Counts one drop.
     #[inline]
     pub fn dropped(&mut self, r: DropReason) {
@@ -142,20 +164,27 @@ impl LocalCounters {
         self.dirty = true;
     }
 
-    /// Publishes the tally into `shared` and clears it. Only the owning
-    /// worker may call this for a given block (single writer), which is
-    /// why load + store is enough.
+    /// Publishes the tally into the worker's block in one seqlocked update
+    /// and clears it. Only the owning worker calls this (single writer).
     #[inline]
     pub fn flush(&mut self, shared: &WorkerCounters) {
         if !self.dirty {
             return;
         }
-        for (local, slot) in self.slots.iter_mut().zip(&shared.slots) {
+        let w = shared.seg.writer(shared.block);
+        w.begin();
+        for (i, local) in self.slots.iter_mut().enumerate() {
             if *local != 0 {
-                slot.store(slot.load(Ordering::Relaxed) + *local, Ordering::Relaxed);
+                w.add(i, *local);
                 *local = 0;
             }
         }
+        for (i, g) in self.gauges.iter_mut().enumerate() {
+            if let Some(v) = g.take() {
+                w.set(i, v);
+            }
+        }
+        w.end();
         self.dirty = false;
     }
 }
@@ -197,7 +226,9 @@ mod tests {
 
     #[test]
     fn flush_publishes_and_clears() {
-        let shared = WorkerCounters::default();
+        let path = std::env::temp_dir().join(format!("ms-counters-test-{}", std::process::id()));
+        let seg = Arc::new(ms_stats::Segment::create(&path, &directory(), 1, 1, 1).unwrap());
+        let shared = WorkerCounters::new(Arc::clone(&seg), 0);
         let mut local = LocalCounters::default();
         local.add(Counter::RxPackets, 3);
         local.dropped(DropReason::Truncated);
@@ -207,6 +238,9 @@ mod tests {
         let s = shared.snapshot();
         assert_eq!(s[Counter::RxPackets as usize], 5);
         assert_eq!(s[drop_slot(DropReason::Truncated)], 1);
-        assert_eq!(std::mem::align_of::<WorkerCounters>(), 128);
+        local.set(Counter::StreamsActive, 9);
+        local.flush(&shared);
+        assert_eq!(shared.snapshot()[Counter::StreamsActive as usize], 9);
+        std::fs::remove_file(path).unwrap();
     }
 }

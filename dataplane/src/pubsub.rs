@@ -8,7 +8,7 @@
 //! when full or when the burst ends. See docs/streams.md for why payloads
 //! are copied rather than chained.
 
-use crate::counters::{Counter, LocalCounters, WorkerCounters};
+use crate::counters::{Counter, LocalCounters};
 use crate::mailbox::{Handoff, MbufPtr, RangeOp, RangeWork};
 use crate::mbuf;
 use crate::worker::{Batch, Egress, Worker};
@@ -72,6 +72,7 @@ pub struct PubSub {
     workers: u32,
     me: u32,
     clock: Clock,
+    published_gauges: Option<ms_streams::Gauges>,
 }
 
 // SAFETY: the raw mbuf pointers in `pending` are owned by the worker that
@@ -115,6 +116,7 @@ impl PubSub {
             workers: workers.max(1),
             me,
             clock,
+            published_gauges: None,
         }
     }
 
@@ -504,11 +506,15 @@ impl PubSub {
     }
 
     /// Publishes the table gauges (single writer: this worker).
-    pub(crate) fn publish_gauges(&self, counters: &WorkerCounters) {
+    pub(crate) fn publish_gauges(&mut self, c: &mut LocalCounters) {
         let g = self.streams.gauges();
-        counters.set(Counter::StreamsActive, u64::from(g.streams));
-        counters.set(Counter::SubscribersActive, u64::from(g.subscribers));
-        counters.set(Counter::SubscriptionsActive, u64::from(g.subscriptions));
+        if self.published_gauges == Some(g) {
+            return;
+        }
+        self.published_gauges = Some(g);
+        c.set(Counter::StreamsActive, u64::from(g.streams));
+        c.set(Counter::SubscribersActive, u64::from(g.subscribers));
+        c.set(Counter::SubscriptionsActive, u64::from(g.subscriptions));
     }
 
     #[allow(clippy::too_many_arguments)]

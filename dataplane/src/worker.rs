@@ -204,7 +204,7 @@ impl Worker {
     fn finish_burst(&mut self, tsc: u64, batch: &mut Batch, c: &mut LocalCounters) {
         if let Some(mut ps) = self.pubsub.take() {
             ps.flush_all(self, tsc / self.tsc_per_ms, batch, c);
-            ps.publish_gauges(&self.counters);
+            ps.publish_gauges(c);
             self.pubsub = Some(ps);
         }
         batch.flush_tx(&self.queues, c);

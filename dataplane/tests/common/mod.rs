@@ -144,6 +144,13 @@ impl Dataplane {
     pub fn spawn(config: &str) -> Dataplane {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("dataplane.yaml");
+        // Private stats segment and control socket, so runs never collide.
+        let config = if config.contains("telemetry:") {
+            config.to_string()
+        } else {
+            let d = dir.path().display();
+            format!("{config}telemetry: {{ stats_path: \"{d}/dataplane.stats\", control_socket: \"{d}/dataplane.sock\" }}\n")
+        };
         std::fs::write(&cfg, config).expect("write config");
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");

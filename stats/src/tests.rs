@@ -1,0 +1,105 @@
+use super::*;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+fn dir(n: usize) -> Vec<Slot> {
+    (0..n)
+        .map(|i| Slot {
+            name: format!("slot_{i}"),
+            kind: if i == 1 { Kind::Bucket { le: 1 << 20 } } else { Kind::Counter },
+            help: format!("help {i}"),
+        })
+        .collect()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("ms-stats-test-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn create_open_round_trip() {
+    let p = tmp("rt");
+    let seg = Segment::create(&p, &dir(5), 3, 4242, 99).unwrap();
+    let w = seg.writer(2);
+    w.begin();
+    w.add(0, 7);
+    w.add(0, 3);
+    w.set(4, 11);
+    w.end();
+    seg.beat(1234);
+    let r = Segment::open(&p).unwrap();
+    assert_eq!((r.slots(), r.lcores(), r.pid(), r.start_unix_ns(), r.heartbeat_unix_ns()), (5, 3, 4242, 99, 1234));
+    assert_eq!(r.directory(), dir(5));
+    let mut v = [0u64; 5];
+    assert_eq!(r.read(2, &mut v, 10), Some(2));
+    assert_eq!(v, [10, 0, 0, 0, 11]);
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn blocks_are_cache_line_aligned() {
+    let p = tmp("align");
+    let seg = Segment::create(&p, &dir(3), 4, 1, 1).unwrap();
+    for l in 0..4 {
+        assert_eq!((seg.blocks + l * seg.block_bytes) % BLOCK_ALIGN, 0);
+    }
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn foreign_files_are_refused() {
+    let p = tmp("bad");
+    std::fs::write(&p, vec![0u8; 8192]).unwrap();
+    assert!(matches!(Segment::open(&p), Err(StatsError::BadHeader { .. })));
+    std::fs::write(&p, b"short").unwrap();
+    assert!(Segment::open(&p).is_err());
+    std::fs::remove_file(&p).unwrap();
+}
+
+/// Stress: the writer keeps every value of its block equal (all set to k
+/// in one update); readers must never see two different values in one
+/// snapshot, i.e. never a torn or half-applied update.
+#[test]
+fn readers_never_see_torn_updates() {
+    let p = tmp("stress");
+    let slots = 200;
+    let seg = Arc::new(Segment::create(&p, &dir(slots), 1, 1, 1).unwrap());
+    let reader = Arc::new(Segment::open(&p).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (seg, stop) = (Arc::clone(&seg), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let w = seg.writer(0);
+            let mut k = 0u64;
+            while !stop.load(Ordering::Relaxed) && k < 5_000_000 {
+                k += 1;
+                w.begin();
+                for s in 0..slots {
+                    w.set(s, k);
+                }
+                w.end();
+                // The dataplane publishes once per burst, with work between.
+                for _ in 0..2000 {
+                    std::hint::spin_loop();
+                }
+            }
+            k
+        })
+    };
+    let mut v = vec![0u64; slots];
+    let (mut reads, mut last) = (0u64, 0u64);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        if reader.read(0, &mut v, 1000).is_some() {
+            assert!(v.iter().all(|x| *x == v[0]), "torn read: {:?}", &v[..4]);
+            assert!(v[0] >= last, "values went backwards");
+            last = v[0];
+            reads += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(reads > 100 && written > 100, "reads {reads}, writes {written}");
+    assert!(last > 1, "the reader saw the writer progress");
+    std::fs::remove_file(&p).unwrap();
+}
