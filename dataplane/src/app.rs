@@ -139,7 +139,7 @@ fn build_workers(
             stop: Arc::clone(stop),
             burst: usize::from(cfg.workers.rx_burst),
             tsc_per_ms,
-            service: cfg.service.handler.build(cfg.streams.limits()),
+            service: crate::service::build(cfg.service.handler, cfg.streams.limits()),
             service_port: cfg.service.udp_port,
             pubsub: None,
         });

@@ -223,3 +223,36 @@ mod libc_errno {
     pub const EINVAL: i32 = 22;
     pub const EALREADY: i32 = 114;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+eal:
+  main_lcore: 0
+  hugepages: off
+ports:
+  - name: p0
+    device: "net_tap0,iface=ms0"
+    ipv4: "198.18.0.1/24"
+workers:
+  lcores: [1]
+"#;
+
+    #[test]
+    fn eal_args_follow_the_config() {
+        let c = crate::config::Config::parse(GOOD, "t.yaml").unwrap();
+        let args = eal_args(&c).join(" ");
+        assert!(args.contains("--lcores 0@0,1@1 --main-lcore 0"), "{args}");
+        assert!(args.contains("--no-huge --no-shconf -m 512"), "{args}");
+        assert!(args.contains("--no-pci"), "{args}");
+        let pci = GOOD.replace("\"net_tap0,iface=ms0\"", "\"0000:03:00.0\"");
+        let args = eal_args(&crate::config::Config::parse(&pci, "t.yaml").unwrap()).join(" ");
+        assert!(args.contains("-a 0000:03:00.0") && !args.contains("--no-pci"), "{args}");
+        let mapped =
+            GOOD.replace("hugepages: off", "hugepages: off\n  cpus: { 2: 0 }").replace("lcores: [1]", "lcores: [1, 2]");
+        let args = eal_args(&crate::config::Config::parse(&mapped, "t.yaml").unwrap()).join(" ");
+        assert!(args.contains("--lcores 0@0,1@1,2@0"), "{args}");
+    }
+}

@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
-pub mod config;
+pub use ms_config as config;
 pub mod counters;
 pub mod eal;
 pub mod mailbox;

@@ -4,7 +4,6 @@
 //! back to its sender through routes and ARP (diagnostics and tests).
 
 use ms_netstack::Ipv4Addr;
-use serde::Deserialize;
 
 /// Who sent a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,28 +34,15 @@ pub trait ServiceHandler: Send {
     fn on_datagram(&mut self, from: Peer, payload: &mut [u8]) -> ServiceAction;
 }
 
-/// Which handler a config selects.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum HandlerKind {
-    /// The streams protocol (docs/protocol.md).
-    #[default]
-    Streams,
-    /// Count and drop.
-    Sink,
-    /// Send every payload back to its sender.
-    Echo,
-}
+pub use ms_config::HandlerKind;
 
-impl HandlerKind {
-    /// A fresh handler for one worker; `streams` bounds the stream tables.
-    pub fn build(self, streams: ms_streams::Limits) -> crate::worker::Service {
-        use crate::worker::Service;
-        match self {
-            HandlerKind::Streams => Service::Streams(streams),
-            HandlerKind::Sink => Service::Simple(Box::new(Sink)),
-            HandlerKind::Echo => Service::Simple(Box::new(Echo)),
-        }
+/// A fresh service for one worker; `streams` bounds the stream tables.
+pub fn build(kind: HandlerKind, streams: ms_streams::Limits) -> crate::worker::Service {
+    use crate::worker::Service;
+    match kind {
+        HandlerKind::Streams => Service::Streams(streams),
+        HandlerKind::Sink => Service::Simple(Box::new(Sink)),
+        HandlerKind::Echo => Service::Simple(Box::new(Echo)),
     }
 }
 

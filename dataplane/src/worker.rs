@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Largest RX burst a worker accepts (config is checked against it).
-pub const BURST_MAX: usize = 512;
+pub const BURST_MAX: usize = ms_config::RX_BURST_MAX;
 
 /// One (port, queue) a worker owns, with its host state.
 pub struct WorkerQueue {

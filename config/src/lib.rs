@@ -1,8 +1,7 @@
-//! The dataplane's YAML config: strict (unknown keys are errors), every
+//! MemoryStreamer's YAML config (the dataplane's and the control plane's): strict (unknown keys are errors), every
 //! value checked while it is read so errors carry file:line:column, and
 //! cross-field checks named by their path in the file.
 
-use crate::service::HandlerKind;
 use anyhow::Context;
 use ms_netstack::host::ROUTES_MAX;
 use ms_netstack::route::Prefix;
@@ -12,6 +11,22 @@ use serde_saphyr::{Location, Spanned};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+
+/// Largest RX burst a worker accepts.
+pub const RX_BURST_MAX: usize = 512;
+
+/// Which handler runs on the service port.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HandlerKind {
+    /// The streams protocol (docs/protocol.md).
+    #[default]
+    Streams,
+    /// Count and drop.
+    Sink,
+    /// Send every payload back to its sender.
+    Echo,
+}
 
 /// Highest lcore id DPDK 22.11 is built for (RTE_MAX_LCORE).
 pub const LCORE_ID_MAX: u32 = 127;
@@ -509,8 +524,8 @@ impl Config {
         }
         // Vector PMDs round bursts down to a multiple of 4 or 8; below 8 some
         // would never return a packet.
-        if !(8..=crate::worker::BURST_MAX).contains(&usize::from(w.rx_burst)) {
-            fail!(None, "workers.rx_burst: expected 8..={}, got {}", crate::worker::BURST_MAX, w.rx_burst);
+        if !(8..=RX_BURST_MAX).contains(&usize::from(w.rx_burst)) {
+            fail!(None, "workers.rx_burst: expected 8..={}, got {}", RX_BURST_MAX, w.rx_burst);
         }
         if !(1..=8).contains(&e.log_level) {
             fail!(None, "eal.log_level: expected 1..=8, got {}", e.log_level);

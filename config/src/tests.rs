@@ -112,19 +112,3 @@ fn pci_and_vdev_devices() {
     assert!("net_".parse::<Device>().is_err());
     assert!("net_pcap0,rx_pcap=/tmp/a.pcap,tx_pcap=/tmp/b.pcap".parse::<Device>().is_ok());
 }
-
-#[test]
-fn eal_args_follow_the_config() {
-    let c = Config::parse(GOOD, "t.yaml").unwrap();
-    let args = crate::eal::eal_args(&c).join(" ");
-    assert!(args.contains("--lcores 0@0,1@1 --main-lcore 0"), "{args}");
-    assert!(args.contains("--no-huge --no-shconf -m 512"), "{args}");
-    assert!(args.contains("--no-pci"), "{args}");
-    let pci = GOOD.replace("\"net_tap0,iface=ms0\"", "\"0000:03:00.0\"");
-    let args = crate::eal::eal_args(&Config::parse(&pci, "t.yaml").unwrap()).join(" ");
-    assert!(args.contains("-a 0000:03:00.0") && !args.contains("--no-pci"), "{args}");
-    let mapped =
-        GOOD.replace("hugepages: off", "hugepages: off\n  cpus: { 2: 0 }").replace("lcores: [1]", "lcores: [1, 2]");
-    let args = crate::eal::eal_args(&Config::parse(&mapped, "t.yaml").unwrap()).join(" ");
-    assert!(args.contains("--lcores 0@0,1@1,2@0"), "{args}");
-}
