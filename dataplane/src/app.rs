@@ -2,6 +2,7 @@
 //! the main lcore's wait, and the orderly teardown.
 
 use crate::config::{Config, PortConfig};
+use crate::control::{ControlSocket, ControlState, Live, PortInfo};
 use crate::counters::WorkerCounters;
 use crate::eal::Eal;
 use crate::mailbox::Mailboxes;
@@ -28,22 +29,53 @@ pub struct WorkerReport {
     pub counters: [u64; crate::counters::COUNTERS_LEN],
 }
 
-/// Runs the dataplane until `stop` is set, then tears it down and returns
-/// the final counters. EAL must be initialised; its cleanup is the caller's.
-pub fn run(eal: &Eal, cfg: &Config, stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<WorkerReport>> {
+/// What the main lcore needs besides the config.
+pub struct RunContext {
+    /// Set on SIGINT/SIGTERM.
+    pub stop: Arc<AtomicBool>,
+    /// Where the config came from (for status).
+    pub origin: String,
+    /// Changes the log filter.
+    pub set_log_level: Box<dyn Fn(&str) -> Result<(), String>>,
+    /// The log filter in force at start.
+    pub log_level: String,
+}
+
+/// Runs the dataplane until `ctx.stop` is set, then tears it down and
+/// returns the final counters. EAL must be initialised; its cleanup is the
+/// caller's.
+pub fn run(eal: &Eal, cfg: &Config, ctx: RunContext) -> anyhow::Result<Vec<WorkerReport>> {
+    let stop = &ctx.stop;
+    let control = ControlSocket::bind(&cfg.telemetry.control_socket)?;
     let stats = Arc::new(create_stats(cfg)?);
     let pools = create_pools(eal, cfg)?;
     let worker_pools: Vec<Arc<Mempool>> =
         cfg.worker_lcores().iter().map(|&l| Arc::clone(&pools[&eal.lcore_socket(l)])).collect();
     let mut ports = Vec::new();
-    let result = start_ports(eal, cfg, &worker_pools, &mut ports)
-        .and_then(|()| run_workers(eal, cfg, &ports, &worker_pools, &stats, stop));
+    let result = start_ports(eal, cfg, &worker_pools, &mut ports).and_then(|()| {
+        let live = Arc::new(Live::new(cfg));
+        let state = ControlState {
+            running: cfg.clone(),
+            origin: ctx.origin,
+            live: Arc::clone(&live),
+            ports: ports.iter().map(port_info).collect(),
+            set_log_level: ctx.set_log_level,
+            link: Box::new(port::link_of),
+            log_level: ctx.log_level,
+            started: std::time::Instant::now(),
+        };
+        run_workers(eal, cfg, &ports, &worker_pools, &stats, stop, Main { control, state, live })
+    });
     for p in &ports {
         p.stop_and_close();
     }
     drop(worker_pools);
     drop(pools);
     result
+}
+
+fn port_info(p: &Port) -> PortInfo {
+    PortInfo { name: p.name.clone(), driver: p.driver.clone(), mac: p.mac.to_string(), id: p.id }
 }
 
 fn unix_ns() -> u64 {
@@ -120,6 +152,7 @@ fn build_workers(
     pools: &[Arc<Mempool>],
     stats: &Arc<ms_stats::Segment>,
     stop: &Arc<AtomicBool>,
+    live: &Arc<Live>,
 ) -> anyhow::Result<Vec<Worker>> {
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
     let n = cfg.worker_lcores().len();
@@ -137,6 +170,7 @@ fn build_workers(
             mail: Arc::clone(&mail),
             counters: Arc::new(WorkerCounters::new(Arc::clone(stats), index)),
             stop: Arc::clone(stop),
+            live: Arc::clone(live),
             burst: usize::from(cfg.workers.rx_burst),
             tsc_per_ms,
             service: crate::service::build(cfg.service.handler, cfg.streams.limits()),
@@ -150,6 +184,14 @@ fn build_workers(
 /// Launches every worker (all are built first, so nothing can fail with
 /// some running), waits for `stop`, then waits for every worker to return.
 /// A worker that panics stops the whole process with an error.
+/// The main lcore's own duties while workers run.
+struct Main {
+    control: ControlSocket,
+    state: ControlState,
+    live: Arc<Live>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_workers(
     eal: &Eal,
     cfg: &Config,
@@ -157,8 +199,9 @@ fn run_workers(
     pools: &[Arc<Mempool>],
     stats: &Arc<ms_stats::Segment>,
     stop: &Arc<AtomicBool>,
+    mut main: Main,
 ) -> anyhow::Result<Vec<WorkerReport>> {
-    let workers = build_workers(eal, cfg, ports, pools, stats, stop)?;
+    let workers = build_workers(eal, cfg, ports, pools, stats, stop, &main.live)?;
     let mut blocks = Vec::with_capacity(workers.len());
     let mut launched = Ok(());
     for (worker, &lcore) in workers.into_iter().zip(cfg.worker_lcores()) {
@@ -183,7 +226,8 @@ fn run_workers(
         tracing::info!(workers = blocks.len(), ports = ports.len(), "ready");
         while !stop.load(Ordering::Relaxed) {
             stats.beat(unix_ns());
-            std::thread::sleep(Duration::from_millis(50));
+            main.control.poll(&mut main.state);
+            std::thread::sleep(Duration::from_millis(20));
         }
         tracing::info!("stopping");
     }

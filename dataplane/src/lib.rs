@@ -9,6 +9,7 @@
 
 pub mod app;
 pub use ms_config as config;
+pub mod control;
 pub mod counters;
 pub mod eal;
 pub mod mailbox;

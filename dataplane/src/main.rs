@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use tracing_subscriber::{prelude::*, reload, EnvFilter};
 
 /// MemoryStreamer dataplane: polls DPDK ports on worker lcores.
 #[derive(Debug, Parser)]
@@ -24,15 +25,35 @@ struct Cli {
     /// Print the final counters as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Log filter (tracing syntax), e.g. `info` or `ms_dataplane=debug`.
+    /// Log filter (tracing syntax), e.g. `info` or `ms_dataplane=debug`;
+    /// changeable at run time through the control plane (`msctl log-level`).
     #[arg(long, env = "MS_LOG", default_value = "info")]
     log_level: String,
 }
 
+type SetLevel = Box<dyn Fn(&str) -> Result<(), String>>;
+
+/// JSON logs on stderr through a non-blocking writer (a slow terminal or
+/// journal never stalls the main lcore), with a reloadable filter.
+fn init_logging(filter: &str) -> (SetLevel, tracing_appender::non_blocking::WorkerGuard) {
+    let initial = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("ms-dataplane: bad --log-level {filter:?} ({e}); using info");
+        EnvFilter::new("info")
+    });
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (layer, handle) = reload::Layer::new(initial);
+    tracing_subscriber::registry().with(layer).with(tracing_subscriber::fmt::layer().json().with_writer(writer)).init();
+    let set: SetLevel = Box::new(move |level: &str| {
+        let f = EnvFilter::try_new(level).map_err(|e| format!("invalid log filter {level:?}: {e}"))?;
+        handle.reload(f).map_err(|e| e.to_string())
+    });
+    (set, guard)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
-    match run(&cli) {
+    let (set_level, _guard) = init_logging(&cli.log_level);
+    match run(&cli, set_level) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ms-dataplane: error: {e:#}");
@@ -41,15 +62,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
-        eprintln!("ms-dataplane: bad --log-level {filter:?} ({e}); using info");
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn run(cli: &Cli, set_log_level: SetLevel) -> anyhow::Result<()> {
     let cfg = Config::load(&cli.config)?;
     let args = eal::eal_args(&cfg);
     tracing::debug!(args = ?args, "EAL arguments");
@@ -69,7 +82,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("install signal handler")?;
     }
     let eal = eal::Eal::init(&args)?;
-    let result = app::run(&eal, &cfg, &stop);
+    let ctx = app::RunContext {
+        stop,
+        origin: cli.config.display().to_string(),
+        set_log_level,
+        log_level: cli.log_level.clone(),
+    };
+    let result = app::run(&eal, &cfg, ctx);
     eal.cleanup();
     let reports = result?;
     if cli.json {

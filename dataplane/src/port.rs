@@ -210,13 +210,19 @@ fn set_mac(id: u16, name: &str, mac: MacAddr) -> Result<Option<MacAddr>, PortErr
     Ok(Some(mac))
 }
 
+/// Link state of port `id` now: (up, speed in Mbit/s).
+pub fn link_of(id: u16) -> (bool, u32) {
+    let mut link = sys::rte_eth_link::default();
+    // SAFETY: any port id is accepted (an invalid one returns an error and
+    // leaves `link` zeroed); link is a valid out pointer.
+    unsafe { sys::rte_eth_link_get_nowait(id, &mut link) };
+    (link.link_status() != 0, link.link_speed)
+}
+
 impl Port {
     /// Link state now: (up, speed in Mbit/s).
     pub fn link(&self) -> (bool, u32) {
-        let mut link = sys::rte_eth_link::default();
-        // SAFETY: started port; link is a valid out pointer.
-        unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
-        (link.link_status() != 0, link.link_speed)
+        link_of(self.id)
     }
 
     /// Stops and closes the port. Workers must have returned.

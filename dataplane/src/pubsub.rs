@@ -490,8 +490,11 @@ impl PubSub {
     /// Expires silent subscribers, a bounded slice of the table per turn.
     /// Runs between bursts, when no DELIVER is pending, so a freed slot has
     /// nothing in flight.
-    pub(crate) fn expire(&mut self, now_ms: u64, c: &mut LocalCounters) {
+    pub(crate) fn expire(&mut self, now_ms: u64, lifetime_ms: u64, c: &mut LocalCounters) {
         debug_assert!(self.dirty.is_empty(), "expiry runs with DELIVERs pending");
+        if self.streams.limits().lifetime_ms != lifetime_ms {
+            self.streams.set_lifetime_ms(lifetime_ms);
+        }
         let n = self.streams.expire(now_ms, EXPIRE_PER_TURN, |_, _| {});
         c.add(Counter::SubscribersExpired, u64::from(n));
     }

@@ -51,6 +51,8 @@ pub struct Worker {
     pub counters: Arc<WorkerCounters>,
     /// Set by the main lcore to stop.
     pub stop: Arc<AtomicBool>,
+    /// Settings that change at run time.
+    pub live: Arc<crate::control::Live>,
     /// Packets per RX burst.
     pub burst: usize,
     /// TSC ticks per millisecond.
@@ -213,7 +215,8 @@ impl Worker {
 
     fn expire(&mut self, tsc: u64, c: &mut LocalCounters) {
         if let Some(ps) = self.pubsub.as_mut() {
-            ps.expire(tsc / self.tsc_per_ms, c);
+            let lifetime_ms = self.live.lifetime_ms.load(Ordering::Relaxed);
+            ps.expire(tsc / self.tsc_per_ms, lifetime_ms, c);
         }
     }
 

@@ -187,6 +187,11 @@ impl Streams {
         }
     }
 
+    /// Changes the subscriber lifetime (a live config change).
+    pub fn set_lifetime_ms(&mut self, ms: u64) {
+        self.limits.lifetime_ms = ms;
+    }
+
     /// The bounds this table was built with.
     pub fn limits(&self) -> Limits {
         self.limits
