@@ -36,7 +36,7 @@ pub struct RunContext {
     /// Where the config came from (for status).
     pub origin: String,
     /// Changes the log filter.
-    pub set_log_level: Box<dyn Fn(&str) -> Result<(), String>>,
+    pub set_log_level: crate::control::SetLogLevel,
     /// The log filter in force at start.
     pub log_level: String,
 }

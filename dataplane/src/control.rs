@@ -35,6 +35,9 @@ impl Live {
     }
 }
 
+/// Changes the log filter at run time; returns why a filter was refused.
+pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String>>;
+
 /// Port facts for `status`.
 #[derive(Debug, Clone)]
 pub struct PortInfo {
@@ -59,7 +62,7 @@ pub struct ControlState {
     /// Ports.
     pub ports: Vec<PortInfo>,
     /// Changes the log filter; returns an error text if refused.
-    pub set_log_level: Box<dyn Fn(&str) -> Result<(), String>>,
+    pub set_log_level: SetLogLevel,
     /// Link state of a port id: (up, speed Mbit/s).
     pub link: Box<dyn Fn(u16) -> (bool, u32)>,
     /// The current log filter.

@@ -31,7 +31,7 @@ struct Cli {
     log_level: String,
 }
 
-type SetLevel = Box<dyn Fn(&str) -> Result<(), String>>;
+use ms_dataplane::control::SetLogLevel as SetLevel;
 
 /// JSON logs on stderr through a non-blocking writer (a slow terminal or
 /// journal never stalls the main lcore), with a reloadable filter.
