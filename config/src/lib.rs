@@ -60,6 +60,53 @@ pub struct Config {
     /// Where the stats segment and the control socket live.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The control-plane daemon.
+    #[serde(default)]
+    pub controlplane: ControlPlaneConfig,
+}
+
+/// The control-plane daemon's sockets.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPlaneConfig {
+    /// Unix socket `msctl` talks to (mode 0660).
+    #[serde(default = "default_cli_socket")]
+    pub socket: std::path::PathBuf,
+    /// Prometheus endpoint (`GET /metrics`); loopback by default, `null`
+    /// to disable.
+    #[serde(default = "default_prometheus")]
+    pub prometheus_listen: Option<std::net::SocketAddr>,
+}
+
+fn default_cli_socket() -> std::path::PathBuf {
+    "/run/memorystreamer/msctl.sock".into()
+}
+
+fn default_prometheus() -> Option<std::net::SocketAddr> {
+    Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9465)))
+}
+
+impl Default for ControlPlaneConfig {
+    fn default() -> Self {
+        ControlPlaneConfig { socket: default_cli_socket(), prometheus_listen: default_prometheus() }
+    }
+}
+
+/// How two configs differ: keys that change live, and keys that need a
+/// dataplane restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// Applied without a restart.
+    pub live: Vec<&'static str>,
+    /// Need `systemctl restart ms-dataplane`.
+    pub restart: Vec<&'static str>,
+}
+
+impl Diff {
+    /// True when nothing differs.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty() && self.restart.is_empty()
+    }
 }
 
 /// Paths shared with the control plane.
@@ -620,6 +667,32 @@ impl Config {
             fail!(None, "mempool.cache: {} must be at most 512 and well below mempool.mbufs", m.cache);
         }
         Ok(())
+    }
+
+    /// What differs from `self` (the running config) in `new`.
+    pub fn diff(&self, new: &Config) -> Diff {
+        let mut d = Diff::default();
+        if self.streams.subscription_lifetime_ms != new.streams.subscription_lifetime_ms {
+            d.live.push("streams.subscription_lifetime_ms");
+        }
+        let mut restart = |changed: bool, key: &'static str| {
+            if changed {
+                d.restart.push(key);
+            }
+        };
+        restart(self.eal != new.eal, "eal");
+        restart(self.ports != new.ports, "ports");
+        restart(self.workers != new.workers, "workers");
+        restart(self.service != new.service, "service");
+        restart(self.arp != new.arp, "arp");
+        restart(self.mempool != new.mempool, "mempool");
+        restart(self.telemetry != new.telemetry, "telemetry");
+        restart(self.controlplane != new.controlplane, "controlplane");
+        let (a, b) = (&self.streams, &new.streams);
+        restart(a.max_per_worker != b.max_per_worker, "streams.max_per_worker");
+        restart(a.subscribers_max != b.subscribers_max, "streams.subscribers_max");
+        restart(a.subscriptions_max != b.subscriptions_max, "streams.subscriptions_max");
+        d
     }
 
     /// The ports, in config order.

@@ -168,37 +168,6 @@ fn status(st: &ControlState) -> Value {
     })
 }
 
-/// Keys that change without a restart, with how to apply them.
-fn live_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    if old.streams.subscription_lifetime_ms != new.streams.subscription_lifetime_ms {
-        keys.push("streams.subscription_lifetime_ms");
-    }
-    keys
-}
-
-/// Keys whose change needs a restart, by section.
-fn restart_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let mut check = |changed: bool, key: &'static str| {
-        if changed {
-            keys.push(key);
-        }
-    };
-    check(old.eal != new.eal, "eal");
-    check(old.ports != new.ports, "ports");
-    check(old.workers != new.workers, "workers");
-    check(old.service != new.service, "service");
-    check(old.arp != new.arp, "arp");
-    check(old.mempool != new.mempool, "mempool");
-    check(old.telemetry != new.telemetry, "telemetry");
-    let (a, b) = (&old.streams, &new.streams);
-    check(a.max_per_worker != b.max_per_worker, "streams.max_per_worker");
-    check(a.subscribers_max != b.subscribers_max, "streams.subscribers_max");
-    check(a.subscriptions_max != b.subscriptions_max, "streams.subscriptions_max");
-    keys
-}
-
 /// Validates `yaml`; on success applies what can change live, all at once,
 /// and reports what needs a restart. A refused config changes nothing.
 fn apply(yaml: &str, origin: &str, st: &mut ControlState) -> Value {
@@ -206,8 +175,8 @@ fn apply(yaml: &str, origin: &str, st: &mut ControlState) -> Value {
         Ok(c) => c,
         Err(e) => return json!({ "ok": false, "error": format!("{e:#}") }),
     };
-    let live = live_changes(&st.running, &new);
-    let restart = restart_changes(&st.running, &new);
+    let diff = st.running.diff(&new);
+    let (live, restart) = (diff.live, diff.restart);
     st.live.lifetime_ms.store(u64::from(new.streams.subscription_lifetime_ms), Ordering::Relaxed);
     st.running.streams.subscription_lifetime_ms = new.streams.subscription_lifetime_ms;
     tracing::info!(origin, applied = ?live, restart_needed = ?restart, "config applied");

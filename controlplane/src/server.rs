@@ -1,0 +1,213 @@
+//! The daemon: serves `msctl` on a Unix socket (mode 0660) and Prometheus
+//! on a TCP address (loopback by default). Each request opens the stats
+//! segment afresh, so a restarted dataplane (a new segment) is picked up
+//! without any state to repair, and a restarted daemon simply attaches.
+
+use crate::api;
+use crate::metrics;
+use anyhow::Context;
+use ms_config::Config;
+use serde_json::{json, Map, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a request to the dataplane may take.
+const DATAPLANE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest request accepted on the CLI socket.
+const REQUEST_BYTES_MAX: u64 = 1 << 20;
+
+/// Changes the daemon's own log filter.
+pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// The daemon's state.
+pub struct Daemon {
+    running: Mutex<Config>,
+    origin: String,
+    set_log_level: SetLogLevel,
+    log_level: Mutex<String>,
+}
+
+fn unix_s() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Daemon {
+    /// A daemon for `config` (read from `origin`).
+    pub fn new(config: Config, origin: String, set_log_level: SetLogLevel, log_level: String) -> Daemon {
+        Daemon { running: Mutex::new(config), origin, set_log_level, log_level: Mutex::new(log_level) }
+    }
+
+    fn cfg(&self) -> Config {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn stats(&self) -> anyhow::Result<ms_stats::Segment> {
+        let path = self.cfg().telemetry.stats_path;
+        Ok(ms_stats::Segment::open(&path)?)
+    }
+
+    fn dataplane(&self, req: &Value) -> anyhow::Result<Value> {
+        api::call(&self.cfg().telemetry.control_socket, req, DATAPLANE_TIMEOUT)
+    }
+
+    /// The Prometheus text for the current stats.
+    pub fn metrics_text(&self) -> String {
+        match self.stats() {
+            Ok(seg) => {
+                let (dir, blocks) = metrics::snapshot(&seg);
+                let up = unix_s() - seg.heartbeat_unix_ns() as f64 / 1e9 < 2.0;
+                metrics::render(&dir, &blocks, up, seg.start_unix_ns() as f64 / 1e9)
+            }
+            Err(_) => metrics::render(&[], &[], false, 0.0),
+        }
+    }
+
+    /// One `msctl` request.
+    pub fn handle(&self, req: &Value) -> Value {
+        let result = match req["cmd"].as_str() {
+            Some("status") => Ok(self.status()),
+            Some("stats") => self.stats_json(),
+            Some("config_validate") => self.parse_req(req).map(|_| json!({ "ok": true })),
+            Some("config_diff") => self.parse_req(req).map(|new| {
+                let d = self.cfg().diff(&new);
+                json!({ "ok": true, "live": d.live, "restart": d.restart })
+            }),
+            Some("config_apply") => self.apply(req),
+            Some("log_level") => self.log_level(req),
+            Some(other) => Err(anyhow::anyhow!("unknown command {other:?}")),
+            None => Err(anyhow::anyhow!("request has no \"cmd\"")),
+        };
+        result.unwrap_or_else(|e| json!({ "ok": false, "error": format!("{e:#}") }))
+    }
+
+    fn parse_req(&self, req: &Value) -> anyhow::Result<Config> {
+        let yaml = req["yaml"].as_str().context("request has no \"yaml\"")?;
+        Config::parse(yaml, req["origin"].as_str().unwrap_or("request"))
+    }
+
+    fn status(&self) -> Value {
+        let dataplane = self
+            .dataplane(&json!({ "cmd": "status" }))
+            .unwrap_or_else(|e| json!({ "ok": false, "error": format!("{e:#}") }));
+        let stats = match self.stats() {
+            Ok(seg) => {
+                let (dir, blocks) = metrics::snapshot(&seg);
+                let totals: Map<String, Value> =
+                    metrics::totals(&dir, &blocks).into_iter().map(|(k, v)| (k, v.into())).collect();
+                let age_s = unix_s() - seg.heartbeat_unix_ns() as f64 / 1e9;
+                json!({ "up": age_s < 2.0, "heartbeat_age_s": age_s, "workers": seg.lcores(), "totals": totals })
+            }
+            Err(e) => json!({ "up": false, "error": format!("{e:#}") }),
+        };
+        json!({
+            "ok": true,
+            "controlplane": { "pid": std::process::id(), "config": self.origin, "log_level": *self.log_level.lock().unwrap_or_else(|p| p.into_inner()) },
+            "dataplane": dataplane,
+            "stats": stats,
+        })
+    }
+
+    fn stats_json(&self) -> anyhow::Result<Value> {
+        let seg = self.stats()?;
+        let (dir, blocks) = metrics::snapshot(&seg);
+        let workers: Vec<Value> = blocks
+            .iter()
+            .enumerate()
+            .map(|(w, b)| {
+                let m: Map<String, Value> = dir.iter().zip(b).map(|(s, v)| (s.name.clone(), (*v).into())).collect();
+                json!({ "worker": w, "counters": m })
+            })
+            .collect();
+        let total: Map<String, Value> =
+            metrics::totals(&dir, &blocks).into_iter().map(|(k, v)| (k, v.into())).collect();
+        Ok(json!({ "ok": true, "time_s": unix_s(), "workers": workers, "total": total }))
+    }
+
+    /// Validates here (so errors carry file:line:column even if the
+    /// dataplane is down), then has the dataplane apply what is live.
+    fn apply(&self, req: &Value) -> anyhow::Result<Value> {
+        let new = self.parse_req(req)?;
+        let fwd = json!({ "cmd": "apply", "yaml": req["yaml"], "origin": req["origin"] });
+        let r = self.dataplane(&fwd).context("the dataplane did not answer; nothing was applied")?;
+        if r["ok"] == true {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.streams.subscription_lifetime_ms = new.streams.subscription_lifetime_ms;
+        }
+        Ok(r)
+    }
+
+    fn log_level(&self, req: &Value) -> anyhow::Result<Value> {
+        let level = req["level"].as_str().context("request has no \"level\"")?;
+        (self.set_log_level)(level).map_err(|e| anyhow::anyhow!(e))?;
+        *self.log_level.lock().unwrap_or_else(|p| p.into_inner()) = level.to_string();
+        let dp = self
+            .dataplane(&json!({ "cmd": "log_level", "level": level }))
+            .unwrap_or_else(|e| json!({ "ok": false, "error": format!("{e:#}") }));
+        tracing::info!(level, "log level changed");
+        Ok(json!({ "ok": true, "controlplane": level, "dataplane": dp }))
+    }
+}
+
+/// Binds the CLI socket (mode 0660, replacing a stale one).
+pub fn bind_cli(path: &PathBuf) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).with_context(|| format!("bind {} (controlplane.socket)", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(l)
+}
+
+/// Serves `msctl` forever, one connection at a time.
+pub fn serve_cli(listener: UnixListener, daemon: &Daemon) {
+    for conn in listener.incoming().flatten() {
+        serve_one(conn, daemon);
+    }
+}
+
+fn serve_one(conn: UnixStream, daemon: &Daemon) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = String::new();
+    let resp = match BufReader::new((&conn).take(REQUEST_BYTES_MAX)).read_line(&mut line) {
+        Ok(_) => match serde_json::from_str::<Value>(&line) {
+            Ok(req) => daemon.handle(&req),
+            Err(e) => json!({ "ok": false, "error": format!("request is not JSON: {e}") }),
+        },
+        Err(e) => json!({ "ok": false, "error": format!("cannot read the request: {e}") }),
+    };
+    let mut conn = conn;
+    let _ = writeln!(conn, "{resp}");
+}
+
+/// Serves `GET /metrics` forever (one connection at a time: scrapes are rare).
+pub fn serve_prometheus(listener: TcpListener, daemon: &Daemon) {
+    for mut conn in listener.incoming().flatten() {
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut head = String::new();
+        let mut reader = BufReader::new(&conn);
+        if reader.read_line(&mut head).is_err() {
+            continue;
+        }
+        // Drain the request headers.
+        let mut l = String::new();
+        while reader.read_line(&mut l).map(|n| n > 2).unwrap_or(false) {
+            l.clear();
+        }
+        let (status, ctype, body) = if head.starts_with("GET /metrics") {
+            ("200 OK", "text/plain; version=0.0.4; charset=utf-8", daemon.metrics_text())
+        } else {
+            ("404 Not Found", "text/plain", "try /metrics\n".to_string())
+        };
+        let _ = write!(
+            conn,
+            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+}
