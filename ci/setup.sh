@@ -19,6 +19,8 @@ PKGS=(
     clang libclang-dev pkg-config build-essential make
     # live tests and demo: namespaces, ping, arping, sysctl, a UDP client
     iproute2 iputils-ping arping procps kmod python3
+    # control-plane tests: a real Prometheus scrapes the endpoint; promtool lints it
+    prometheus
     # pcap golden test (net_pcap PMD loads libpcap at run time)
     libpcap-dev
 )

@@ -26,6 +26,9 @@ pub fn totals(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Slots named `drop_<reason>` are exported as `ms_drops_total{reason}`.
+const DROP_PREFIX: &str = "drop_";
+
 fn metric_name(slot: &Slot) -> String {
     match slot.kind {
         Kind::Counter => format!("ms_{}_total", slot.name),
@@ -50,8 +53,25 @@ pub fn render(dir: &[Slot], blocks: &[Vec<u64>], up: bool, start_s: f64) -> Stri
     );
     let _ = writeln!(out, "# TYPE ms_dataplane_start_time_seconds gauge");
     let _ = writeln!(out, "ms_dataplane_start_time_seconds {start_s:.3}");
+    // Drop reasons are one metric with a `reason` label, as Prometheus
+    // conventions ask (and summing them gives all drops).
+    let drops: Vec<(usize, &str)> =
+        dir.iter().enumerate().filter_map(|(i, s)| s.name.strip_prefix(DROP_PREFIX).map(|r| (i, r))).collect();
+    if !drops.is_empty() {
+        let _ = writeln!(out, "# HELP ms_drops_total Frames dropped, by reason (see README.md, Counters).");
+        let _ = writeln!(out, "# TYPE ms_drops_total counter");
+        for (w, b) in blocks.iter().enumerate() {
+            for (i, reason) in &drops {
+                let _ = writeln!(
+                    out,
+                    "ms_drops_total{{worker=\"{w}\",reason=\"{reason}\"}} {}",
+                    b.get(*i).copied().unwrap_or(0)
+                );
+            }
+        }
+    }
     for (i, slot) in dir.iter().enumerate() {
-        if matches!(slot.kind, Kind::Bucket { .. } | Kind::Info) {
+        if matches!(slot.kind, Kind::Bucket { .. } | Kind::Info) || slot.name.starts_with(DROP_PREFIX) {
             continue;
         }
         let name = metric_name(slot);
@@ -75,8 +95,11 @@ mod tests {
             Slot { name: "rx_packets".into(), kind: Kind::Counter, help: "Packets received.".into() },
             Slot { name: "rx_bytes".into(), kind: Kind::Counter, help: "Bytes.".into() },
             Slot { name: "streams_active".into(), kind: Kind::Gauge, help: "Gauge: streams.".into() },
+            Slot { name: "drop_truncated".into(), kind: Kind::Counter, help: "Short.".into() },
         ];
-        let text = render(&dir, &[vec![3, 100, 7], vec![2, 50, 1]], true, 1.5);
+        let text = render(&dir, &[vec![3, 100, 7, 4], vec![2, 50, 1, 0]], true, 1.5);
+        assert!(text.contains("ms_drops_total{worker=\"0\",reason=\"truncated\"} 4"), "{text}");
+        assert!(!text.contains("ms_drop_truncated"), "{text}");
         assert!(text.contains("# TYPE ms_rx_packets_total counter\nms_rx_packets_total{worker=\"0\"} 3\nms_rx_packets_total{worker=\"1\"} 2\n"), "{text}");
         assert!(text.contains("ms_rx_bytes_total{worker=\"1\"} 50"));
         assert!(text.contains("# TYPE ms_streams_active gauge\nms_streams_active{worker=\"0\"} 7"));

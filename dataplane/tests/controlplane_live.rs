@@ -1,0 +1,228 @@
+//! The control plane against the real dataplane: `msctl` through
+//! `ms-controlplane`, live config changes while a stream runs, SIGKILL of
+//! the control plane during traffic, and a real Prometheus server (Debian's
+//! package) scraping the endpoint, with `promtool check metrics`.
+
+mod common;
+
+use common::{require_cmd, require_root, Dataplane, Netns};
+use ms_client::{Publisher, Subscriber};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn sibling(name: &str) -> PathBuf {
+    let p = common::binary().with_file_name(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace` (make test does)", p.display());
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn msctl(socket: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(sibling("msctl")).arg("--socket").arg(socket).args(args).output().expect("run msctl");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+fn status(socket: &Path) -> Value {
+    let (ok, text) = msctl(socket, &["--json", "status"]);
+    assert!(ok, "msctl status failed: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn start_controlplane(config: &Path, socket: &Path) -> Child {
+    let _ = std::fs::remove_file(socket);
+    let child = Command::new(sibling("ms-controlplane"))
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ms-controlplane");
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "ms-controlplane did not create {}", socket.display());
+        thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// Publishes round-robin on streams 0..50 at about 2,000 msg/s until told.
+fn spawn_publisher(mut p: Publisher, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) && i < 200_000 {
+            for _ in 0..20 {
+                p.publish(i % 50, 1, &i.to_le_bytes()).expect("publish");
+                i += 1;
+            }
+            p.flush().expect("flush");
+            sent.store(i, Ordering::Relaxed);
+            thread::sleep(Duration::from_millis(10));
+        }
+    })
+}
+
+#[test]
+fn msctl_live_config_sigkill_and_prometheus() {
+    require_root();
+    for cmd in ["ip", "prometheus", "promtool"] {
+        require_cmd(cmd);
+    }
+    let _guard = common::exclusive();
+    let tag = common::tag();
+    let iface = format!("msc{tag}");
+    let ns = Netns::new(&format!("ms-cp-{tag}"));
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("msctl.sock");
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = common::streams_config(&iface, 1, 1500)
+        + &format!("controlplane: {{ socket: \"{}\", prometheus_listen: \"{metrics_addr}\" }}\n", socket.display());
+    let mut dp = Dataplane::spawn(&config);
+    dp.wait_ready(Duration::from_secs(30));
+    let config_path = dp.dir.path().join("dataplane.yaml");
+    let mut cp = start_controlplane(&config_path, &socket);
+    let st = status(&socket);
+    assert_eq!(st["dataplane"]["ok"], true, "{st:#}");
+    assert_eq!(st["dataplane"]["workers"], serde_json::json!([1]));
+    assert_eq!(st["dataplane"]["ports"][0]["driver"], "net_tap");
+
+    ns.adopt(&iface);
+    let appliance: SocketAddr = "198.18.0.1:9000".parse().unwrap();
+    let any: SocketAddr = "198.18.0.2:0".parse().unwrap();
+    let (mut sub, publisher) = ns.enter(move || {
+        (
+            Subscriber::new(appliance, any, Duration::from_millis(200)).unwrap(),
+            Publisher::new(appliance, any, 4).unwrap(),
+        )
+    });
+    assert_eq!(sub.subscribe(0, 49, Duration::from_millis(500)).expect("subscribe"), 50);
+    let (stop_pub, stop_sub, sent) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let pub_h = spawn_publisher(publisher, Arc::clone(&stop_pub), Arc::clone(&sent));
+    let sub_stop = Arc::clone(&stop_sub);
+    let sub_h = thread::spawn(move || {
+        let mut n = 0u64;
+        while !sub_stop.load(Ordering::Relaxed) {
+            if sub.recv(Duration::from_millis(50)).expect("recv").is_some() {
+                n += 1;
+            }
+        }
+        while sub.recv(Duration::from_millis(500)).expect("recv").is_some() {
+            n += 1;
+        }
+        (n, sub.stats())
+    });
+
+    // A refused config changes nothing; a valid one applies live.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, std::fs::read_to_string(&config_path).unwrap().replace("lcores: [1]", "lcores: [0]")).unwrap();
+    let (ok, text) = msctl(&socket, &["config", "apply", bad.to_str().unwrap()]);
+    assert!(!ok && text.contains("bad.yaml:") && text.contains("main_lcore"), "{text}");
+    assert_eq!(status(&socket)["dataplane"]["live"]["streams.subscription_lifetime_ms"], 1500);
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        std::fs::read_to_string(&config_path)
+            .unwrap()
+            .replace("subscription_lifetime_ms: 1500", "subscription_lifetime_ms: 3000"),
+    )
+    .unwrap();
+    let (ok, text) = msctl(&socket, &["config", "apply", good.to_str().unwrap()]);
+    assert!(ok && text.contains("streams.subscription_lifetime_ms"), "{text}");
+    assert_eq!(status(&socket)["dataplane"]["live"]["streams.subscription_lifetime_ms"], 3000);
+    let (ok, text) = msctl(&socket, &["log-level", "debug"]);
+    assert!(ok, "{text}");
+
+    // SIGKILL the control plane mid-stream; the dataplane goes on.
+    cp.kill().unwrap();
+    cp.wait().unwrap();
+    thread::sleep(Duration::from_millis(1000));
+    let mut cp = start_controlplane(&config_path, &socket);
+    assert_eq!(status(&socket)["dataplane"]["ok"], true);
+    thread::sleep(Duration::from_millis(500));
+
+    stop_pub.store(true, Ordering::Relaxed);
+    pub_h.join().unwrap();
+    stop_sub.store(true, Ordering::Relaxed);
+    let (received, stats) = sub_h.join().unwrap();
+    let published = sent.load(Ordering::Relaxed);
+    assert!(published > 1000, "published {published}");
+    assert_eq!(received, published, "every message arrived across apply and the SIGKILL: {stats:?}");
+    assert_eq!((stats.lost, stats.out_of_order), (0, 0));
+
+    // A real Prometheus scrapes the endpoint; its view of the dataplane's
+    // received packets equals what the kernel side sent.
+    let metrics = http_get(metrics_addr, "/metrics");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let lint = promtool.wait_with_output().unwrap();
+    assert!(
+        lint.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let kernel_tx: u64 =
+        String::from_utf8_lossy(&ns.exec(&["cat", &format!("/sys/class/net/{iface}/statistics/tx_packets")]).stdout)
+            .trim()
+            .parse()
+            .unwrap();
+    let prom_port = free_port();
+    let prom_cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&prom_cfg, format!("global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: ms\n    static_configs: [ {{ targets: [\"{metrics_addr}\"] }} ]\n")).unwrap();
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", prom_cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let prom_addr: SocketAddr = format!("127.0.0.1:{prom_port}").parse().unwrap();
+    let start = Instant::now();
+    let mut seen = None;
+    while start.elapsed() < Duration::from_secs(40) {
+        thread::sleep(Duration::from_millis(500));
+        if TcpStream::connect(prom_addr).is_err() {
+            continue;
+        }
+        let body = http_get(prom_addr, "/api/v1/query?query=sum(ms_rx_packets_total)");
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        seen = v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse::<u64>().ok());
+        if seen == Some(kernel_tx) {
+            break;
+        }
+    }
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert_eq!(seen, Some(kernel_tx), "Prometheus's ms_rx_packets_total vs the kernel's tx_packets");
+
+    let _ = cp.kill();
+    let _ = cp.wait();
+    let done = dp.stop();
+    assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
+    assert!(done.stderr.contains("log level changed"), "the dataplane logged the level change");
+}
