@@ -29,10 +29,11 @@ pub fn totals(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(String, u64)> {
 /// Slots named `drop_<reason>` are exported as `ms_drops_total{reason}`.
 const DROP_PREFIX: &str = "drop_";
 
-fn metric_name(slot: &Slot) -> String {
-    match slot.kind {
-        Kind::Counter => format!("ms_{}_total", slot.name),
-        _ => format!("ms_{}", slot.name),
+/// Splits `base:key=value` into the base and its label.
+fn split_label(name: &str) -> (&str, Option<(&str, &str)>) {
+    match name.split_once(':') {
+        Some((base, label)) => (base, label.split_once('=')),
+        None => (name, None),
     }
 }
 
@@ -40,48 +41,120 @@ fn escape_help(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
 /// Renders the text format. `up` says whether the dataplane's heartbeat is
 /// fresh; `start_s` is its start time in seconds since the epoch.
 pub fn render(dir: &[Slot], blocks: &[Vec<u64>], up: bool, start_s: f64) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP ms_dataplane_up 1 when the dataplane's stats heartbeat is fresh (under 2 s old).");
-    let _ = writeln!(out, "# TYPE ms_dataplane_up gauge");
+    header(&mut out, "ms_dataplane_up", "1 when the dataplane's stats heartbeat is fresh (under 2 s old).", "gauge");
     let _ = writeln!(out, "ms_dataplane_up {}", u8::from(up));
-    let _ = writeln!(
-        out,
-        "# HELP ms_dataplane_start_time_seconds When the dataplane started, seconds since the Unix epoch."
+    header(
+        &mut out,
+        "ms_dataplane_start_time_seconds",
+        "When the dataplane started, seconds since the Unix epoch.",
+        "gauge",
     );
-    let _ = writeln!(out, "# TYPE ms_dataplane_start_time_seconds gauge");
     let _ = writeln!(out, "ms_dataplane_start_time_seconds {start_s:.3}");
+    let value = |b: &Vec<u64>, i: usize| b.get(i).copied().unwrap_or(0);
     // Drop reasons are one metric with a `reason` label, as Prometheus
     // conventions ask (and summing them gives all drops).
     let drops: Vec<(usize, &str)> =
         dir.iter().enumerate().filter_map(|(i, s)| s.name.strip_prefix(DROP_PREFIX).map(|r| (i, r))).collect();
     if !drops.is_empty() {
-        let _ = writeln!(out, "# HELP ms_drops_total Frames dropped, by reason (see README.md, Counters).");
-        let _ = writeln!(out, "# TYPE ms_drops_total counter");
+        header(&mut out, "ms_drops_total", "Frames dropped, by reason (see README.md, Counters).", "counter");
         for (w, b) in blocks.iter().enumerate() {
             for (i, reason) in &drops {
-                let _ = writeln!(
-                    out,
-                    "ms_drops_total{{worker=\"{w}\",reason=\"{reason}\"}} {}",
-                    b.get(*i).copied().unwrap_or(0)
-                );
+                let _ = writeln!(out, "ms_drops_total{{worker=\"{w}\",reason=\"{reason}\"}} {}", value(b, *i));
             }
         }
     }
+    render_histograms(&mut out, dir, blocks);
+    let mut done = std::collections::HashSet::new();
     for (i, slot) in dir.iter().enumerate() {
-        if matches!(slot.kind, Kind::Bucket { .. } | Kind::Info) || slot.name.starts_with(DROP_PREFIX) {
+        let (base, _) = split_label(&slot.name);
+        let skip = matches!(slot.kind, Kind::Bucket { .. } | Kind::Info)
+            || slot.name.starts_with(DROP_PREFIX)
+            || base.ends_with("_ns_sum")
+            || base.ends_with("_ns_count");
+        if skip || !done.insert(base.to_string()) {
             continue;
         }
-        let name = metric_name(slot);
-        let kind = if slot.kind == Kind::Counter { "counter" } else { "gauge" };
-        let _ = writeln!(out, "# HELP {name} {}", escape_help(&slot.help));
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (w, b) in blocks.iter().enumerate() {
-            let _ = writeln!(out, "{name}{{worker=\"{w}\"}} {}", b.get(i).copied().unwrap_or(0));
+        let (name, kind) = match slot.kind {
+            Kind::Counter => (format!("ms_{base}_total"), "counter"),
+            _ => (format!("ms_{base}"), "gauge"),
+        };
+        header(&mut out, &name, &slot.help, kind);
+        for (j, s) in dir.iter().enumerate().skip(i) {
+            let (b2, label) = split_label(&s.name);
+            if b2 != base {
+                continue;
+            }
+            let extra = label.map(|(k, v)| format!(",{k}=\"{v}\"")).unwrap_or_default();
+            for (w, b) in blocks.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{worker=\"{w}\"{extra}}} {}", value(b, j));
+            }
         }
     }
+    out
+}
+
+/// `X_ns_bucket` slots (non-cumulative, bounds in ns) with `X_ns_sum` and
+/// `X_ns_count` become the Prometheus histogram `ms_X_seconds`.
+fn render_histograms(out: &mut String, dir: &[Slot], blocks: &[Vec<u64>]) {
+    let mut bases: Vec<&str> = dir
+        .iter()
+        .filter(|s| matches!(s.kind, Kind::Bucket { .. }))
+        .filter_map(|s| s.name.strip_suffix("_ns_bucket"))
+        .collect();
+    bases.dedup();
+    for base in bases {
+        let name = format!("ms_{base}_seconds");
+        let help = dir.iter().find(|s| s.name.starts_with(base)).map(|s| s.help.as_str()).unwrap_or("");
+        header(out, &name, help, "histogram");
+        let idx = |n: String| dir.iter().position(|s| s.name == n);
+        let (sum_i, count_i) = (idx(format!("{base}_ns_sum")), idx(format!("{base}_ns_count")));
+        for (w, b) in blocks.iter().enumerate() {
+            let mut cumulative = 0u64;
+            for (i, s) in dir.iter().enumerate() {
+                let Kind::Bucket { le } = s.kind else { continue };
+                if s.name != format!("{base}_ns_bucket") || le == u64::MAX {
+                    continue;
+                }
+                cumulative += b.get(i).copied().unwrap_or(0);
+                let _ = writeln!(out, "{name}_bucket{{worker=\"{w}\",le=\"{}\"}} {cumulative}", le as f64 / 1e9);
+            }
+            let count = count_i.and_then(|i| b.get(i)).copied().unwrap_or(0);
+            let sum_ns = sum_i.and_then(|i| b.get(i)).copied().unwrap_or(0);
+            let _ = writeln!(out, "{name}_bucket{{worker=\"{w}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "{name}_sum{{worker=\"{w}\"}} {}", sum_ns as f64 / 1e9);
+            let _ = writeln!(out, "{name}_count{{worker=\"{w}\"}} {count}");
+        }
+    }
+}
+
+/// The busiest streams over all workers: (stream, messages), largest first.
+pub fn top_streams(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for b in blocks {
+        for (i, s) in dir.iter().enumerate() {
+            if let (base, Some(("rank", rank))) = split_label(&s.name) {
+                if base == "top_stream" {
+                    let count_name = format!("top_count:rank={rank}");
+                    let count =
+                        dir.iter().position(|x| x.name == count_name).and_then(|j| b.get(j)).copied().unwrap_or(0);
+                    let stream = b.get(i).copied().unwrap_or(0);
+                    if count > 0 {
+                        out.push((stream, count));
+                    }
+                }
+            }
+        }
+    }
+    out.sort_unstable_by(|a, b| b.1.cmp(&a.1));
     out
 }
 
@@ -105,5 +178,34 @@ mod tests {
         assert!(text.contains("# TYPE ms_streams_active gauge\nms_streams_active{worker=\"0\"} 7"));
         assert!(text.contains("ms_dataplane_up 1"));
         assert_eq!(totals(&dir, &[vec![3, 100, 7], vec![2, 50, 1]])[0], ("rx_packets".into(), 5));
+    }
+
+    #[test]
+    fn histograms_labels_and_top() {
+        let mut dir: Vec<Slot> = [1000u64, 2000, u64::MAX]
+            .iter()
+            .map(|le| Slot {
+                name: "burst_latency_ns_bucket".into(),
+                kind: Kind::Bucket { le: *le },
+                help: "Latency.".into(),
+            })
+            .collect();
+        dir.push(Slot { name: "burst_latency_ns_sum".into(), kind: Kind::Counter, help: "Latency.".into() });
+        dir.push(Slot { name: "burst_latency_ns_count".into(), kind: Kind::Counter, help: "Latency.".into() });
+        dir.push(Slot { name: "messages_by_class:class=0".into(), kind: Kind::Counter, help: "By class.".into() });
+        dir.push(Slot { name: "messages_by_class:class=1".into(), kind: Kind::Counter, help: "By class.".into() });
+        dir.push(Slot { name: "top_stream:rank=0".into(), kind: Kind::Info, help: "".into() });
+        dir.push(Slot { name: "top_count:rank=0".into(), kind: Kind::Info, help: "".into() });
+        let block = vec![2, 3, 1, 9000, 6, 10, 20, 42, 77];
+        let text = render(&dir, &[block.clone()], true, 0.0);
+        assert!(text.contains("# TYPE ms_burst_latency_seconds histogram"), "{text}");
+        assert!(text.contains("ms_burst_latency_seconds_bucket{worker=\"0\",le=\"0.000001\"} 2"), "{text}");
+        assert!(text.contains("ms_burst_latency_seconds_bucket{worker=\"0\",le=\"0.000002\"} 5"), "{text}");
+        assert!(text.contains("ms_burst_latency_seconds_bucket{worker=\"0\",le=\"+Inf\"} 6"), "{text}");
+        assert!(text.contains("ms_burst_latency_seconds_sum{worker=\"0\"} 0.000009"), "{text}");
+        assert!(text.contains("ms_messages_by_class_total{worker=\"0\",class=\"1\"} 20"), "{text}");
+        assert_eq!(text.matches("# TYPE ms_messages_by_class_total").count(), 1);
+        assert!(!text.contains("top_"), "top-N is for msctl, not Prometheus");
+        assert_eq!(top_streams(&dir, &[block]), [(42, 77)]);
     }
 }

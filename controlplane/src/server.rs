@@ -72,6 +72,14 @@ impl Daemon {
         let result = match req["cmd"].as_str() {
             Some("status") => Ok(self.status()),
             Some("stats") => self.stats_json(),
+            Some("streams_top") => self.stats().map(|seg| {
+                let (dir, blocks) = metrics::snapshot(&seg);
+                let top: Vec<Value> = metrics::top_streams(&dir, &blocks)
+                    .iter()
+                    .map(|(s, n)| json!({ "stream": s, "messages": n }))
+                    .collect();
+                json!({ "ok": true, "top": top })
+            }),
             Some("config_validate") => self.parse_req(req).map(|_| json!({ "ok": true })),
             Some("config_diff") => self.parse_req(req).map(|new| {
                 let d = self.cfg().diff(&new);

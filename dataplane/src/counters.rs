@@ -73,8 +73,47 @@ counters! {
     PollsIdle => "polls_idle", "RX polls that returned nothing.";
 }
 
-/// Slots in one worker's block: the counters, then one per drop reason.
+/// Named counters in one worker's block: the counters, then one per drop
+/// reason. Histogram, per-class and top-N slots follow them.
 pub const COUNTERS_LEN: usize = Counter::ALL.len() + DropReason::ALL.len();
+
+/// Log-linear latency buckets: 4 per power of two from 256 ns to 16.8 ms,
+/// plus one for everything above.
+pub const HIST_BUCKETS: usize = 16 * 4 + 1;
+/// Priority classes counted separately.
+pub const CLASSES: usize = 4;
+/// Busiest streams kept per worker (space-saving sketch, no allocation).
+pub const TOP_N: usize = 8;
+
+const HIST_BASE: usize = COUNTERS_LEN;
+const HIST_SUM: usize = HIST_BASE + HIST_BUCKETS;
+const HIST_COUNT: usize = HIST_SUM + 1;
+const CLASS_BASE: usize = HIST_COUNT + 1;
+const TOP_BASE: usize = CLASS_BASE + CLASSES;
+/// Every slot of a worker's block.
+pub const SLOTS_LEN: usize = TOP_BASE + 2 * TOP_N;
+
+/// The bucket of a latency in ns.
+pub fn bucket_of(ns: u64) -> usize {
+    if ns < 256 {
+        return 0;
+    }
+    let octave = 63 - ns.leading_zeros() as usize;
+    if octave >= 24 {
+        return HIST_BUCKETS - 1;
+    }
+    let sub = ((ns >> (octave - 2)) & 3) as usize;
+    (octave - 8) * 4 + sub
+}
+
+/// Upper bound (ns, exclusive) of bucket `b`; `u64::MAX` for the last.
+pub fn bucket_le(b: usize) -> u64 {
+    if b + 1 >= HIST_BUCKETS {
+        return u64::MAX;
+    }
+    let (octave, sub) = (8 + b / 4, (b % 4) as u64);
+    (1u64 << octave) + (sub + 1) * (1u64 << (octave - 2))
+}
 
 /// Slot of a drop reason.
 pub const fn drop_slot(r: DropReason) -> usize {
@@ -103,7 +142,44 @@ pub fn directory() -> Vec<ms_stats::Slot> {
             name,
             help: help.to_string(),
         })
+        .chain(extra_slots())
         .collect()
+}
+
+/// Histogram, per-class and top-N slots (names use `base:label=value`,
+/// which the control plane turns into labels).
+fn extra_slots() -> impl Iterator<Item = ms_stats::Slot> {
+    use ms_stats::{Kind, Slot};
+    let help = "Time from receiving a burst to handing its replies to the driver, per busy loop turn.";
+    let buckets = (0..HIST_BUCKETS).map(move |b| Slot {
+        name: "burst_latency_ns_bucket".into(),
+        kind: Kind::Bucket { le: bucket_le(b) },
+        help: help.into(),
+    });
+    let sums = [
+        Slot { name: "burst_latency_ns_sum".into(), kind: Kind::Counter, help: help.into() },
+        Slot { name: "burst_latency_ns_count".into(), kind: Kind::Counter, help: help.into() },
+    ];
+    let classes = (0..CLASSES).map(|k| Slot {
+        name: format!("messages_by_class:class={k}"),
+        kind: Kind::Counter,
+        help: "Messages published, by priority class.".into(),
+    });
+    let top = (0..TOP_N).flat_map(|r| {
+        [
+            Slot {
+                name: format!("top_stream:rank={r}"),
+                kind: Kind::Info,
+                help: "Busiest streams (space-saving estimate): stream id.".into(),
+            },
+            Slot {
+                name: format!("top_count:rank={r}"),
+                kind: Kind::Info,
+                help: "Busiest streams (space-saving estimate): messages.".into(),
+            },
+        ]
+    });
+    buckets.chain(sums).chain(classes).chain(top)
 }
 
 /// One worker's published counters: its block in the shared-memory stats
@@ -122,23 +198,23 @@ impl WorkerCounters {
     /// Reads every slot consistently (any thread); zeros if the writer is
     /// stuck mid-update, which cannot outlast a burst.
     pub fn snapshot(&self) -> [u64; COUNTERS_LEN] {
-        let mut v = [0u64; COUNTERS_LEN];
+        let mut v = [0u64; SLOTS_LEN];
         let _ = self.seg.read(self.block, &mut v, 1_000_000);
-        v
+        std::array::from_fn(|i| v[i])
     }
 }
 
 /// A worker's private tally for the current burst.
 #[derive(Debug)]
 pub struct LocalCounters {
-    slots: [u64; COUNTERS_LEN],
-    gauges: [Option<u64>; COUNTERS_LEN],
+    slots: [u64; SLOTS_LEN],
+    gauges: [Option<u64>; SLOTS_LEN],
     dirty: bool,
 }
 
 impl Default for LocalCounters {
     fn default() -> Self {
-        LocalCounters { slots: [0; COUNTERS_LEN], gauges: [None; COUNTERS_LEN], dirty: false }
+        LocalCounters { slots: [0; SLOTS_LEN], gauges: [None; SLOTS_LEN], dirty: false }
     }
 }
 
@@ -155,6 +231,31 @@ impl LocalCounters {
     pub fn set(&mut self, c: Counter, v: u64) {
         self.gauges[c as usize] = Some(v);
         self.dirty = true;
+    }
+
+    /// Records one burst's latency.
+    #[inline]
+    pub fn observe_burst_ns(&mut self, ns: u64) {
+        self.slots[HIST_BASE + bucket_of(ns)] += 1;
+        self.slots[HIST_SUM] += ns;
+        self.slots[HIST_COUNT] += 1;
+        self.dirty = true;
+    }
+
+    /// Counts published messages of priority class `class`.
+    #[inline]
+    pub fn class(&mut self, class: u8, n: u64) {
+        self.slots[CLASS_BASE + usize::from(class).min(CLASSES - 1)] += n;
+        self.dirty = true;
+    }
+
+    /// Publishes rank `rank` of the busiest streams.
+    pub fn top(&mut self, rank: usize, stream: u64, count: u64) {
+        if rank < TOP_N {
+            self.gauges[TOP_BASE + 2 * rank] = Some(stream);
+            self.gauges[TOP_BASE + 2 * rank + 1] = Some(count);
+            self.dirty = true;
+        }
     }
 
     /// Counts one drop.
@@ -222,6 +323,19 @@ mod tests {
         for (name, _) in slot_names() {
             assert!(readme.contains(&format!("`{name}`")), "README.md does not document counter `{name}`");
         }
+    }
+
+    #[test]
+    fn log_linear_buckets() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(300), 0);
+        assert_eq!(bucket_of(320), 1);
+        assert_eq!(bucket_of(u64::MAX), HIST_BUCKETS - 1);
+        for ns in [256u64, 1000, 4096, 65_000, 1_000_000, 16_000_000] {
+            let b = bucket_of(ns);
+            assert!(ns < bucket_le(b) && (b == 0 || ns >= bucket_le(b - 1)), "{ns} in bucket {b}");
+        }
+        assert_eq!(directory().len(), SLOTS_LEN);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! when full or when the burst ends. See docs/streams.md for why payloads
 //! are copied rather than chained.
 
-use crate::counters::{Counter, LocalCounters};
+use crate::counters::{Counter, LocalCounters, TOP_N};
 use crate::mailbox::{Handoff, MbufPtr, RangeOp, RangeWork};
 use crate::mbuf;
 use crate::worker::{Batch, Egress, Worker};
@@ -73,6 +73,9 @@ pub struct PubSub {
     me: u32,
     clock: Clock,
     published_gauges: Option<ms_streams::Gauges>,
+    /// Space-saving sketch of the busiest streams: (stream, count).
+    top: [(u64, u64); TOP_N],
+    top_changed: bool,
 }
 
 // SAFETY: the raw mbuf pointers in `pending` are owned by the worker that
@@ -117,6 +120,8 @@ impl PubSub {
             me,
             clock,
             published_gauges: None,
+            top: [(u64::MAX, 0); TOP_N],
+            top_changed: false,
         }
     }
 
@@ -242,6 +247,8 @@ impl PubSub {
                 continue;
             }
             c.add(Counter::MessagesPublished, 1);
+            c.class(msg.class, 1);
+            self.count_top(msg.stream);
             let Some(pb) = self.streams.publish(msg.stream) else {
                 c.add(Counter::MessagesNoSubscriber, 1);
                 continue;
@@ -509,7 +516,29 @@ impl PubSub {
     }
 
     /// Publishes the table gauges (single writer: this worker).
+    /// Space-saving: a tracked stream counts up; an untracked one replaces
+    /// the smallest entry and inherits its count (an overestimate by at
+    /// most that count). O(TOP_N), no allocation.
+    fn count_top(&mut self, stream: u64) {
+        self.top_changed = true;
+        if let Some(e) = self.top.iter_mut().find(|e| e.0 == stream) {
+            e.1 += 1;
+            return;
+        }
+        if let Some(min) = self.top.iter_mut().min_by_key(|e| e.1) {
+            *min = (stream, min.1 + 1);
+        }
+    }
+
     pub(crate) fn publish_gauges(&mut self, c: &mut LocalCounters) {
+        if self.top_changed {
+            self.top_changed = false;
+            let mut sorted = self.top;
+            sorted.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+            for (rank, (stream, count)) in sorted.iter().enumerate() {
+                c.top(rank, *stream, *count);
+            }
+        }
         let g = self.streams.gauges();
         if self.published_gauges == Some(g) {
             return;

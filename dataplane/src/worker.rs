@@ -189,10 +189,16 @@ impl Worker {
             // so no freed subscriber slot has one in flight.
             self.expire(tsc, &mut local);
             self.read_mail(tsc, &mut batch, &mut local);
+            let mut busy = false;
             for q in 0..self.queues.len() {
-                self.poll(q, &mut rx, &mut batch, &mut local);
+                busy |= self.poll(q, &mut rx, &mut batch, &mut local);
             }
             self.finish_burst(tsc, &mut batch, &mut local);
+            if busy {
+                // SAFETY: rte_rdtsc only reads the time-stamp counter.
+                let cycles = unsafe { sys::rte_rdtsc() }.saturating_sub(tsc);
+                local.observe_burst_ns(cycles.saturating_mul(1_000_000) / self.tsc_per_ms);
+            }
             local.flush(&counters);
         }
         self.finish_burst(0, &mut batch, &mut local);
@@ -259,12 +265,19 @@ impl Worker {
         }
     }
 
-    fn poll(&mut self, q: usize, rx: &mut [*mut sys::rte_mbuf; BURST_MAX], batch: &mut Batch, c: &mut LocalCounters) {
+    /// Receives and handles one burst; returns whether it had packets.
+    fn poll(
+        &mut self,
+        q: usize,
+        rx: &mut [*mut sys::rte_mbuf; BURST_MAX],
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) -> bool {
         let (port_id, queue_id) = (self.queues[q].port, self.queues[q].queue);
         let n = port::rx_burst(port_id, queue_id, &mut rx[..self.burst]);
         if n == 0 {
             c.add(Counter::PollsIdle, 1);
-            return;
+            return false;
         }
         c.add(Counter::PollsBusy, 1);
         c.add(Counter::RxPackets, n as u64);
@@ -273,6 +286,7 @@ impl Worker {
         for &m in &rx[..n] {
             self.handle(q, m, tsc, batch, c);
         }
+        true
     }
 
     fn handle(&mut self, q: usize, m: *mut sys::rte_mbuf, tsc: u64, batch: &mut Batch, c: &mut LocalCounters) {

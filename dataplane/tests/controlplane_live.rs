@@ -167,9 +167,21 @@ fn msctl_live_config_sigkill_and_prometheus() {
     assert_eq!(received, published, "every message arrived across apply and the SIGKILL: {stats:?}");
     assert_eq!((stats.lost, stats.out_of_order), (0, 0));
 
+    // The busiest streams, and the latency histogram and per-class counts.
+    let (ok, text) = msctl(&socket, &["--json", "streams", "top"]);
+    assert!(ok, "{text}");
+    let top: Value = serde_json::from_str(&text).unwrap();
+    let first = &top["top"][0];
+    assert!(first["stream"].as_u64().unwrap() < 50 && first["messages"].as_u64().unwrap() > 0, "{top}");
+
     // A real Prometheus scrapes the endpoint; its view of the dataplane's
     // received packets equals what the kernel side sent.
     let metrics = http_get(metrics_addr, "/metrics");
+    assert!(metrics.contains("# TYPE ms_burst_latency_seconds histogram"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("ms_messages_by_class_total{{worker=\"0\",class=\"1\"}} {published}")),
+        "{metrics}"
+    );
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

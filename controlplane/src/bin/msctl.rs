@@ -31,6 +31,11 @@ enum Cmd {
         #[arg(long, value_name = "SECONDS")]
         watch: Option<f64>,
     },
+    /// The busiest streams (per-worker space-saving estimates, merged).
+    Streams {
+        #[command(subcommand)]
+        op: StreamsOp,
+    },
     /// Validate, compare or apply a config file.
     Config {
         #[command(subcommand)]
@@ -46,6 +51,12 @@ enum Cmd {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum StreamsOp {
+    /// Streams with the most published messages.
+    Top,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +112,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         Cmd::Stats { watch: Some(secs) } => watch(cli, *secs),
         Cmd::Config { op } => config(cli, op),
+        Cmd::Streams { op: StreamsOp::Top } => {
+            let r = call(cli, json!({ "cmd": "streams_top" }))?;
+            print_or(cli, &r, |r| {
+                println!("{:>20} {:>14}", "stream", "messages");
+                for e in r["top"].as_array().into_iter().flatten() {
+                    println!("{:>20} {:>14}", e["stream"], e["messages"]);
+                }
+            })
+        }
         Cmd::LogLevel { level } => {
             let r = call(cli, json!({ "cmd": "log_level", "level": level }))?;
             print_or(cli, &r, |r| {
