@@ -154,7 +154,7 @@ pub fn top_streams(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(u64, u64)> {
             }
         }
     }
-    out.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    out.sort_unstable_by_key(|e| std::cmp::Reverse(e.1));
     out
 }
 

@@ -534,7 +534,7 @@ impl PubSub {
         if self.top_changed {
             self.top_changed = false;
             let mut sorted = self.top;
-            sorted.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+            sorted.sort_unstable_by_key(|e| std::cmp::Reverse(e.1));
             for (rank, (stream, count)) in sorted.iter().enumerate() {
                 c.top(rank, *stream, *count);
             }
