@@ -197,7 +197,7 @@ mod tests {
         dir.push(Slot { name: "top_stream:rank=0".into(), kind: Kind::Info, help: "".into() });
         dir.push(Slot { name: "top_count:rank=0".into(), kind: Kind::Info, help: "".into() });
         let block = vec![2, 3, 1, 9000, 6, 10, 20, 42, 77];
-        let text = render(&dir, &[block.clone()], true, 0.0);
+        let text = render(&dir, std::slice::from_ref(&block), true, 0.0);
         assert!(text.contains("# TYPE ms_burst_latency_seconds histogram"), "{text}");
         assert!(text.contains("ms_burst_latency_seconds_bucket{worker=\"0\",le=\"0.000001\"} 2"), "{text}");
         assert!(text.contains("ms_burst_latency_seconds_bucket{worker=\"0\",le=\"0.000002\"} 5"), "{text}");
