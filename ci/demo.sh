@@ -19,8 +19,10 @@ STREAMS=${MS_DEMO_STREAMS:-10000}
 SUBSCRIBERS=${MS_DEMO_SUBSCRIBERS:-3}
 LOG=$(mktemp -t ms-demo.XXXXXX.log)
 DP_PID=
+CP_PID=
 
 cleanup() {
+    if [[ -n $CP_PID ]]; then kill "$CP_PID" 2>/dev/null || true; fi
     if [[ -n $DP_PID ]] && kill -0 "$DP_PID" 2>/dev/null; then
         kill -TERM "$DP_PID" 2>/dev/null || true
         wait "$DP_PID" 2>/dev/null || true
@@ -33,8 +35,8 @@ trap 'echo; echo "[demo] interrupted"; exit 130' INT TERM
 
 step() { printf '\n\033[1m[demo] %s\033[0m\n' "$*"; }
 
-step "building ms-dataplane and ms-loadgen (release)"
-cargo build --quiet --release -p ms-dataplane -p ms-client
+step "building ms-dataplane, ms-controlplane, msctl and ms-loadgen (release)"
+cargo build --quiet --release -p ms-dataplane -p ms-client -p ms-controlplane
 BIN=target/release
 
 ip netns del "$NS" 2>/dev/null || true
@@ -53,6 +55,12 @@ for _ in $(seq 1 300); do
 done
 grep -q '"ready"' "$LOG" || { cat "$LOG"; echo "[demo] dataplane not ready after 30 s"; exit 1; }
 
+step "starting the control plane: $BIN/ms-controlplane --config $CONFIG"
+"$BIN/ms-controlplane" --config "$CONFIG" 2>"$LOG.cp" &
+CP_PID=$!
+for _ in $(seq 1 100); do [[ -S /run/memorystreamer/msctl.sock ]] && break; sleep 0.1; done
+"$BIN/msctl" status
+
 step "kernel side of the TAP -> namespace $NS, host 198.18.0.2/24"
 ip link set "$IFACE" netns "$NS"
 ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$IFACE.disable_ipv6=1"
@@ -64,6 +72,15 @@ step "streaming: $STREAMS streams, $SUBSCRIBERS subscribers (each on every strea
 loadgen_rc=0
 ip netns exec "$NS" "$BIN/ms-loadgen" --bind 198.18.0.2 --streams "$STREAMS" --subscribers "$SUBSCRIBERS" \
     --rate "$RATE" --duration "$SECONDS_" --fail-on-loss || loadgen_rc=$?
+
+step "msctl streams top"
+"$BIN/msctl" streams top | head -6
+step "msctl stats (from the shared-memory stats segment, through the control plane)"
+"$BIN/msctl" stats
+step "Prometheus endpoint: curl 127.0.0.1:9465/metrics (excerpt)"
+curl -s 127.0.0.1:9465/metrics | grep -E '^ms_(rx_packets|deliver_messages|messages_published)_total|^ms_burst_latency_seconds_(sum|count)' || true
+kill "$CP_PID" 2>/dev/null || true
+CP_PID=
 
 step "stopping the dataplane (SIGINT); its counters per worker:"
 kill -INT "$DP_PID"

@@ -18,7 +18,7 @@ PKGS=(
     # bindgen needs libclang; the wrapper C file is built with cc
     clang libclang-dev pkg-config build-essential make
     # live tests and demo: namespaces, ping, arping, sysctl, a UDP client
-    iproute2 iputils-ping arping procps kmod python3
+    iproute2 iputils-ping arping procps kmod python3 curl
     # control-plane tests: a real Prometheus scrapes the endpoint; promtool lints it
     prometheus
     # pcap golden test (net_pcap PMD loads libpcap at run time)

@@ -130,6 +130,17 @@ fn msctl_live_config_sigkill_and_prometheus() {
         (n, sub.stats())
     });
 
+    // While traffic flows, read the dataplane's stats segment as fast as
+    // possible and check an invariant that holds only for whole updates:
+    // every received frame has exactly one outcome, counted in the same
+    // flush as its reception.
+    let stats_path = dp.dir.path().join("dataplane.stats");
+    let checker_stop = Arc::new(AtomicBool::new(false));
+    let checker = {
+        let stop = Arc::clone(&checker_stop);
+        thread::spawn(move || consistency_checks(&stats_path, &stop))
+    };
+
     // A refused config changes nothing; a valid one applies live.
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, std::fs::read_to_string(&config_path).unwrap().replace("lcores: [1]", "lcores: [0]")).unwrap();
@@ -160,6 +171,9 @@ fn msctl_live_config_sigkill_and_prometheus() {
 
     stop_pub.store(true, Ordering::Relaxed);
     pub_h.join().unwrap();
+    checker_stop.store(true, Ordering::Relaxed);
+    let checked = checker.join().expect("no torn or inconsistent snapshot");
+    assert!(checked > 1000, "only {checked} snapshots checked");
     stop_sub.store(true, Ordering::Relaxed);
     let (received, stats) = sub_h.join().unwrap();
     let published = sent.load(Ordering::Relaxed);
@@ -237,4 +251,37 @@ fn msctl_live_config_sigkill_and_prometheus() {
     let done = dp.stop();
     assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
     assert!(done.stderr.contains("log level changed"), "the dataplane logged the level change");
+}
+
+/// Reads the segment until `stop`, asserting on every consistent snapshot
+/// that rx_packets equals the sum of the per-frame outcomes. Returns the
+/// number of snapshots checked.
+fn consistency_checks(path: &Path, stop: &AtomicBool) -> u64 {
+    let seg = ms_stats::Segment::open(path).expect("open the stats segment");
+    let dir = seg.directory();
+    let idx = |n: &str| dir.iter().position(|s| s.name == n).unwrap_or_else(|| panic!("no slot {n}"));
+    let rx = idx("rx_packets");
+    let outcomes: Vec<usize> = [
+        "rx_multi_segment_dropped",
+        "arp_replies_sent",
+        "icmp_echo_replies_sent",
+        "service_datagrams",
+        "arp_replies_learned",
+    ]
+    .iter()
+    .map(|n| idx(n))
+    .chain(dir.iter().enumerate().filter(|(_, s)| s.name.starts_with("drop_")).map(|(i, _)| i))
+    .collect();
+    let mut v = vec![0u64; seg.slots()];
+    let (mut checked, mut last_rx) = (0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        if seg.read(0, &mut v, 10_000).is_some() {
+            let sum: u64 = outcomes.iter().map(|i| v[*i]).sum();
+            assert_eq!(v[rx], sum, "rx_packets vs outcomes in one snapshot");
+            assert!(v[rx] >= last_rx, "rx_packets went backwards");
+            last_rx = v[rx];
+            checked += 1;
+        }
+    }
+    checked
 }
