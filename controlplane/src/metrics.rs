@@ -136,19 +136,21 @@ fn render_histograms(out: &mut String, dir: &[Slot], blocks: &[Vec<u64>]) {
     }
 }
 
-/// The busiest streams over all workers: (stream, messages), largest first.
-pub fn top_streams(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(u64, u64)> {
+/// The busiest streams over all workers: (stream, estimated messages,
+/// guaranteed messages), largest estimate first.
+pub fn top_streams(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(u64, u64, u64)> {
     let mut out = Vec::new();
     for b in blocks {
         for (i, s) in dir.iter().enumerate() {
             if let (base, Some(("rank", rank))) = split_label(&s.name) {
                 if base == "top_stream" {
-                    let count_name = format!("top_count:rank={rank}");
-                    let count =
-                        dir.iter().position(|x| x.name == count_name).and_then(|j| b.get(j)).copied().unwrap_or(0);
-                    let stream = b.get(i).copied().unwrap_or(0);
+                    let slot = |what: &str| {
+                        let name = format!("{what}:rank={rank}");
+                        dir.iter().position(|x| x.name == name).and_then(|j| b.get(j)).copied().unwrap_or(0)
+                    };
+                    let (count, error) = (slot("top_count"), slot("top_error"));
                     if count > 0 {
-                        out.push((stream, count));
+                        out.push((b.get(i).copied().unwrap_or(0), count, count.saturating_sub(error)));
                     }
                 }
             }
@@ -206,6 +208,6 @@ mod tests {
         assert!(text.contains("ms_messages_by_class_total{worker=\"0\",class=\"1\"} 20"), "{text}");
         assert_eq!(text.matches("# TYPE ms_messages_by_class_total").count(), 1);
         assert!(!text.contains("top_"), "top-N is for msctl, not Prometheus");
-        assert_eq!(top_streams(&dir, &[block]), [(42, 77)]);
+        assert_eq!(top_streams(&dir, &[block]), [(42, 77, 77)]);
     }
 }

@@ -76,7 +76,7 @@ impl Daemon {
                 let (dir, blocks) = metrics::snapshot(&seg);
                 let top: Vec<Value> = metrics::top_streams(&dir, &blocks)
                     .iter()
-                    .map(|(s, n)| json!({ "stream": s, "messages": n }))
+                    .map(|(s, n, min)| json!({ "stream": s, "messages": n, "at_least": min }))
                     .collect();
                 json!({ "ok": true, "top": top })
             }),

@@ -91,7 +91,7 @@ const HIST_COUNT: usize = HIST_SUM + 1;
 const CLASS_BASE: usize = HIST_COUNT + 1;
 const TOP_BASE: usize = CLASS_BASE + CLASSES;
 /// Every slot of a worker's block.
-pub const SLOTS_LEN: usize = TOP_BASE + 2 * TOP_N;
+pub const SLOTS_LEN: usize = TOP_BASE + 3 * TOP_N;
 
 /// The bucket of a latency in ns.
 pub fn bucket_of(ns: u64) -> usize {
@@ -177,6 +177,11 @@ fn extra_slots() -> impl Iterator<Item = ms_stats::Slot> {
                 kind: Kind::Info,
                 help: "Busiest streams (space-saving estimate): messages.".into(),
             },
+            Slot {
+                name: format!("top_error:rank={r}"),
+                kind: Kind::Info,
+                help: "Busiest streams: most the estimate may exceed the true count.".into(),
+            },
         ]
     });
     buckets.chain(sums).chain(classes).chain(top)
@@ -249,11 +254,13 @@ impl LocalCounters {
         self.dirty = true;
     }
 
-    /// Publishes rank `rank` of the busiest streams.
-    pub fn top(&mut self, rank: usize, stream: u64, count: u64) {
+    /// Publishes rank `rank` of the busiest streams: the estimate `count`
+    /// exceeds the true count by at most `error`.
+    pub fn top(&mut self, rank: usize, stream: u64, count: u64, error: u64) {
         if rank < TOP_N {
-            self.gauges[TOP_BASE + 2 * rank] = Some(stream);
-            self.gauges[TOP_BASE + 2 * rank + 1] = Some(count);
+            self.gauges[TOP_BASE + 3 * rank] = Some(stream);
+            self.gauges[TOP_BASE + 3 * rank + 1] = Some(count);
+            self.gauges[TOP_BASE + 3 * rank + 2] = Some(error);
             self.dirty = true;
         }
     }

@@ -73,8 +73,8 @@ pub struct PubSub {
     me: u32,
     clock: Clock,
     published_gauges: Option<ms_streams::Gauges>,
-    /// Space-saving sketch of the busiest streams: (stream, count).
-    top: [(u64, u64); TOP_N],
+    /// Space-saving sketch of the busiest streams: (stream, count, error).
+    top: [(u64, u64, u64); TOP_N],
     top_changed: bool,
 }
 
@@ -120,7 +120,7 @@ impl PubSub {
             me,
             clock,
             published_gauges: None,
-            top: [(u64::MAX, 0); TOP_N],
+            top: [(u64::MAX, 0, 0); TOP_N],
             top_changed: false,
         }
     }
@@ -526,7 +526,7 @@ impl PubSub {
             return;
         }
         if let Some(min) = self.top.iter_mut().min_by_key(|e| e.1) {
-            *min = (stream, min.1 + 1);
+            *min = (stream, min.1 + 1, min.1);
         }
     }
 
@@ -535,8 +535,8 @@ impl PubSub {
             self.top_changed = false;
             let mut sorted = self.top;
             sorted.sort_unstable_by_key(|e| std::cmp::Reverse(e.1));
-            for (rank, (stream, count)) in sorted.iter().enumerate() {
-                c.top(rank, *stream, *count);
+            for (rank, (stream, count, error)) in sorted.iter().enumerate() {
+                c.top(rank, *stream, *count, *error);
             }
         }
         let g = self.streams.gauges();

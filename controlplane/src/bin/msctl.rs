@@ -93,6 +93,12 @@ fn file_req(cmd: &str, file: &PathBuf) -> anyhow::Result<Value> {
 }
 
 fn main() {
+    // Die quietly on a closed pipe (`msctl stats | head`) like other tools.
+    // SAFETY: setting a signal disposition to the default before any thread
+    // exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if let Err(e) = run(&cli) {
         eprintln!("msctl: {e:#}");
@@ -115,9 +121,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Cmd::Streams { op: StreamsOp::Top } => {
             let r = call(cli, json!({ "cmd": "streams_top" }))?;
             print_or(cli, &r, |r| {
-                println!("{:>20} {:>14}", "stream", "messages");
+                println!("{:>20} {:>14} {:>14}", "stream", "messages (est)", "at least");
                 for e in r["top"].as_array().into_iter().flatten() {
-                    println!("{:>20} {:>14}", e["stream"], e["messages"]);
+                    println!("{:>20} {:>14} {:>14}", e["stream"], e["messages"], e["at_least"]);
                 }
             })
         }
