@@ -56,9 +56,10 @@ done
 grep -q '"ready"' "$LOG" || { cat "$LOG"; echo "[demo] dataplane not ready after 30 s"; exit 1; }
 
 step "starting the control plane: $BIN/ms-controlplane --config $CONFIG"
+rm -f /run/memorystreamer/msctl.sock
 "$BIN/ms-controlplane" --config "$CONFIG" 2>"$LOG.cp" &
 CP_PID=$!
-for _ in $(seq 1 100); do [[ -S /run/memorystreamer/msctl.sock ]] && break; sleep 0.1; done
+for _ in $(seq 1 100); do "$BIN/msctl" status >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN/msctl" status
 
 step "kernel side of the TAP -> namespace $NS, host 198.18.0.2/24"

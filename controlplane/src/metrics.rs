@@ -6,13 +6,15 @@ use ms_stats::{Kind, Segment, Slot};
 use std::fmt::Write;
 
 /// Snapshots of every worker block: (directory, values per worker). A
-/// block the writer keeps busy for a whole read budget is left out.
+/// block the writer kept busy for the whole read budget is an empty vector:
+/// its samples are left out rather than reported as zeros (which a
+/// scraper would take for a counter reset).
 pub fn snapshot(seg: &Segment) -> (Vec<Slot>, Vec<Vec<u64>>) {
     let dir = seg.directory();
     let blocks = (0..seg.lcores())
         .map(|l| {
             let mut v = vec![0u64; seg.slots()];
-            seg.read(l, &mut v, 100_000).map(|_| v).unwrap_or_default()
+            seg.read(l, &mut v, std::time::Duration::from_millis(200)).map(|_| v).unwrap_or_default()
         })
         .collect();
     (dir, blocks)
@@ -66,7 +68,7 @@ pub fn render(dir: &[Slot], blocks: &[Vec<u64>], up: bool, start_s: f64) -> Stri
         dir.iter().enumerate().filter_map(|(i, s)| s.name.strip_prefix(DROP_PREFIX).map(|r| (i, r))).collect();
     if !drops.is_empty() {
         header(&mut out, "ms_drops_total", "Frames dropped, by reason (see README.md, Counters).", "counter");
-        for (w, b) in blocks.iter().enumerate() {
+        for (w, b) in blocks.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
             for (i, reason) in &drops {
                 let _ = writeln!(out, "ms_drops_total{{worker=\"{w}\",reason=\"{reason}\"}} {}", value(b, *i));
             }
@@ -94,7 +96,7 @@ pub fn render(dir: &[Slot], blocks: &[Vec<u64>], up: bool, start_s: f64) -> Stri
                 continue;
             }
             let extra = label.map(|(k, v)| format!(",{k}=\"{v}\"")).unwrap_or_default();
-            for (w, b) in blocks.iter().enumerate() {
+            for (w, b) in blocks.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
                 let _ = writeln!(out, "{name}{{worker=\"{w}\"{extra}}} {}", value(b, j));
             }
         }
@@ -117,7 +119,7 @@ fn render_histograms(out: &mut String, dir: &[Slot], blocks: &[Vec<u64>]) {
         header(out, &name, help, "histogram");
         let idx = |n: String| dir.iter().position(|s| s.name == n);
         let (sum_i, count_i) = (idx(format!("{base}_ns_sum")), idx(format!("{base}_ns_count")));
-        for (w, b) in blocks.iter().enumerate() {
+        for (w, b) in blocks.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
             let mut cumulative = 0u64;
             for (i, s) in dir.iter().enumerate() {
                 let Kind::Bucket { le } = s.kind else { continue };

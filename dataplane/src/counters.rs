@@ -204,7 +204,7 @@ impl WorkerCounters {
     /// stuck mid-update, which cannot outlast a burst.
     pub fn snapshot(&self) -> [u64; COUNTERS_LEN] {
         let mut v = [0u64; SLOTS_LEN];
-        let _ = self.seg.read(self.block, &mut v, 1_000_000);
+        let _ = self.seg.read(self.block, &mut v, std::time::Duration::from_secs(1));
         std::array::from_fn(|i| v[i])
     }
 }
@@ -229,6 +229,20 @@ impl LocalCounters {
     pub fn add(&mut self, c: Counter, n: u64) {
         self.slots[c as usize] += n;
         self.dirty = true;
+    }
+
+    /// Adds to a counter without asking for a flush: for counts that change
+    /// on every idle poll, which would otherwise turn every loop turn into
+    /// a segment update and starve readers. Published with the next flush.
+    #[inline]
+    pub fn add_quiet(&mut self, c: Counter, n: u64) {
+        self.slots[c as usize] += n;
+    }
+
+    /// True when something other than quiet counts changed.
+    #[inline]
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
     }
 
     /// Sets a gauge (published with the next flush).
@@ -276,9 +290,6 @@ impl LocalCounters {
     /// and clears it. Only the owning worker calls this (single writer).
     #[inline]
     pub fn flush(&mut self, shared: &WorkerCounters) {
-        if !self.dirty {
-            return;
-        }
         let w = shared.seg.writer(shared.block);
         w.begin();
         for (i, local) in self.slots.iter_mut().enumerate() {

@@ -182,6 +182,7 @@ impl Worker {
         let mut batch = Batch::new();
         let mut local = LocalCounters::default();
         let counters = Arc::clone(&self.counters);
+        let mut last_flush_tsc = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
             // SAFETY: rte_rdtsc only reads the time-stamp counter.
             let tsc = unsafe { sys::rte_rdtsc() };
@@ -199,7 +200,11 @@ impl Worker {
                 let cycles = unsafe { sys::rte_rdtsc() }.saturating_sub(tsc);
                 local.observe_burst_ns(cycles.saturating_mul(1_000_000) / self.tsc_per_ms);
             }
-            local.flush(&counters);
+            // Publish after every busy turn, and when idle once a millisecond.
+            if local.is_dirty() || tsc.saturating_sub(last_flush_tsc) >= self.tsc_per_ms {
+                local.flush(&counters);
+                last_flush_tsc = tsc;
+            }
         }
         self.finish_burst(0, &mut batch, &mut local);
         PubSub::drain_mail(&self, &mut batch);
@@ -276,7 +281,7 @@ impl Worker {
         let (port_id, queue_id) = (self.queues[q].port, self.queues[q].queue);
         let n = port::rx_burst(port_id, queue_id, &mut rx[..self.burst]);
         if n == 0 {
-            c.add(Counter::PollsIdle, 1);
+            c.add_quiet(Counter::PollsIdle, 1);
             return false;
         }
         c.add(Counter::PollsBusy, 1);

@@ -275,7 +275,7 @@ fn consistency_checks(path: &Path, stop: &AtomicBool) -> u64 {
     let mut v = vec![0u64; seg.slots()];
     let (mut checked, mut last_rx) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
-        if seg.read(0, &mut v, 10_000).is_some() {
+        if seg.read(0, &mut v, Duration::from_millis(100)).is_some() {
             let sum: u64 = outcomes.iter().map(|i| v[*i]).sum();
             assert_eq!(v[rx], sum, "rx_packets vs outcomes in one snapshot");
             assert!(v[rx] >= last_rx, "rx_packets went backwards");

@@ -349,24 +349,32 @@ impl Segment {
         BlockWriter { seg: self, base: self.blocks + lcore * self.block_bytes }
     }
 
-    /// A consistent copy of block `lcore`'s values (retries while the
-    /// writer is mid-update; gives up after `tries` and returns `None`).
-    pub fn read(&self, lcore: usize, out: &mut [u64], tries: u32) -> Option<u64> {
+    /// A consistent copy of block `lcore`'s values, retrying while the
+    /// writer is mid-update. The writer may be preempted inside an update
+    /// (it is a thread like any other), so after a short spin the reader
+    /// sleeps between tries; it gives up after `timeout`.
+    pub fn read(&self, lcore: usize, out: &mut [u64], timeout: std::time::Duration) -> Option<u64> {
         assert!(lcore < self.lcores && out.len() >= self.slots);
         let base = self.blocks + lcore * self.block_bytes;
         let seq = self.atomic(base);
-        for _ in 0..tries {
+        let deadline = std::time::Instant::now() + timeout;
+        for attempt in 0u32.. {
             let before = seq.load(Ordering::Acquire);
-            if before & 1 == 1 {
+            if before & 1 == 0 {
+                for (i, v) in out[..self.slots].iter_mut().enumerate() {
+                    *v = self.atomic(base + BLOCK_HEADER_BYTES + 8 * i).load(Ordering::Relaxed);
+                }
+                fence(Ordering::Acquire);
+                if seq.load(Ordering::Relaxed) == before {
+                    return Some(before);
+                }
+            }
+            if attempt < 64 {
                 std::hint::spin_loop();
-                continue;
-            }
-            for (i, v) in out[..self.slots].iter_mut().enumerate() {
-                *v = self.atomic(base + BLOCK_HEADER_BYTES + 8 * i).load(Ordering::Relaxed);
-            }
-            fence(Ordering::Acquire);
-            if seq.load(Ordering::Relaxed) == before {
-                return Some(before);
+            } else if std::time::Instant::now() >= deadline {
+                return None;
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(20));
             }
         }
         None

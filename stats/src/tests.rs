@@ -31,7 +31,7 @@ fn create_open_round_trip() {
     assert_eq!((r.slots(), r.lcores(), r.pid(), r.start_unix_ns(), r.heartbeat_unix_ns()), (5, 3, 4242, 99, 1234));
     assert_eq!(r.directory(), dir(5));
     let mut v = [0u64; 5];
-    assert_eq!(r.read(2, &mut v, 10), Some(2));
+    assert_eq!(r.read(2, &mut v, std::time::Duration::from_millis(10)), Some(2));
     assert_eq!(v, [10, 0, 0, 0, 11]);
     std::fs::remove_file(&p).unwrap();
 }
@@ -90,7 +90,7 @@ fn readers_never_see_torn_updates() {
     let (mut reads, mut last) = (0u64, 0u64);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while std::time::Instant::now() < deadline {
-        if reader.read(0, &mut v, 1000).is_some() {
+        if reader.read(0, &mut v, std::time::Duration::from_millis(100)).is_some() {
             assert!(v.iter().all(|x| *x == v[0]), "torn read: {:?}", &v[..4]);
             assert!(v[0] >= last, "values went backwards");
             last = v[0];
