@@ -20,12 +20,19 @@ pub fn snapshot(seg: &Segment) -> (Vec<Slot>, Vec<Vec<u64>>) {
     (dir, blocks)
 }
 
-/// Totals over workers, by slot name.
+/// A unique key for a slot: its name, plus the bound for histogram buckets
+/// (which share a name).
+pub fn slot_key(s: &Slot) -> String {
+    match s.kind {
+        Kind::Bucket { le: u64::MAX } => format!("{}:le=+Inf", s.name),
+        Kind::Bucket { le } => format!("{}:le={le}", s.name),
+        _ => s.name.clone(),
+    }
+}
+
+/// Totals over the workers that could be read, by slot key.
 pub fn totals(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(String, u64)> {
-    dir.iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.clone(), blocks.iter().map(|b| b.get(i).copied().unwrap_or(0)).sum()))
-        .collect()
+    dir.iter().enumerate().map(|(i, s)| (slot_key(s), blocks.iter().filter_map(|b| b.get(i)).sum())).collect()
 }
 
 /// Slots named `drop_<reason>` are exported as `ms_drops_total{reason}`.

@@ -127,7 +127,8 @@ impl Daemon {
             .iter()
             .enumerate()
             .map(|(w, b)| {
-                let m: Map<String, Value> = dir.iter().zip(b).map(|(s, v)| (s.name.clone(), (*v).into())).collect();
+                let m: Map<String, Value> =
+                    dir.iter().zip(b).map(|(s, v)| (metrics::slot_key(s), (*v).into())).collect();
                 json!({ "worker": w, "counters": m })
             })
             .collect();

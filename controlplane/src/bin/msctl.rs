@@ -233,7 +233,9 @@ fn print_stats(r: &Value, prev: Option<&Value>) {
     println!("{:<34}{:>16}{:>14}", "counter", "total", if dt.is_some() { "per second" } else { "" });
     for (k, v) in total.as_object().into_iter().flatten() {
         let v = v.as_u64().unwrap_or(0);
-        if v == 0 && k.starts_with("drop_") {
+        // Zero drop reasons, histogram buckets and the top-N sketch
+        // (`msctl streams top`) would drown the table; --json has them all.
+        if (v == 0 && k.starts_with("drop_")) || k.contains("_bucket:") || k.starts_with("top_") {
             continue;
         }
         match (dt, prev) {
