@@ -99,7 +99,7 @@ pub fn render(dir: &[Slot], blocks: &[Vec<u64>], up: bool, start_s: f64) -> Stri
         header(&mut out, &name, &slot.help, kind);
         for (j, s) in dir.iter().enumerate().skip(i) {
             let (b2, label) = split_label(&s.name);
-            if b2 != base {
+            if b2 != base || label.is_some_and(|(_, v)| v.is_empty()) {
                 continue;
             }
             let extra = label.map(|(k, v)| format!(",{k}=\"{v}\"")).unwrap_or_default();

@@ -85,9 +85,10 @@ fn unix_ns() -> u64 {
 /// The shared-memory stats segment: one block per worker.
 fn create_stats(cfg: &Config) -> anyhow::Result<ms_stats::Segment> {
     let path = &cfg.telemetry.stats_path;
+    let names: Vec<&str> = cfg.ports().iter().map(|p| p.name.as_str()).collect();
     let seg = ms_stats::Segment::create(
         path,
-        &crate::counters::directory(),
+        &crate::counters::directory_for(&names),
         cfg.worker_lcores().len(),
         std::process::id(),
         unix_ns(),

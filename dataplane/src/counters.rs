@@ -90,8 +90,11 @@ const HIST_SUM: usize = HIST_BASE + HIST_BUCKETS;
 const HIST_COUNT: usize = HIST_SUM + 1;
 const CLASS_BASE: usize = HIST_COUNT + 1;
 const TOP_BASE: usize = CLASS_BASE + CLASSES;
+const PORT_BASE: usize = TOP_BASE + 3 * TOP_N;
+/// Ports counted separately (the config's limit).
+pub const PORTS: usize = ms_config::PORTS_MAX;
 /// Every slot of a worker's block.
-pub const SLOTS_LEN: usize = TOP_BASE + 3 * TOP_N;
+pub const SLOTS_LEN: usize = PORT_BASE + 2 * PORTS;
 
 /// The bucket of a latency in ns.
 pub fn bucket_of(ns: u64) -> usize {
@@ -133,8 +136,24 @@ pub fn is_gauge(c: Counter) -> bool {
 }
 
 /// The stats segment directory: every slot with its kind and help, in
-/// block order. The control plane exports whatever this says.
-pub fn directory() -> Vec<ms_stats::Slot> {
+/// block order, with per-port slots labelled by `ports` (names in config
+/// order; slots of absent ports get an empty label and are not exported).
+/// The control plane exports whatever this says.
+pub fn directory_for(ports: &[&str]) -> Vec<ms_stats::Slot> {
+    let mut d = directory();
+    for (what, help) in
+        [("port_rx_packets", "Packets received, by port."), ("port_tx_packets", "Packets transmitted, by port.")]
+    {
+        for i in 0..PORTS {
+            let name = format!("{what}:port={}", ports.get(i).copied().unwrap_or(""));
+            d.push(ms_stats::Slot { name, kind: ms_stats::Kind::Counter, help: help.into() });
+        }
+    }
+    d
+}
+
+/// The directory without the per-port slots (see [`directory_for`]).
+fn directory() -> Vec<ms_stats::Slot> {
     let gauge = |name: &str| Counter::ALL.iter().any(|c| is_gauge(*c) && c.name() == name);
     slot_names()
         .map(|(name, help)| ms_stats::Slot {
@@ -261,6 +280,20 @@ impl LocalCounters {
         self.dirty = true;
     }
 
+    /// Counts packets received on port index `port`.
+    #[inline]
+    pub fn port_rx(&mut self, port: usize, n: u64) {
+        self.slots[PORT_BASE + port.min(PORTS - 1)] += n;
+        self.dirty = true;
+    }
+
+    /// Counts packets transmitted on port index `port`.
+    #[inline]
+    pub fn port_tx(&mut self, port: usize, n: u64) {
+        self.slots[PORT_BASE + PORTS + port.min(PORTS - 1)] += n;
+        self.dirty = true;
+    }
+
     /// Counts published messages of priority class `class`.
     #[inline]
     pub fn class(&mut self, class: u8, n: u64) {
@@ -353,13 +386,13 @@ mod tests {
             let b = bucket_of(ns);
             assert!(ns < bucket_le(b) && (b == 0 || ns >= bucket_le(b - 1)), "{ns} in bucket {b}");
         }
-        assert_eq!(directory().len(), SLOTS_LEN);
+        assert_eq!(directory_for(&["p0"]).len(), SLOTS_LEN);
     }
 
     #[test]
     fn flush_publishes_and_clears() {
         let path = std::env::temp_dir().join(format!("ms-counters-test-{}", std::process::id()));
-        let seg = Arc::new(ms_stats::Segment::create(&path, &directory(), 1, 1, 1).unwrap());
+        let seg = Arc::new(ms_stats::Segment::create(&path, &directory_for(&[]), 1, 1, 1).unwrap());
         let shared = WorkerCounters::new(Arc::clone(&seg), 0);
         let mut local = LocalCounters::default();
         local.add(Counter::RxPackets, 3);

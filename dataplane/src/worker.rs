@@ -138,6 +138,7 @@ impl Batch {
         // Lengths were noted before the driver took (and maybe freed) them.
         let bytes: u64 = self.tx_lens[..sent].iter().map(|&l| u64::from(l)).sum();
         c.add(Counter::TxPackets, sent as u64);
+        c.port_tx(self.tx_q, sent as u64);
         c.add(Counter::TxBytes, bytes);
         let unsent = self.tx_len - sent;
         c.add(Counter::TxFull, unsent as u64);
@@ -286,6 +287,7 @@ impl Worker {
         }
         c.add(Counter::PollsBusy, 1);
         c.add(Counter::RxPackets, n as u64);
+        c.port_rx(q, n as u64);
         // SAFETY: rte_rdtsc only reads the time-stamp counter.
         let tsc = unsafe { sys::rte_rdtsc() };
         for &m in &rx[..n] {

@@ -192,6 +192,8 @@ fn msctl_live_config_sigkill_and_prometheus() {
     // received packets equals what the kernel side sent.
     let metrics = http_get(metrics_addr, "/metrics");
     assert!(metrics.contains("# TYPE ms_burst_latency_seconds histogram"), "{metrics}");
+    assert!(metrics.contains("ms_port_rx_packets_total{worker=\"0\",port=\"tap0\"}"), "{metrics}");
+    assert!(!metrics.contains("port=\"\""), "absent ports are not exported");
     assert!(
         metrics.contains(&format!("ms_messages_by_class_total{{worker=\"0\",class=\"1\"}} {published}")),
         "{metrics}"

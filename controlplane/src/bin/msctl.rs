@@ -235,7 +235,8 @@ fn print_stats(r: &Value, prev: Option<&Value>) {
         let v = v.as_u64().unwrap_or(0);
         // Zero drop reasons, histogram buckets and the top-N sketch
         // (`msctl streams top`) would drown the table; --json has them all.
-        if (v == 0 && k.starts_with("drop_")) || k.contains("_bucket:") || k.starts_with("top_") {
+        if (v == 0 && k.starts_with("drop_")) || k.contains("_bucket:") || k.starts_with("top_") || k.ends_with("port=")
+        {
             continue;
         }
         match (dt, prev) {
