@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Interval over which `status` measures rates.
+const RATE_WINDOW: Duration = Duration::from_millis(250);
 /// How long a request to the dataplane may take.
 const DATAPLANE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest request accepted on the CLI socket.
@@ -104,11 +106,24 @@ impl Daemon {
             .unwrap_or_else(|e| json!({ "ok": false, "error": format!("{e:#}") }));
         let stats = match self.stats() {
             Ok(seg) => {
-                let (dir, blocks) = metrics::snapshot(&seg);
-                let totals: Map<String, Value> =
-                    metrics::totals(&dir, &blocks).into_iter().map(|(k, v)| (k, v.into())).collect();
+                // Rates from two snapshots a short interval apart.
+                let (dir, before) = metrics::snapshot(&seg);
+                let t0 = std::time::Instant::now();
+                std::thread::sleep(RATE_WINDOW);
+                let (_, blocks) = metrics::snapshot(&seg);
+                let secs = t0.elapsed().as_secs_f64();
+                let (t_before, t_now) = (metrics::totals(&dir, &before), metrics::totals(&dir, &blocks));
+                let rate = |name: &str| {
+                    let get = |t: &[(String, u64)]| t.iter().find(|(k, _)| k == name).map_or(0, |(_, v)| *v);
+                    get(&t_now).saturating_sub(get(&t_before)) as f64 / secs
+                };
+                let rates = json!({
+                    "rx_packets_per_s": rate("rx_packets"), "tx_packets_per_s": rate("tx_packets"),
+                    "messages_published_per_s": rate("messages_published"), "messages_delivered_per_s": rate("deliver_messages"),
+                });
+                let totals: Map<String, Value> = t_now.into_iter().map(|(k, v)| (k, v.into())).collect();
                 let age_s = unix_s() - seg.heartbeat_unix_ns() as f64 / 1e9;
-                json!({ "up": age_s < 2.0, "heartbeat_age_s": age_s, "workers": seg.lcores(), "totals": totals })
+                json!({ "up": age_s < 2.0, "heartbeat_age_s": age_s, "workers": seg.lcores(), "rates": rates, "totals": totals })
             }
             Err(e) => json!({ "up": false, "error": format!("{e:#}") }),
         };

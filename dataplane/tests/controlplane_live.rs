@@ -157,7 +157,10 @@ fn msctl_live_config_sigkill_and_prometheus() {
     .unwrap();
     let (ok, text) = msctl(&socket, &["config", "apply", good.to_str().unwrap()]);
     assert!(ok && text.contains("streams.subscription_lifetime_ms"), "{text}");
-    assert_eq!(status(&socket)["dataplane"]["live"]["streams.subscription_lifetime_ms"], 3000);
+    let st = status(&socket);
+    assert_eq!(st["dataplane"]["live"]["streams.subscription_lifetime_ms"], 3000);
+    let rate = st["stats"]["rates"]["messages_published_per_s"].as_f64().unwrap();
+    assert!(rate > 100.0, "status shows the publish rate during traffic: {st:#}");
     let (ok, text) = msctl(&socket, &["log-level", "debug"]);
     assert!(ok, "{text}");
 

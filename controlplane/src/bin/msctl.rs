@@ -212,6 +212,15 @@ fn print_status(r: &Value) {
     }
     let st = &r["stats"];
     let t = &st["totals"];
+    let rt = &st["rates"];
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    println!(
+        "rates: rx {:.0} pkt/s, tx {:.0} pkt/s, published {:.0} msg/s, delivered {:.0} msg/s",
+        f(&rt["rx_packets_per_s"]),
+        f(&rt["tx_packets_per_s"]),
+        f(&rt["messages_published_per_s"]),
+        f(&rt["messages_delivered_per_s"])
+    );
     println!(
         "stats: {} , rx {} pkts, tx {} pkts, published {} msgs, delivered {} msgs",
         if st["up"] == true { "live" } else { "stale" },
