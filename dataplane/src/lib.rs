@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod app;
 pub use ms_config as config;
 pub mod control;

@@ -9,6 +9,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tracing_subscriber::{prelude::*, reload, EnvFilter};
 
+/// Counts heap allocations on worker lcores (reported at exit; tests
+/// require zero in steady state).
+#[global_allocator]
+static ALLOC: ms_dataplane::alloc::CountingAlloc = ms_dataplane::alloc::CountingAlloc;
+
 /// MemoryStreamer dataplane: polls DPDK ports on worker lcores.
 #[derive(Debug, Parser)]
 #[command(version, about)]

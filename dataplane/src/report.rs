@@ -24,6 +24,7 @@ pub fn table(reports: &[WorkerReport]) -> String {
         }
         let _ = writeln!(out, "{:>14}", total[i]);
     }
+    let _ = writeln!(out, "{:<34}{:>14}", "worker_heap_allocations", crate::alloc::worker_allocations());
     out
 }
 
@@ -37,5 +38,9 @@ pub fn json(reports: &[WorkerReport]) -> serde_json::Value {
     let total = counters::sum(&reports.iter().map(|r| r.counters).collect::<Vec<_>>());
     let workers: Vec<serde_json::Value> =
         reports.iter().map(|r| serde_json::json!({ "lcore": r.lcore, "counters": as_map(&r.counters) })).collect();
-    serde_json::json!({ "total": as_map(&total), "workers": workers })
+    serde_json::json!({
+        "total": as_map(&total),
+        "workers": workers,
+        "worker_heap_allocations": crate::alloc::worker_allocations(),
+    })
 }

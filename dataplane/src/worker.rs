@@ -184,6 +184,9 @@ impl Worker {
         let mut local = LocalCounters::default();
         let counters = Arc::clone(&self.counters);
         let mut last_flush_tsc = 0u64;
+        // Everything is allocated: from here on, any heap allocation on
+        // this lcore is a bug that the counting allocator reports.
+        crate::alloc::count_this_thread(true);
         while !self.stop.load(Ordering::Relaxed) {
             // SAFETY: rte_rdtsc only reads the time-stamp counter.
             let tsc = unsafe { sys::rte_rdtsc() };
@@ -207,6 +210,7 @@ impl Worker {
                 last_flush_tsc = tsc;
             }
         }
+        crate::alloc::count_this_thread(false);
         self.finish_burst(0, &mut batch, &mut local);
         PubSub::drain_mail(&self, &mut batch);
         batch.flush_free();

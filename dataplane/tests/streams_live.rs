@@ -165,6 +165,7 @@ fn three_subscribers_unsubscribe_expiry_and_malformed_input() {
     thread::sleep(Duration::from_millis(2500));
     let done = dp.stop();
     assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
+    assert_eq!(done.counters()["worker_heap_allocations"], 0, "the worker allocated on the data path");
     let t = done.counters()["total"].clone();
     for (name, want) in [
         ("streams_active", 0),
