@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all setup build test demo lint fmt clean
+.PHONY: all setup build test demo flamegraph lint fmt clean
 
 all: build
 
@@ -19,6 +19,10 @@ test: setup
 
 demo: setup
 	@bash ci/demo.sh
+
+# The demo's load, with perf sampling the dataplane; writes target/flamegraph.svg.
+flamegraph: setup
+	@bash ci/flamegraph.sh
 
 lint:
 	$(CARGO) fmt --all --check

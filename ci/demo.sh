@@ -70,9 +70,21 @@ ip -n "$NS" link set "$IFACE" up
 ip netns exec "$NS" ping -c 2 -i 0.2 -W 2 198.18.0.1 | sed -n '2,3p'
 
 step "streaming: $STREAMS streams, $SUBSCRIBERS subscribers (each on every stream), $RATE msg/s for $SECONDS_ s"
+PERF_PID=
+if [[ -n ${MS_DEMO_FLAMEGRAPH:-} ]]; then
+    # `make flamegraph`: sample the dataplane (all its lcores) during the load.
+    perf record -F 997 -g -p "$DP_PID" -o target/perf.data -- sleep "$SECONDS_" >/dev/null 2>&1 &
+    PERF_PID=$!
+fi
 loadgen_rc=0
 ip netns exec "$NS" "$BIN/ms-loadgen" --bind 198.18.0.2 --streams "$STREAMS" --subscribers "$SUBSCRIBERS" \
     --rate "$RATE" --duration "$SECONDS_" --fail-on-loss || loadgen_rc=$?
+
+if [[ -n $PERF_PID ]]; then
+    wait "$PERF_PID" || true
+    perf script -i target/perf.data 2>/dev/null | inferno-collapse-perf | inferno-flamegraph --title "ms-dataplane under ms-loadgen" >"$MS_DEMO_FLAMEGRAPH"
+    step "flame graph written to $MS_DEMO_FLAMEGRAPH"
+fi
 
 step "msctl streams top"
 "$BIN/msctl" streams top
