@@ -100,13 +100,25 @@ pub struct Diff {
     pub live: Vec<&'static str>,
     /// Need `systemctl restart ms-dataplane`.
     pub restart: Vec<&'static str>,
+    /// The `controlplane` section changed: needs `systemctl restart
+    /// ms-controlplane` (the dataplane is not involved).
+    pub controlplane_restart: bool,
 }
 
 impl Diff {
     /// True when nothing differs.
     pub fn is_empty(&self) -> bool {
-        self.live.is_empty() && self.restart.is_empty()
+        self.live.is_empty() && self.restart.is_empty() && !self.controlplane_restart
     }
+}
+
+/// Port lists equal in value (YAML positions ignored).
+fn same_ports(a: &[PortConfig], b: &[PortConfig]) -> bool {
+    let key = |p: &PortConfig| {
+        let routes: Vec<(Cidr, Ipv4Addr)> = p.routes.iter().map(|r| (r.to, r.via.value.0)).collect();
+        (p.name.clone(), p.device.clone(), p.mac, p.ipv4.value, routes, p.rx_desc, p.tx_desc)
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
 }
 
 /// Paths shared with the control plane.
@@ -614,6 +626,15 @@ impl Config {
         }
         for (i, p) in ports.iter().enumerate() {
             let at = Some(p.ipv4.referenced);
+            let name_ok = (1..=24).contains(&p.name.len())
+                && p.name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+            if !name_ok {
+                fail!(
+                    at,
+                    "ports[{i}].name: {:?} must be 1 to 24 characters of A-Z a-z 0-9 _ . - (it labels metrics)",
+                    p.name
+                );
+            }
             if ports[..i].iter().any(|q| q.name == p.name) {
                 fail!(at, "ports[{i}].name: {:?} is used by another port", p.name);
             }
@@ -681,13 +702,18 @@ impl Config {
             }
         };
         restart(self.eal != new.eal, "eal");
-        restart(self.ports != new.ports, "ports");
-        restart(self.workers != new.workers, "workers");
+        // Compare values, not the YAML positions `Spanned` also carries:
+        // a comment or a reformatted file is no change.
+        restart(!same_ports(self.ports(), new.ports()), "ports");
+        let (wa, wb) = (&self.workers, &new.workers);
+        restart(wa.lcores.value != wb.lcores.value || wa.rx_burst != wb.rx_burst, "workers");
         restart(self.service != new.service, "service");
         restart(self.arp != new.arp, "arp");
         restart(self.mempool != new.mempool, "mempool");
         restart(self.telemetry != new.telemetry, "telemetry");
-        restart(self.controlplane != new.controlplane, "controlplane");
+        if self.controlplane != new.controlplane {
+            d.controlplane_restart = true;
+        }
         let (a, b) = (&self.streams, &new.streams);
         restart(a.max_per_worker != b.max_per_worker, "streams.max_per_worker");
         restart(a.subscribers_max != b.subscribers_max, "streams.subscribers_max");

@@ -112,3 +112,28 @@ fn pci_and_vdev_devices() {
     assert!("net_".parse::<Device>().is_err());
     assert!("net_pcap0,rx_pcap=/tmp/a.pcap,tx_pcap=/tmp/b.pcap".parse::<Device>().is_ok());
 }
+
+#[test]
+fn diff_ignores_layout_and_names_sections() {
+    let a = Config::parse(GOOD, "t.yaml").unwrap();
+    let b = Config::parse(&format!("# a comment\n{GOOD}"), "t.yaml").unwrap();
+    assert!(a.diff(&b).is_empty(), "{:?}", a.diff(&b));
+    let c = Config::parse(&GOOD.replace("198.18.0.254", "198.18.0.253"), "t.yaml").unwrap();
+    assert_eq!(a.diff(&c).restart, ["ports"]);
+    let d = Config::parse(
+        &format!("{GOOD}streams: {{ subscription_lifetime_ms: 500 }}\ncontrolplane: {{ prometheus_listen: null }}\n"),
+        "t.yaml",
+    )
+    .unwrap();
+    let diff = a.diff(&d);
+    assert_eq!(diff.live, ["streams.subscription_lifetime_ms"]);
+    assert!(diff.restart.is_empty() && diff.controlplane_restart, "{diff:?}");
+}
+
+#[test]
+fn port_names_must_be_label_safe() {
+    for bad in ["\"q\\\"uote\"", "\"\"", "\"a-very-long-port-name-over-24\""] {
+        let e = err(&GOOD.replace("name: p0", &format!("name: {bad}")));
+        assert!(e.contains("ports[0].name"), "{bad}: {e}");
+    }
+}

@@ -50,6 +50,11 @@ fn escape_help(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
+/// Escapes a label value (backslash, double quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -102,7 +107,7 @@ pub fn render(dir: &[Slot], blocks: &[Vec<u64>], up: bool, start_s: f64) -> Stri
             if b2 != base || label.is_some_and(|(_, v)| v.is_empty()) {
                 continue;
             }
-            let extra = label.map(|(k, v)| format!(",{k}=\"{v}\"")).unwrap_or_default();
+            let extra = label.map(|(k, v)| format!(",{k}=\"{}\"", self::label(v))).unwrap_or_default();
             for (w, b) in blocks.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
                 let _ = writeln!(out, "{name}{{worker=\"{w}\"{extra}}} {}", value(b, j));
             }

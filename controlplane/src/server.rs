@@ -13,7 +13,8 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Interval over which `status` measures rates.
@@ -46,6 +47,19 @@ impl Daemon {
 
     fn cfg(&self) -> Config {
         self.running.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The config in force: the file's, with the live values the dataplane
+    /// reports (either process may have restarted since the last apply).
+    fn running(&self) -> Config {
+        let mut c = self.cfg();
+        if let Ok(st) = self.dataplane(&json!({ "cmd": "status" })) {
+            if let Some(v) = st["live"]["streams.subscription_lifetime_ms"].as_u64().and_then(|v| u32::try_from(v).ok())
+            {
+                c.streams.subscription_lifetime_ms = v;
+            }
+        }
+        c
     }
 
     fn stats(&self) -> anyhow::Result<ms_stats::Segment> {
@@ -84,8 +98,8 @@ impl Daemon {
             }),
             Some("config_validate") => self.parse_req(req).map(|_| json!({ "ok": true })),
             Some("config_diff") => self.parse_req(req).map(|new| {
-                let d = self.cfg().diff(&new);
-                json!({ "ok": true, "live": d.live, "restart": d.restart })
+                let d = self.running().diff(&new);
+                json!({ "ok": true, "live": d.live, "restart": d.restart, "controlplane_restart": d.controlplane_restart })
             }),
             Some("config_apply") => self.apply(req),
             Some("log_level") => self.log_level(req),
@@ -156,11 +170,15 @@ impl Daemon {
     /// dataplane is down), then has the dataplane apply what is live.
     fn apply(&self, req: &Value) -> anyhow::Result<Value> {
         let new = self.parse_req(req)?;
+        let controlplane_restart = self.cfg().diff(&new).controlplane_restart;
         let fwd = json!({ "cmd": "apply", "yaml": req["yaml"], "origin": req["origin"] });
-        let r = self.dataplane(&fwd).context("the dataplane did not answer; nothing was applied")?;
+        let mut r = self.dataplane(&fwd).context(
+            "no answer from the dataplane: it may or may not have applied the live changes; check `msctl status`",
+        )?;
         if r["ok"] == true {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             running.streams.subscription_lifetime_ms = new.streams.subscription_lifetime_ms;
+            r["controlplane_restart"] = controlplane_restart.into();
         }
         Ok(r)
     }
@@ -188,15 +206,48 @@ pub fn bind_cli(path: &PathBuf) -> anyhow::Result<UnixListener> {
     Ok(l)
 }
 
-/// Serves `msctl` forever, one connection at a time.
-pub fn serve_cli(listener: UnixListener, daemon: &Daemon) {
-    for conn in listener.incoming().flatten() {
-        serve_one(conn, daemon);
+/// Connections served at once; more are closed at once (the sockets are
+/// local and permission-checked, so this only bounds a misbehaving client).
+const CONNECTIONS_MAX: usize = 32;
+/// Per read and per write on a client connection.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs `serve` for each connection on its own thread, at most
+/// CONNECTIONS_MAX at once, so one slow client cannot stall the others.
+fn spawn_bounded<C: Send + 'static>(conn: C, active: &Arc<AtomicUsize>, serve: impl FnOnce(C) + Send + 'static) {
+    if active.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS_MAX {
+        active.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let active = Arc::clone(active);
+    let spawned = std::thread::Builder::new().name("client".into()).spawn(move || {
+        serve(conn);
+        active.fetch_sub(1, Ordering::AcqRel);
+    });
+    if spawned.is_err() {
+        // The closure (and its decrement) was dropped unrun.
+        tracing::warn!("cannot spawn a client thread");
+    }
+}
+
+/// Serves `msctl` forever.
+pub fn serve_cli(listener: UnixListener, daemon: Arc<Daemon>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    for conn in listener.incoming() {
+        match conn {
+            Ok(conn) => {
+                let d = Arc::clone(&daemon);
+                spawn_bounded(conn, &active, move |c| serve_one(c, &d));
+            }
+            // EMFILE and friends: back off instead of spinning.
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
     }
 }
 
 fn serve_one(conn: UnixStream, daemon: &Daemon) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
     let mut line = String::new();
     let resp = match BufReader::new((&conn).take(REQUEST_BYTES_MAX)).read_line(&mut line) {
         Ok(_) => match serde_json::from_str::<Value>(&line) {
@@ -209,14 +260,31 @@ fn serve_one(conn: UnixStream, daemon: &Daemon) {
     let _ = writeln!(conn, "{resp}");
 }
 
-/// Serves `GET /metrics` forever (one connection at a time: scrapes are rare).
-pub fn serve_prometheus(listener: TcpListener, daemon: &Daemon) {
-    for mut conn in listener.incoming().flatten() {
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut head = String::new();
-        let mut reader = BufReader::new(&conn);
+/// Serves `GET /metrics` forever.
+pub fn serve_prometheus(listener: TcpListener, daemon: Arc<Daemon>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    for conn in listener.incoming() {
+        match conn {
+            Ok(conn) => {
+                let d = Arc::clone(&daemon);
+                spawn_bounded(conn, &active, move |c| serve_http(c, &d));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Largest HTTP request head read.
+const HTTP_HEAD_BYTES_MAX: u64 = 8192;
+
+fn serve_http(mut conn: std::net::TcpStream, daemon: &Daemon) {
+    let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+    let mut head = String::new();
+    {
+        let mut reader = BufReader::new((&conn).take(HTTP_HEAD_BYTES_MAX));
         if reader.read_line(&mut head).is_err() {
-            continue;
+            return;
         }
         // Drain the request headers.
         let mut l = String::new();

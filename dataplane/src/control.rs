@@ -8,7 +8,7 @@
 
 use crate::config::Config;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Connections handled per call, so the main lcore stays responsive.
-const CONNECTIONS_PER_POLL: usize = 8;
+const CONNECTIONS_PER_POLL: usize = 4;
+/// Time one connection may take in all (read, handle, write): the main
+/// lcore also beats the stats heartbeat and watches for SIGTERM.
+const CONNECTION_DEADLINE: Duration = Duration::from_millis(100);
 /// Largest request accepted (a config file fits easily).
 const REQUEST_BYTES_MAX: u64 = 1 << 20;
 
@@ -109,20 +112,40 @@ impl Drop for ControlSocket {
     }
 }
 
-fn serve(conn: UnixStream, st: &mut ControlState) {
+fn serve(mut conn: UnixStream, st: &mut ControlState) {
     let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut line = String::new();
-    let mut reader = BufReader::new(std::io::Read::take(&conn, REQUEST_BYTES_MAX));
-    let response = match reader.read_line(&mut line) {
-        Ok(_) => match serde_json::from_str::<Value>(&line) {
+    let response = match read_request(&mut conn) {
+        Ok(line) => match serde_json::from_str::<Value>(&line) {
             Ok(req) => handle(&req, st),
             Err(e) => json!({ "ok": false, "error": format!("request is not JSON: {e}") }),
         },
-        Err(e) => json!({ "ok": false, "error": format!("cannot read the request: {e}") }),
+        Err(e) => json!({ "ok": false, "error": e }),
     };
-    let mut conn = conn;
+    let _ = conn.set_write_timeout(Some(CONNECTION_DEADLINE));
     let _ = writeln!(conn, "{response}");
+}
+
+/// Reads one line within CONNECTION_DEADLINE in all (not per read, so a
+/// client trickling bytes cannot hold the main lcore) and REQUEST_BYTES_MAX.
+fn read_request(conn: &mut UnixStream) -> Result<String, String> {
+    use std::io::Read;
+    let deadline = Instant::now() + CONNECTION_DEADLINE;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    while !buf.contains(&b'\n') {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || buf.len() as u64 > REQUEST_BYTES_MAX {
+            return Err("request too slow or too large".into());
+        }
+        let _ = conn.set_read_timeout(Some(left));
+        match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("cannot read the request: {e}")),
+        }
+    }
+    let end = buf.iter().position(|b| *b == b'\n').unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec()).map_err(|_| "request is not UTF-8".to_string())
 }
 
 /// One request -> one response (shared by the socket and the tests).

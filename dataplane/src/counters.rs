@@ -391,7 +391,9 @@ mod tests {
 
     #[test]
     fn flush_publishes_and_clears() {
-        let path = std::env::temp_dir().join(format!("ms-counters-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ms-counters-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stats");
         let seg = Arc::new(ms_stats::Segment::create(&path, &directory_for(&[]), 1, 1, 1).unwrap());
         let shared = WorkerCounters::new(Arc::clone(&seg), 0);
         let mut local = LocalCounters::default();
@@ -406,6 +408,6 @@ mod tests {
         local.set(Counter::StreamsActive, 9);
         local.flush(&shared);
         assert_eq!(shared.snapshot()[Counter::StreamsActive as usize], 9);
-        std::fs::remove_file(path).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -18,17 +18,20 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// "MSSTATS\0".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MSSTATS\0");
 /// Layout version; readers refuse others.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const HEADER_BYTES: usize = 256;
 const ENTRY_BYTES: usize = 128;
 const NAME_BYTES: usize = 48;
-const HELP_BYTES: usize = ENTRY_BYTES - NAME_BYTES - 8;
+/// Directory entry: name (48), kind code (8), bucket bound (8), help (64).
+const HELP_OFFSET: usize = NAME_BYTES + 16;
+const HELP_BYTES: usize = ENTRY_BYTES - HELP_OFFSET;
 const BLOCK_HEADER_BYTES: usize = 16;
 /// Blocks are aligned so two lcores never share a cache line (or an
 /// adjacent-line prefetch pair).
@@ -146,6 +149,37 @@ unsafe impl Send for Segment {}
 // SAFETY: as above.
 unsafe impl Sync for Segment {}
 
+/// Creates `dir` (0755) if needed and checks nobody else can plant files in
+/// it: a real directory (not a symlink), owned by us, not writable by group
+/// or others. /dev/shm is world-writable, so a directory another user made
+/// there first must be refused.
+fn secure_dir(dir: &Path) -> Result<(), StatsError> {
+    let io = |source| StatsError::Io { path: dir.to_path_buf(), source };
+    if std::fs::symlink_metadata(dir).is_err() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(io)?;
+    }
+    let m = std::fs::symlink_metadata(dir).map_err(io)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_dir() || m.uid() != me || m.mode() & 0o022 != 0 {
+        return Err(StatsError::Layout(format!(
+            "refusing {}: it must be a directory owned by uid {me} and not writable by group or others (remove it, or set telemetry.stats_path elsewhere)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 fn round_up(n: usize, to: usize) -> usize {
     n.div_ceil(to) * to
 }
@@ -169,13 +203,24 @@ impl Segment {
         let blocks_off = round_up(dir_off + slots * ENTRY_BYTES, 4096);
         let len = blocks_off + lcores * block_bytes;
         let io = |source| StatsError::Io { path: path.to_path_buf(), source };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        // Write a new file and rename it, so a reader never maps a half
-        // initialised segment.
-        let tmp = path.with_extension("tmp");
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        secure_dir(dir)?;
+        // Write a new file under a unique name and rename it, so a reader
+        // never maps a half-initialised segment; never follow a symlink.
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("stats"),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(io)?;
         file.set_len(len as u64).map_err(io)?;
         let mut seg = Segment::map(&file, &tmp, len, true)?;
         seg.slots = slots;
@@ -202,13 +247,13 @@ impl Segment {
         h[hdr::TOTAL..hdr::TOTAL + 8].copy_from_slice(&(len as u64).to_le_bytes());
         for (i, slot) in directory.iter().enumerate() {
             let e = self.bytes_mut(dir_off + i * ENTRY_BYTES, ENTRY_BYTES);
-            let name = &slot.name.as_bytes()[..slot.name.len().min(NAME_BYTES - 1)];
+            let name = truncate_utf8(&slot.name, NAME_BYTES - 1).as_bytes();
             e[..name.len()].copy_from_slice(name);
             let (code, arg) = slot.kind.code();
-            e[NAME_BYTES] = code;
-            e[NAME_BYTES..NAME_BYTES + 8].copy_from_slice(&((arg << 8) | u64::from(code)).to_le_bytes());
-            let help = &slot.help.as_bytes()[..slot.help.len().min(HELP_BYTES - 1)];
-            e[NAME_BYTES + 8..NAME_BYTES + 8 + help.len()].copy_from_slice(help);
+            e[NAME_BYTES..NAME_BYTES + 8].copy_from_slice(&u64::from(code).to_le_bytes());
+            e[NAME_BYTES + 8..NAME_BYTES + 16].copy_from_slice(&arg.to_le_bytes());
+            let help = truncate_utf8(&slot.help, HELP_BYTES - 1).as_bytes();
+            e[HELP_OFFSET..HELP_OFFSET + help.len()].copy_from_slice(help);
         }
         for l in 0..self.lcores {
             let b = self.blocks + l * self.block_bytes;
@@ -243,7 +288,17 @@ impl Segment {
     pub fn open(path: &Path) -> Result<Segment, StatsError> {
         let io = |source| StatsError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len() as usize;
+        let meta = file.metadata().map_err(io)?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(StatsError::Layout(format!(
+                "{} is owned by uid {}, not by root or us",
+                path.display(),
+                meta.uid()
+            )));
+        }
+        let len = meta.len() as usize;
         if len < HEADER_BYTES {
             return Err(StatsError::BadHeader { path: path.to_path_buf(), magic: 0, version: 0 });
         }
@@ -259,10 +314,16 @@ impl Segment {
         }
         let (slots, lcores, block_bytes) =
             (rd(hdr::SLOTS, 4) as usize, rd(hdr::LCORES, 4) as usize, rd(hdr::BLOCK_BYTES, 4) as usize);
-        let blocks = rd(hdr::BLOCKS, 8) as usize;
+        let (blocks, dir) = (rd(hdr::BLOCKS, 8) as usize, rd(hdr::DIRECTORY, 8) as usize);
+        // Every offset the accessors will use is checked here, once, so a
+        // crafted or damaged file is refused instead of read out of bounds.
         let fits = slots <= SLOTS_MAX
             && lcores <= LCORES_MAX
             && block_bytes >= BLOCK_HEADER_BYTES + 8 * slots
+            && block_bytes % BLOCK_ALIGN == 0
+            && blocks % BLOCK_ALIGN == 0
+            && dir >= HEADER_BYTES
+            && dir.checked_add(slots * ENTRY_BYTES).is_some_and(|end| end <= blocks)
             && blocks.checked_add(lcores * block_bytes).is_some_and(|end| end <= len);
         if !fits {
             return Err(StatsError::Layout(format!("{}: header does not match the file size", path.display())));
@@ -272,20 +333,20 @@ impl Segment {
     }
 
     fn bytes(&self, at: usize, n: usize) -> &[u8] {
-        assert!(at + n <= self.len);
+        assert!(at.checked_add(n).is_some_and(|end| end <= self.len));
         // SAFETY: in bounds of the live mapping (asserted).
         unsafe { std::slice::from_raw_parts(self.base.add(at), n) }
     }
 
     fn bytes_mut(&mut self, at: usize, n: usize) -> &mut [u8] {
-        assert!(self.writable && at + n <= self.len);
+        assert!(self.writable && at.checked_add(n).is_some_and(|end| end <= self.len));
         // SAFETY: in bounds of a writable mapping (asserted); only called
         // before the segment is published (magic written last).
         unsafe { std::slice::from_raw_parts_mut(self.base.add(at), n) }
     }
 
     fn atomic(&self, at: usize) -> &AtomicU64 {
-        assert!(at % 8 == 0 && at + 8 <= self.len);
+        assert!(at % 8 == 0 && at.checked_add(8).is_some_and(|end| end <= self.len));
         // SAFETY: 8-byte aligned (mapping is page aligned, offsets are
         // multiples of 8), in bounds, and only ever accessed atomically
         // once published.
@@ -335,9 +396,10 @@ impl Segment {
             .map(|i| {
                 let e = self.bytes(dir + i * ENTRY_BYTES, ENTRY_BYTES);
                 let text = |b: &[u8]| String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or(&[])).into_owned();
-                let code_arg = u64::from_le_bytes(e[NAME_BYTES..NAME_BYTES + 8].try_into().expect("8"));
-                let kind = Kind::from_code((code_arg & 0xff) as u8, code_arg >> 8).unwrap_or(Kind::Info);
-                Slot { name: text(&e[..NAME_BYTES]), kind, help: text(&e[NAME_BYTES + 8..]) }
+                let code = u64::from_le_bytes(e[NAME_BYTES..NAME_BYTES + 8].try_into().expect("8"));
+                let arg = u64::from_le_bytes(e[NAME_BYTES + 8..NAME_BYTES + 16].try_into().expect("8"));
+                let kind = u8::try_from(code).ok().and_then(|c| Kind::from_code(c, arg)).unwrap_or(Kind::Info);
+                Slot { name: text(&e[..NAME_BYTES]), kind, help: text(&e[HELP_OFFSET..]) }
             })
             .collect()
     }

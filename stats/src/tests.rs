@@ -6,14 +6,22 @@ fn dir(n: usize) -> Vec<Slot> {
     (0..n)
         .map(|i| Slot {
             name: format!("slot_{i}"),
-            kind: if i == 1 { Kind::Bucket { le: 1 << 20 } } else { Kind::Counter },
+            kind: match i {
+                1 => Kind::Bucket { le: 1 << 20 },
+                2 => Kind::Bucket { le: u64::MAX },
+                _ => Kind::Counter,
+            },
             help: format!("help {i}"),
         })
         .collect()
 }
 
+/// A path in a private (0755, ours) directory, as create() requires.
 fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("ms-stats-test-{}-{name}", std::process::id()))
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("ms-stats-test-{}", std::process::id()));
+    let _ = std::fs::DirBuilder::new().mode(0o755).create(&dir);
+    dir.join(name)
 }
 
 #[test]
@@ -44,6 +52,33 @@ fn blocks_are_cache_line_aligned() {
         assert_eq!((seg.blocks + l * seg.block_bytes) % BLOCK_ALIGN, 0);
     }
     std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn crafted_headers_are_refused_not_read() {
+    let p = tmp("crafted");
+    drop(Segment::create(&p, &dir(3), 1, 1, 1).unwrap());
+    let good = std::fs::read(&p).unwrap();
+    for (at, value) in [(48usize, u64::MAX - 127), (48, 8), (56, 3), (56, u64::MAX), (20, 8)] {
+        let mut b = good.clone();
+        let n = if at == 20 { 4 } else { 8 };
+        b[at..at + n].copy_from_slice(&value.to_le_bytes()[..n]);
+        std::fs::write(&p, &b).unwrap();
+        assert!(Segment::open(&p).is_err(), "offset {at} = {value:#x} accepted");
+    }
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn unsafe_directories_are_refused() {
+    let base = tmp("dir");
+    std::fs::create_dir_all(&base).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(Segment::create(&base.join("s"), &dir(1), 1, 1, 1).is_err(), "world-writable directory");
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(Segment::create(&base.join("s"), &dir(1), 1, 1, 1).is_ok());
+    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]

@@ -52,10 +52,10 @@ fn main() -> anyhow::Result<()> {
         let tcp = std::net::TcpListener::bind(addr)
             .with_context(|| format!("bind the Prometheus endpoint {addr} (controlplane.prometheus_listen)"))?;
         let d = Arc::clone(&daemon);
-        std::thread::Builder::new().name("prometheus".into()).spawn(move || server::serve_prometheus(tcp, &d))?;
+        std::thread::Builder::new().name("prometheus".into()).spawn(move || server::serve_prometheus(tcp, d))?;
     }
     tracing::info!(socket = %cli_socket.display(), prometheus = ?prometheus, "ready");
-    server::serve_cli(listener, &daemon);
+    server::serve_cli(listener, daemon);
     Ok(())
 }
 

@@ -151,6 +151,9 @@ fn config(cli: &Cli, op: &ConfigOp) -> anyhow::Result<()> {
             print_or(cli, &r, |r| {
                 println!("changes live:           {}", list(&r["live"]));
                 println!("changes needing restart: {}", list(&r["restart"]));
+                if r["controlplane_restart"] == true {
+                    println!("changes needing a control-plane restart: controlplane");
+                }
             })?;
         }
         ConfigOp::Apply { file } => {
@@ -159,6 +162,9 @@ fn config(cli: &Cli, op: &ConfigOp) -> anyhow::Result<()> {
                 println!("applied live: {}", list(&r["applied"]));
                 if r["restart_needed"].as_array().is_some_and(|a| !a.is_empty()) {
                     println!("not applied, need a dataplane restart: {}", list(&r["restart_needed"]));
+                }
+                if r["controlplane_restart"] == true {
+                    println!("not applied, needs a control-plane restart: controlplane");
                 }
             })?;
         }
@@ -269,6 +275,6 @@ fn watch(cli: &Cli, secs: f64) -> anyhow::Result<()> {
             print_stats(&r, prev.as_ref());
         }
         prev = Some(r);
-        std::thread::sleep(Duration::from_secs_f64(secs.max(0.1)));
+        std::thread::sleep(Duration::try_from_secs_f64(secs.clamp(0.1, 3600.0)).unwrap_or(Duration::from_secs(1)));
     }
 }
