@@ -54,6 +54,8 @@ fn main() {
     // not list them; rte_vdev_init lives in the vdev bus driver. The
     // library in the PMD directory is the same file, so it loads once.
     println!("cargo:rustc-link-lib=dylib=rte_bus_vdev");
+    // rte_eth_from_rings (the benchmark's crossed port pair) is in the ring PMD.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-changed=shim.c");
 }

@@ -13,6 +13,7 @@
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 #include <rte_bus_vdev.h>
+#include <rte_eth_ring.h>
 
 /* rte_errno is a thread-local macro; bindgen cannot see through it. */
 int ms_rte_errno(void);

@@ -79,10 +79,22 @@ fn check(port: &str, step: &'static str, ret: i32) -> Result<(), PortError> {
     Ok(())
 }
 
+/// The port id of an existing ethdev named `name`.
+pub fn find_port(name: &str) -> Option<u16> {
+    let cname = CString::new(name).ok()?;
+    let mut id = 0u16;
+    // SAFETY: cname is a valid C string; id is a valid out pointer. Before
+    // EAL init no port exists and the lookup fails cleanly.
+    (unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) } == 0).then_some(id)
+}
+
 /// Creates (vdev) or finds (PCI) the device and returns its port id.
 pub fn probe(_eal: &Eal, cfg: &PortConfig) -> Result<u16, PortError> {
     let ethdev_name = match &cfg.device {
         Device::Pci(addr) => addr.clone(),
+        // A port created in-process before startup (the benchmark's ring
+        // pair) is attached to, not created again.
+        Device::Vdev { name, .. } if find_port(name).is_some() => name.clone(),
         Device::Vdev { name, args } => {
             let vdev_err = |reason: String| PortError::Vdev {
                 port: cfg.name.clone(),
@@ -259,4 +271,59 @@ pub fn tx_burst(port: u16, queue: u16, bufs: &mut [*mut sys::rte_mbuf]) -> usize
     // SAFETY: the calling worker exclusively owns (port, queue); each
     // pointer is a live mbuf handed to the driver on success.
     usize::from(unsafe { sys::rte_eth_tx_burst(port, queue, bufs.as_mut_ptr(), bufs.len() as u16) })
+}
+
+/// Configures port `id` with one RX/TX queue pair fed from `pool` and
+/// starts it, in promiscuous mode (a traffic generator's port).
+pub fn start_simple(id: u16, pool: &Mempool) -> Result<MacAddr, PortError> {
+    let name = "bench";
+    let conf = sys::rte_eth_conf::default();
+    // SAFETY: valid port id; conf outlives the call.
+    check(name, "rte_eth_dev_configure", unsafe { sys::rte_eth_dev_configure(id, 1, 1, &conf) })?;
+    // SAFETY: configured port, queue 0, default queue config, pool outlives the port.
+    check(name, "rte_eth_rx_queue_setup", unsafe {
+        sys::rte_eth_rx_queue_setup(id, 0, 1024, SOCKET_ID_ANY, std::ptr::null(), pool.as_ptr())
+    })?;
+    // SAFETY: as above, for TX.
+    check(name, "rte_eth_tx_queue_setup", unsafe {
+        sys::rte_eth_tx_queue_setup(id, 0, 1024, SOCKET_ID_ANY, std::ptr::null())
+    })?;
+    // SAFETY: every queue is set up.
+    check(name, "rte_eth_dev_start", unsafe { sys::rte_eth_dev_start(id) })?;
+    // SAFETY: started port.
+    unsafe { sys::rte_eth_promiscuous_enable(id) };
+    let mut addr = sys::rte_ether_addr::default();
+    // SAFETY: valid port id; addr is a valid out pointer.
+    check(name, "rte_eth_macaddr_get", unsafe { sys::rte_eth_macaddr_get(id, &mut addr) })?;
+    Ok(MacAddr(addr.addr_bytes))
+}
+
+/// Creates two ring-backed ports crossed over (what one sends the other
+/// receives); DPDK names them `net_ring_<a>` and `net_ring_<b>`, for an in-process generator and device
+/// under test with no kernel between them. Returns their port ids.
+pub fn ring_pair(a: &str, b: &str, size: u32) -> Result<(u16, u16), PortError> {
+    let err =
+        |step: &'static str| PortError::Setup { port: format!("{a}/{b}"), step, reason: strerror(crate::eal::errno()) };
+    let ring = |n: &str| -> Result<*mut sys::rte_ring, PortError> {
+        let c = CString::new(n).expect("no NUL");
+        // SAFETY: EAL is up; the name is copied; flags 0 = multi-producer,
+        // multi-consumer (each side has one of each).
+        let r = unsafe { sys::rte_ring_create(c.as_ptr(), size, SOCKET_ID_ANY as i32, 0) };
+        if r.is_null() {
+            Err(err("rte_ring_create"))
+        } else {
+            Ok(r)
+        }
+    };
+    // Ring names are short (RTE_RING_NAMESIZE): derive them from the pid.
+    let tag = std::process::id();
+    let (ab, ba) = (ring(&format!("msr{tag}a"))?, ring(&format!("msr{tag}b"))?);
+    let port = |n: &str, rx: *mut sys::rte_ring, tx: *mut sys::rte_ring| -> Result<u16, PortError> {
+        let c = CString::new(n).expect("no NUL");
+        // SAFETY: one RX and one TX ring, both live for the process; the
+        // name is copied by the driver.
+        let id = unsafe { sys::rte_eth_from_rings(c.as_ptr(), &rx, 1, &tx, 1, SOCKET_ID_ANY) };
+        u16::try_from(id).map_err(|_| err("rte_eth_from_rings"))
+    };
+    Ok((port(a, ba, ab)?, port(b, ab, ba)?))
 }
