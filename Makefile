@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all setup build test demo flamegraph lint fmt clean
+.PHONY: all setup build test demo bench flamegraph lint fmt clean
 
 all: build
 
@@ -19,6 +19,12 @@ test: setup
 
 demo: setup
 	@bash ci/demo.sh
+
+# Every benchmark scenario (in-DPDK generator, rate sweeps) and the testpmd
+# ceiling in one run; results in docs/PERFORMANCE.md.
+bench: setup
+	$(CARGO) build --release -p ms-dataplane --bin ms-bench
+	./target/release/ms-bench --suite
 
 # The demo's load, with perf sampling the dataplane; writes target/flamegraph.svg.
 flamegraph: setup

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 static ALLOC: ms_dataplane::alloc::CountingAlloc = ms_dataplane::alloc::CountingAlloc;
 
 /// Benchmark the dataplane with an in-DPDK generator (open loop).
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Copy, Parser)]
 #[command(version, about)]
 struct Args {
     /// Offered messages per second.
@@ -37,6 +37,165 @@ struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Find the highest rate sustained without loss for this scenario, then
+    /// measure latency at 10, 50 and 80% of it (runs this program per rate).
+    #[arg(long)]
+    sweep: bool,
+    /// Run every scenario (sweeps) and the testpmd ceiling; print a table.
+    #[arg(long)]
+    suite: bool,
+}
+
+/// One run of this program as a subprocess, parsed.
+fn run_once(a: &Args, rate: u64) -> anyhow::Result<serde_json::Value> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--json", "--rate", &rate.to_string(), "--seconds", &a.seconds.to_string()])
+        .args(["--streams", &a.streams.to_string(), "--subscribers", &a.subscribers.to_string()])
+        .args(["--payload", &a.payload.to_string(), "--batch", &a.batch.to_string()])
+        .stderr(std::process::Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("");
+    serde_json::from_str(line).with_context(|| format!("ms-bench run at {rate} msg/s printed {line:?}"))
+}
+
+fn sustained(r: &serde_json::Value) -> bool {
+    r["subscribed"] == true && r["lost"] == 0 && r["generator_dropped_packets"] == 0
+}
+
+/// Doubling, then bisection: the highest offered rate with no loss.
+fn sweep(a: &Args) -> anyhow::Result<serde_json::Value> {
+    let (mut good, mut bad) = (0u64, 0u64);
+    let mut rate = 100_000u64;
+    for _ in 0..10 {
+        eprint!("\r[bench] {:<46} trying {:>10} msg/s   ", label(a), rate);
+        if sustained(&run_once(a, rate)?) {
+            good = rate;
+            rate *= 2;
+        } else {
+            bad = rate;
+            break;
+        }
+    }
+    if bad > 0 {
+        for _ in 0..3 {
+            let mid = (good + bad) / 2;
+            eprint!("\r[bench] {:<46} trying {:>10} msg/s   ", label(a), mid);
+            if sustained(&run_once(a, mid)?) {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+    }
+    let mut at = serde_json::Map::new();
+    for pct in [10u64, 50, 80] {
+        let r = run_once(a, (good * pct / 100).max(1000))?;
+        at.insert(
+            format!("at_{pct}pct"),
+            serde_json::json!({ "rate": good * pct / 100, "latency_ns": r["latency_ns"], "lost": r["lost"] }),
+        );
+    }
+    let best = run_once(a, good.max(1000))?;
+    eprintln!();
+    Ok(serde_json::json!({
+        "scenario": label(a), "max_sustained_msgs_per_s": good, "pps_at_max": best["dut_rx_pps"], "latency": at,
+    }))
+}
+
+fn label(a: &Args) -> String {
+    format!("{} streams, 1:{}, {} B, {}/datagram", a.streams, a.subscribers, a.payload, a.batch)
+}
+
+/// testpmd io-forward on a ring port, one forwarding core (lcore 1, the
+/// worker's CPU): the raw I/O ceiling of this port type on this core.
+fn ceiling() -> anyhow::Result<f64> {
+    let child = std::process::Command::new("dpdk-testpmd")
+        .args([
+            "-l",
+            "0,1",
+            "--no-pci",
+            "--in-memory",
+            "--log-level",
+            "1",
+            "--file-prefix",
+            &format!("msb-tp-{}", std::process::id()),
+        ])
+        .args(["--vdev=net_ring0", "--", "--forward-mode=io", "--tx-first", "--stats-period=1", "--nb-cores=1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("run dpdk-testpmd (package dpdk-dev)")?;
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let out = child.wait_with_output()?;
+    let mut pps: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Rx-pps:"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .filter(|v: &f64| *v > 0.0)
+        .collect();
+    pps.sort_by(|a, b| a.total_cmp(b));
+    pps.get(pps.len() / 2).copied().context("testpmd printed no Rx-pps")
+}
+
+/// Every scenario of the issue (uniform streams; see docs/PERFORMANCE.md).
+fn suite(a: &Args) -> anyhow::Result<()> {
+    let base = Args {
+        rate: 0,
+        seconds: a.seconds,
+        streams: 1,
+        subscribers: 1,
+        payload: 64,
+        batch: 16,
+        json: true,
+        sweep: true,
+        suite: false,
+    };
+    let scenarios = [
+        Args { ..base },
+        Args { batch: 1, ..base },
+        Args { streams: 10_000, ..base },
+        Args { streams: 1_000_000, ..base },
+        Args { subscribers: 8, ..base },
+        Args { payload: 32, ..base },
+        // 16 x 256 B do not fit one datagram: as many as fit (5).
+        Args {
+            payload: 256,
+            batch: (ms_wire::DATAGRAM_MAX - ms_wire::HEADER_LEN) / (ms_wire::publish::ENTRY_HEADER_LEN + 256),
+            ..base
+        },
+    ];
+    let ceiling_pps = ceiling()?;
+    eprintln!("[bench] testpmd io-forward ceiling on net_ring, one core: {ceiling_pps:.0} pps");
+    let mut rows = Vec::new();
+    for s in &scenarios {
+        rows.push(sweep(s)?);
+    }
+    let summary = serde_json::json!({ "ceiling_testpmd_ring_pps": ceiling_pps, "scenarios": rows });
+    if a.json {
+        println!("{summary}");
+        return Ok(());
+    }
+    println!(
+        "\n{:<46} {:>12} {:>11} {:>9} {:>10} {:>10} {:>10}",
+        "scenario", "max msg/s", "pps", "% ceiling", "p99@10%", "p99@50%", "p99@80%"
+    );
+    for r in &rows {
+        let pps = r["pps_at_max"].as_f64().unwrap_or(0.0);
+        let p99 = |k: &str| format!("{:.1} us", r["latency"][k]["latency_ns"]["p99"].as_f64().unwrap_or(0.0) / 1000.0);
+        println!(
+            "{:<46} {:>12} {:>11.0} {:>8.3}% {:>10} {:>10} {:>10}",
+            r["scenario"].as_str().unwrap_or(""),
+            r["max_sustained_msgs_per_s"],
+            pps,
+            100.0 * pps / ceiling_pps,
+            p99("at_10pct"),
+            p99("at_50pct"),
+            p99("at_80pct")
+        );
+    }
+    Ok(())
 }
 
 fn config(a: &Args) -> anyhow::Result<Config> {
@@ -61,7 +220,22 @@ telemetry: {{ stats_path: "{d}/stats", control_socket: "{d}/dp.sock" }}
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    if a.suite {
+        return suite(&a);
+    }
+    if a.sweep {
+        let r = sweep(&a)?;
+        println!("{}", if a.json { r.to_string() } else { serde_json::to_string_pretty(&r)? });
+        return Ok(());
+    }
     anyhow::ensure!(a.payload >= 16 && a.batch >= 1 && a.subscribers >= 1 && a.rate > 0, "bad arguments");
+    let fits = (ms_wire::DATAGRAM_MAX - ms_wire::HEADER_LEN) / (ms_wire::publish::ENTRY_HEADER_LEN + a.payload);
+    anyhow::ensure!(
+        a.batch <= fits,
+        "--batch {} of {} B payloads does not fit one datagram (at most {fits})",
+        a.batch,
+        a.payload
+    );
     let cfg = config(&a)?;
     let mut args = eal::eal_args(&cfg);
     // The generator gets lcore 2, sharing CPU 0 with the (mostly idle) main lcore.
