@@ -31,6 +31,40 @@ pub struct Load {
     pub payload: usize,
     /// Messages per PUBLISH datagram.
     pub batch: usize,
+    /// Zipf exponent of stream popularity; 0 = uniform round-robin.
+    pub zipf: f64,
+}
+
+/// Draws stream ids with Zipf(s) popularity over `n` streams: the CDF is
+/// computed once (before the load starts), each draw is a binary search.
+pub struct Zipf {
+    cdf: Vec<f64>,
+    state: u64,
+}
+
+impl Zipf {
+    /// The distribution over streams `0..n` with exponent `s`.
+    pub fn new(n: u64, s: f64) -> Zipf {
+        let mut cdf = Vec::with_capacity(n as usize);
+        let mut total = 0.0;
+        for k in 1..=n {
+            total += 1.0 / (k as f64).powf(s);
+            cdf.push(total);
+        }
+        for c in &mut cdf {
+            *c /= total;
+        }
+        Zipf { cdf, state: 0x9e37_79b9_7f4a_7c15 }
+    }
+
+    /// The next stream id (xorshift-driven, deterministic).
+    pub fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let u = (self.state >> 11) as f64 / (1u64 << 53) as f64;
+        self.cdf.partition_point(|c| *c < u) as u64
+    }
 }
 
 /// What happened.
@@ -169,6 +203,7 @@ impl Generator {
         let mut frames: Vec<*mut sys::rte_mbuf> = Vec::with_capacity(BURST);
         let mut payload = vec![0u8; load.payload.max(16)];
         let mut rx = [std::ptr::null_mut(); BURST];
+        let mut zipf = (load.zipf > 0.0).then(|| Zipf::new(load.streams, load.zipf));
         let end = t0 + (load.seconds * self.tsc_hz as f64) as u64 + self.tsc_hz / 5;
         loop {
             let now = rdtsc();
@@ -177,8 +212,7 @@ impl Generator {
                 && t0 + ((i + load.batch as u64 - 1) as f64 * tick) as u64 <= now
                 && frames.len() < BURST
             {
-                let stream = i % load.streams;
-                let src = PUB_PORT_BASE + (ms_wire::shard::shard(stream) % 16) as u16;
+                let src = PUB_PORT_BASE + (ms_wire::shard::shard(i % load.streams) % 16) as u16;
                 let first = i;
                 let built = self.frame(&host, src, |b| {
                     let mut w = PublishBuilder::new(b)?;
@@ -186,7 +220,8 @@ impl Generator {
                         let sched = t0 + ((first + k) as f64 * tick) as u64;
                         payload[..8].copy_from_slice(&sched.to_le_bytes());
                         payload[8..16].copy_from_slice(&(first + k).to_le_bytes());
-                        w.push((first + k) % load.streams, 1, &payload).then_some(())?;
+                        let stream = zipf.as_mut().map_or((first + k) % load.streams, |z| z.next());
+                        w.push(stream, 1, &payload).then_some(())?;
                     }
                     Some(w.len())
                 });

@@ -34,6 +34,9 @@ struct Args {
     /// Messages per PUBLISH datagram.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Zipf exponent of stream popularity (e.g. 1.0); 0 = uniform.
+    #[arg(long, default_value_t = 0.0)]
+    zipf: f64,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -46,12 +49,44 @@ struct Args {
     suite: bool,
 }
 
+/// P50 and P99 (bucket upper bounds) of the worker's busy-turn latency, read
+/// from the stats segment the run left behind: time from receiving a burst
+/// to handing its DELIVERs to the driver.
+fn appliance_latency(path: &std::path::Path) -> serde_json::Value {
+    let Ok(seg) = ms_stats::Segment::open(path) else { return serde_json::Value::Null };
+    let dir = seg.directory();
+    let mut v = vec![0u64; seg.slots()];
+    if seg.read(0, &mut v, std::time::Duration::from_millis(100)).is_none() {
+        return serde_json::Value::Null;
+    }
+    let buckets: Vec<(u64, u64)> = dir
+        .iter()
+        .zip(&v)
+        .filter_map(|(s, n)| match s.kind {
+            ms_stats::Kind::Bucket { le } => Some((le, *n)),
+            _ => None,
+        })
+        .collect();
+    let total: u64 = buckets.iter().map(|b| b.1).sum();
+    let quantile = |q: f64| {
+        let mut seen = 0;
+        buckets
+            .iter()
+            .find(|(_, n)| {
+                seen += n;
+                seen as f64 >= q * total as f64
+            })
+            .map(|b| b.0)
+    };
+    serde_json::json!({ "p50_le": quantile(0.5), "p99_le": quantile(0.99), "turns": total })
+}
+
 /// One run of this program as a subprocess, parsed.
 fn run_once(a: &Args, rate: u64) -> anyhow::Result<serde_json::Value> {
     let out = std::process::Command::new(std::env::current_exe()?)
         .args(["--json", "--rate", &rate.to_string(), "--seconds", &a.seconds.to_string()])
         .args(["--streams", &a.streams.to_string(), "--subscribers", &a.subscribers.to_string()])
-        .args(["--payload", &a.payload.to_string(), "--batch", &a.batch.to_string()])
+        .args(["--payload", &a.payload.to_string(), "--batch", &a.batch.to_string(), "--zipf", &a.zipf.to_string()])
         .stderr(std::process::Stdio::null())
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -104,7 +139,8 @@ fn sweep(a: &Args) -> anyhow::Result<serde_json::Value> {
 }
 
 fn label(a: &Args) -> String {
-    format!("{} streams, 1:{}, {} B, {}/datagram", a.streams, a.subscribers, a.payload, a.batch)
+    let skew = if a.zipf > 0.0 { format!(" zipf {}", a.zipf) } else { String::new() };
+    format!("{} streams{skew}, 1:{}, {} B, {}/datagram", a.streams, a.subscribers, a.payload, a.batch)
 }
 
 /// testpmd io-forward on a ring port, one forwarding core (lcore 1, the
@@ -139,7 +175,7 @@ fn ceiling() -> anyhow::Result<f64> {
     pps.get(pps.len() / 2).copied().context("testpmd printed no Rx-pps")
 }
 
-/// Every scenario of the issue (uniform streams; see docs/PERFORMANCE.md).
+/// Every scenario of the issue (see docs/PERFORMANCE.md).
 fn suite(a: &Args) -> anyhow::Result<()> {
     let base = Args {
         rate: 0,
@@ -148,6 +184,7 @@ fn suite(a: &Args) -> anyhow::Result<()> {
         subscribers: 1,
         payload: 64,
         batch: 16,
+        zipf: 0.0,
         json: true,
         sweep: true,
         suite: false,
@@ -157,6 +194,7 @@ fn suite(a: &Args) -> anyhow::Result<()> {
         Args { batch: 1, ..base },
         Args { streams: 10_000, ..base },
         Args { streams: 1_000_000, ..base },
+        Args { streams: 1_000_000, zipf: 1.0, ..base },
         Args { subscribers: 8, ..base },
         Args { payload: 32, ..base },
         // 16 x 256 B do not fit one datagram: as many as fit (5).
@@ -178,21 +216,25 @@ fn suite(a: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "\n{:<46} {:>12} {:>11} {:>9} {:>10} {:>10} {:>10}",
-        "scenario", "max msg/s", "pps", "% ceiling", "p99@10%", "p99@50%", "p99@80%"
+        "\n{:<46} {:>12} {:>11} {:>9} {:>10} {:>10} {:>10} {:>14}",
+        "scenario", "max msg/s", "pps", "% ceiling", "p99@10%", "p99@50%", "p99@80%", "in-DUT p99@50%"
     );
     for r in &rows {
         let pps = r["pps_at_max"].as_f64().unwrap_or(0.0);
         let p99 = |k: &str| format!("{:.1} us", r["latency"][k]["latency_ns"]["p99"].as_f64().unwrap_or(0.0) / 1000.0);
+        let dut = r["latency"]["at_50pct"]["appliance_busy_turn_ns"]["p99_le"]
+            .as_f64()
+            .map_or("-".to_string(), |v| format!("<{:.1} us", v / 1000.0));
         println!(
-            "{:<46} {:>12} {:>11.0} {:>8.3}% {:>10} {:>10} {:>10}",
+            "{:<46} {:>12} {:>11.0} {:>8.3}% {:>10} {:>10} {:>10} {:>14}",
             r["scenario"].as_str().unwrap_or(""),
             r["max_sustained_msgs_per_s"],
             pps,
             100.0 * pps / ceiling_pps,
             p99("at_10pct"),
             p99("at_50pct"),
-            p99("at_80pct")
+            p99("at_80pct"),
+            dut
         );
     }
     Ok(())
@@ -264,6 +306,7 @@ fn main() -> anyhow::Result<()> {
         subscribers: a.subscribers,
         payload: a.payload,
         batch: a.batch,
+        zipf: a.zipf,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let result = Arc::new(Mutex::new(None));
@@ -290,6 +333,7 @@ fn main() -> anyhow::Result<()> {
     drop(pool);
     eal.cleanup();
     let t = ms_dataplane::counters::sum(&reports.iter().map(|r| r.counters).collect::<Vec<_>>());
+    let appliance = appliance_latency(&cfg.telemetry.stats_path);
     let q = |p: f64| outcome.latency_ns.value_at_quantile(p);
     let expected = outcome.sent * u64::from(a.subscribers);
     let out = serde_json::json!({
@@ -300,6 +344,7 @@ fn main() -> anyhow::Result<()> {
         "achieved_msgs_per_s": outcome.received as f64 / outcome.seconds / f64::from(a.subscribers),
         "dut_rx_pps": t[ms_dataplane::counters::Counter::RxPackets as usize] as f64 / outcome.seconds,
         "latency_ns": { "p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": outcome.latency_ns.max() },
+        "appliance_busy_turn_ns": appliance,
         "worker_heap_allocations": ms_dataplane::alloc::worker_allocations(),
         "dataplane": ms_dataplane::report::json(&reports)["total"].as_object().map(|m| m.iter().filter(|(_, v)| v.as_u64() != Some(0)).map(|(k, v)| (k.clone(), v.clone())).collect::<serde_json::Map<_, _>>()),
     });
