@@ -58,7 +58,7 @@ impl Zipf {
     }
 
     /// The next stream id (xorshift-driven, deterministic).
-    pub fn next(&mut self) -> u64 {
+    pub fn draw(&mut self) -> u64 {
         self.state ^= self.state << 13;
         self.state ^= self.state >> 7;
         self.state ^= self.state << 17;
@@ -220,7 +220,7 @@ impl Generator {
                         let sched = t0 + ((first + k) as f64 * tick) as u64;
                         payload[..8].copy_from_slice(&sched.to_le_bytes());
                         payload[8..16].copy_from_slice(&(first + k).to_le_bytes());
-                        let stream = zipf.as_mut().map_or((first + k) % load.streams, |z| z.next());
+                        let stream = zipf.as_mut().map_or((first + k) % load.streams, |z| z.draw());
                         w.push(stream, 1, &payload).then_some(())?;
                     }
                     Some(w.len())
