@@ -128,7 +128,10 @@ fn sweep(a: &Args) -> anyhow::Result<serde_json::Value> {
         let r = run_once(a, (good * pct / 100).max(1000))?;
         at.insert(
             format!("at_{pct}pct"),
-            serde_json::json!({ "rate": good * pct / 100, "latency_ns": r["latency_ns"], "lost": r["lost"] }),
+            serde_json::json!({
+                "rate": good * pct / 100, "latency_ns": r["latency_ns"],
+                "appliance_busy_turn_ns": r["appliance_busy_turn_ns"], "lost": r["lost"],
+            }),
         );
     }
     let best = run_once(a, good.max(1000))?;
