@@ -246,8 +246,12 @@ impl LocalCounters {
     /// Adds to a counter.
     #[inline]
     pub fn add(&mut self, c: Counter, n: u64) {
-        self.slots[c as usize] += n;
-        self.dirty = true;
+        // Adding 0 must not ask for a flush: some counts are added every
+        // loop turn, and a seqlock update per turn would starve readers.
+        if n != 0 {
+            self.slots[c as usize] += n;
+            self.dirty = true;
+        }
     }
 
     /// Adds to a counter without asking for a flush: for counts that change
@@ -387,6 +391,16 @@ mod tests {
             assert!(ns < bucket_le(b) && (b == 0 || ns >= bucket_le(b - 1)), "{ns} in bucket {b}");
         }
         assert_eq!(directory_for(&["p0"]).len(), SLOTS_LEN);
+    }
+
+    #[test]
+    fn adding_zero_does_not_ask_for_a_flush() {
+        let mut local = LocalCounters::default();
+        local.add(Counter::SubscribersExpired, 0);
+        local.add_quiet(Counter::PollsIdle, 5);
+        assert!(!local.is_dirty(), "an idle turn must not publish");
+        local.add(Counter::RxPackets, 1);
+        assert!(local.is_dirty());
     }
 
     #[test]

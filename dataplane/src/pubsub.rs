@@ -503,7 +503,9 @@ impl PubSub {
             self.streams.set_lifetime_ms(lifetime_ms);
         }
         let n = self.streams.expire(now_ms, EXPIRE_PER_TURN, |_, _| {});
-        c.add(Counter::SubscribersExpired, u64::from(n));
+        if n > 0 {
+            c.add(Counter::SubscribersExpired, u64::from(n));
+        }
     }
 
     /// Frees PUBLISH mbufs still in this worker's mailbox (at shutdown).
