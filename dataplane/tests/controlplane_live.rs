@@ -38,7 +38,18 @@ fn status(socket: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-fn start_controlplane(config: &Path, socket: &Path) -> Child {
+/// A child process killed when dropped, so a failing assertion never leaves
+/// a control plane or Prometheus running.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_controlplane(config: &Path, socket: &Path) -> Killed {
     let _ = std::fs::remove_file(socket);
     let child = Command::new(sibling("ms-controlplane"))
         .arg("--config")
@@ -52,7 +63,7 @@ fn start_controlplane(config: &Path, socket: &Path) -> Child {
         assert!(start.elapsed() < Duration::from_secs(10), "ms-controlplane did not create {}", socket.display());
         thread::sleep(Duration::from_millis(50));
     }
-    child
+    Killed(child)
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
@@ -165,10 +176,10 @@ fn msctl_live_config_sigkill_and_prometheus() {
     assert!(ok, "{text}");
 
     // SIGKILL the control plane mid-stream; the dataplane goes on.
-    cp.kill().unwrap();
-    cp.wait().unwrap();
+    cp.0.kill().unwrap();
+    cp.0.wait().unwrap();
     thread::sleep(Duration::from_millis(1000));
-    let mut cp = start_controlplane(&config_path, &socket);
+    let cp = start_controlplane(&config_path, &socket);
     assert_eq!(status(&socket)["dataplane"]["ok"], true);
     thread::sleep(Duration::from_millis(500));
 
@@ -224,7 +235,7 @@ fn msctl_live_config_sigkill_and_prometheus() {
     let prom_port = free_port();
     let prom_cfg = dir.path().join("prometheus.yml");
     std::fs::write(&prom_cfg, format!("global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: ms\n    static_configs: [ {{ targets: [\"{metrics_addr}\"] }} ]\n")).unwrap();
-    let mut prom = Command::new("prometheus")
+    let prom = Command::new("prometheus")
         .arg(format!("--config.file={}", prom_cfg.display()))
         .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
@@ -232,6 +243,7 @@ fn msctl_live_config_sigkill_and_prometheus() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
+    let prom = Killed(prom);
     let prom_addr: SocketAddr = format!("127.0.0.1:{prom_port}").parse().unwrap();
     let start = Instant::now();
     let mut seen = None;
@@ -247,12 +259,10 @@ fn msctl_live_config_sigkill_and_prometheus() {
             break;
         }
     }
-    let _ = prom.kill();
-    let _ = prom.wait();
+    drop(prom);
     assert_eq!(seen, Some(kernel_tx), "Prometheus's ms_rx_packets_total vs the kernel's tx_packets");
 
-    let _ = cp.kill();
-    let _ = cp.wait();
+    drop(cp);
     let done = dp.stop();
     assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
     assert!(done.stderr.contains("log level changed"), "the dataplane logged the level change");
