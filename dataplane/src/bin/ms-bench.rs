@@ -273,7 +273,16 @@ fn main() -> anyhow::Result<()> {
         println!("{}", if a.json { r.to_string() } else { serde_json::to_string_pretty(&r)? });
         return Ok(());
     }
-    anyhow::ensure!(a.payload >= 16 && a.batch >= 1 && a.subscribers >= 1 && a.rate > 0, "bad arguments");
+    anyhow::ensure!(
+        a.payload >= 16 && a.batch >= 1 && a.subscribers >= 1 && a.rate > 0 && a.seconds > 0.0,
+        "--payload must be >= 16, --batch, --subscribers, --rate and --seconds positive"
+    );
+    // The stream table (and the Zipf table) are sized from --streams.
+    anyhow::ensure!(
+        (1..=1 << 24).contains(&a.streams),
+        "--streams must be 1..=16777216 (streams.max_per_worker's limit)"
+    );
+    anyhow::ensure!(a.zipf.is_finite() && a.zipf >= 0.0, "--zipf must be a finite exponent >= 0");
     let fits = (ms_wire::DATAGRAM_MAX - ms_wire::HEADER_LEN) / (ms_wire::publish::ENTRY_HEADER_LEN + a.payload);
     anyhow::ensure!(
         a.batch <= fits,
