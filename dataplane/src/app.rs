@@ -64,7 +64,8 @@ pub fn run(eal: &Eal, cfg: &Config, ctx: RunContext) -> anyhow::Result<Vec<Worke
             log_level: ctx.log_level,
             started: std::time::Instant::now(),
         };
-        run_workers(eal, cfg, &ports, &worker_pools, &stats, stop, Main { control, state, live })
+        let plant = Plant { eal, cfg, ports: &ports, pools: &worker_pools, stats: &stats, stop };
+        run_workers(&plant, Main { control, state, live })
     });
     for p in &ports {
         p.stop_and_close();
@@ -146,15 +147,18 @@ fn host_for(pc: &PortConfig, p: &Port, cfg: &Config) -> anyhow::Result<Host> {
     Ok(host)
 }
 
-fn build_workers(
-    eal: &Eal,
-    cfg: &Config,
-    ports: &[Port],
-    pools: &[Arc<Mempool>],
-    stats: &Arc<ms_stats::Segment>,
-    stop: &Arc<AtomicBool>,
-    live: &Arc<Live>,
-) -> anyhow::Result<Vec<Worker>> {
+/// What workers are built from, started before any of them.
+struct Plant<'a> {
+    eal: &'a Eal,
+    cfg: &'a Config,
+    ports: &'a [Port],
+    pools: &'a [Arc<Mempool>],
+    stats: &'a Arc<ms_stats::Segment>,
+    stop: &'a Arc<AtomicBool>,
+}
+
+fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Worker>> {
+    let Plant { eal, cfg, ports, pools, stats, stop } = *plant;
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
     let n = cfg.worker_lcores().len();
     let mail = Arc::new(Mailboxes::new(n, MAILBOX_ITEMS));
@@ -182,9 +186,6 @@ fn build_workers(
     Ok(workers)
 }
 
-/// Launches every worker (all are built first, so nothing can fail with
-/// some running), waits for `stop`, then waits for every worker to return.
-/// A worker that panics stops the whole process with an error.
 /// The main lcore's own duties while workers run.
 struct Main {
     control: ControlSocket,
@@ -192,17 +193,13 @@ struct Main {
     live: Arc<Live>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_workers(
-    eal: &Eal,
-    cfg: &Config,
-    ports: &[Port],
-    pools: &[Arc<Mempool>],
-    stats: &Arc<ms_stats::Segment>,
-    stop: &Arc<AtomicBool>,
-    mut main: Main,
-) -> anyhow::Result<Vec<WorkerReport>> {
-    let workers = build_workers(eal, cfg, ports, pools, stats, stop, &main.live)?;
+/// Launches every worker (all are built first, so nothing can fail with
+/// some running), serves the control socket until `stop`, then waits for
+/// every worker to return. A worker that panics stops the whole process
+/// with an error.
+fn run_workers(plant: &Plant<'_>, mut main: Main) -> anyhow::Result<Vec<WorkerReport>> {
+    let Plant { eal, cfg, ports, stats, stop, .. } = *plant;
+    let workers = build_workers(plant, &main.live)?;
     let mut blocks = Vec::with_capacity(workers.len());
     let mut launched = Ok(());
     for (worker, &lcore) in workers.into_iter().zip(cfg.worker_lcores()) {
