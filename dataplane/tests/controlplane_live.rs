@@ -227,11 +227,7 @@ fn msctl_live_config_sigkill_and_prometheus() {
         String::from_utf8_lossy(&lint.stdout),
         String::from_utf8_lossy(&lint.stderr)
     );
-    let kernel_tx: u64 =
-        String::from_utf8_lossy(&ns.exec(&["cat", &format!("/sys/class/net/{iface}/statistics/tx_packets")]).stdout)
-            .trim()
-            .parse()
-            .unwrap();
+    let kernel_tx = ns.iface_stat(&iface, "tx_packets");
     let prom_port = free_port();
     let prom_cfg = dir.path().join("prometheus.yml");
     std::fs::write(&prom_cfg, format!("global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: ms\n    static_configs: [ {{ targets: [\"{metrics_addr}\"] }} ]\n")).unwrap();

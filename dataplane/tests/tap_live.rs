@@ -33,23 +33,16 @@ print("echoed", ok)
 "#;
 
 fn kernel_counters(ns: &Netns, iface: &str) -> (u64, u64) {
-    let out = ns.exec(&["cat", &format!("/sys/class/net/{iface}/statistics/tx_packets")]);
-    let tx = String::from_utf8_lossy(&out.stdout).trim().parse().expect("tx_packets");
-    let out = ns.exec(&["cat", &format!("/sys/class/net/{iface}/statistics/rx_packets")]);
-    let rx = String::from_utf8_lossy(&out.stdout).trim().parse().expect("rx_packets");
-    (tx, rx)
+    (ns.iface_stat(iface, "tx_packets"), ns.iface_stat(iface, "rx_packets"))
 }
 
 /// Moves the TAP's kernel side into `ns` as host 198.18.0.2/24, with the
 /// gateway address .3 and the off-link address 198.19.0.1, IPv6 off so the
 /// only traffic is what the test sends (and the ARP it implies).
 fn make_kernel_host(ns: &Netns, iface: &str) {
-    common::run("ip", &["link", "set", iface, "netns", &ns.name]);
-    ok(ns.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{iface}.disable_ipv6=1")]), "disable IPv6");
-    ok(ns.exec(&["ip", "addr", "add", "198.18.0.2/24", "dev", iface]), "address");
+    ns.adopt(iface);
     ok(ns.exec(&["ip", "addr", "add", "198.18.0.3/24", "dev", iface]), "gateway address");
     ok(ns.exec(&["ip", "addr", "add", "198.19.0.1/32", "dev", "lo"]), "far address");
-    ok(ns.exec(&["ip", "link", "set", iface, "up"]), "link up");
 }
 
 fn ok(out: std::process::Output, what: &str) -> String {

@@ -270,6 +270,13 @@ impl Netns {
         .expect("netns thread")
     }
 
+    /// A counter of an interface inside the namespace (e.g. `tx_packets`).
+    pub fn iface_stat(&self, iface: &str, stat: &str) -> u64 {
+        let out = self.exec(&["cat", &format!("/sys/class/net/{iface}/statistics/{stat}")]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim().parse().unwrap_or_else(|_| panic!("{iface} {stat}: {text:?}"))
+    }
+
     /// Moves a TAP's kernel side into the namespace as host 198.18.0.2/24,
     /// IPv6 off, so the only traffic is what the test sends.
     pub fn adopt(&self, iface: &str) {
