@@ -186,18 +186,32 @@ fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Work
     Ok(workers)
 }
 
-/// The main lcore's own duties while workers run.
+/// The control socket and what it serves, handed to its own thread.
 struct Main {
     control: ControlSocket,
     state: ControlState,
     live: Arc<Live>,
 }
 
+/// Serves the control socket on its own thread until `stop`, so a slow
+/// client delays nobody: not the main lcore's heartbeat, not shutdown.
+fn spawn_control(main: Main, stop: &Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let stop = Arc::clone(stop);
+    let Main { control, mut state, .. } = main;
+    let handle = std::thread::Builder::new().name("control".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            control.poll(&mut state);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })?;
+    Ok(handle)
+}
+
 /// Launches every worker (all are built first, so nothing can fail with
-/// some running), serves the control socket until `stop`, then waits for
-/// every worker to return. A worker that panics stops the whole process
-/// with an error.
-fn run_workers(plant: &Plant<'_>, mut main: Main) -> anyhow::Result<Vec<WorkerReport>> {
+/// some running), beats the stats heartbeat until `stop` while the control
+/// socket is served on its own thread, then waits for every worker to
+/// return. A worker that panics stops the whole process with an error.
+fn run_workers(plant: &Plant<'_>, main: Main) -> anyhow::Result<Vec<WorkerReport>> {
     let Plant { eal, cfg, ports, stats, stop, .. } = *plant;
     let workers = build_workers(plant, &main.live)?;
     let mut blocks = Vec::with_capacity(workers.len());
@@ -220,16 +234,20 @@ fn run_workers(plant: &Plant<'_>, mut main: Main) -> anyhow::Result<Vec<WorkerRe
             break;
         }
     }
+    let mut control = None;
     if launched.is_ok() {
+        control = Some(spawn_control(main, stop)?);
         tracing::info!(workers = blocks.len(), ports = ports.len(), "ready");
         while !stop.load(Ordering::Relaxed) {
             stats.beat(unix_ns());
-            main.control.poll(&mut main.state);
             std::thread::sleep(Duration::from_millis(20));
         }
         tracing::info!("stopping");
     }
     stop.store(true, Ordering::Relaxed);
+    if let Some(c) = control {
+        let _ = c.join();
+    }
     let failed: Vec<u32> = blocks.iter().map(|(l, _)| *l).filter(|&l| eal.wait(l) != 0).collect();
     launched?;
     if !failed.is_empty() {

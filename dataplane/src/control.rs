@@ -1,5 +1,5 @@
-//! The dataplane's control socket: a Unix socket (mode 0600) served by the
-//! main lcore between its other duties, one JSON request per connection.
+//! The dataplane's control socket: a Unix socket (mode 0600) served by its
+//! own thread, one JSON request per connection.
 //! The control plane uses it; the dataplane never depends on it.
 //!
 //! Requests: `{"cmd":"status"}`, `{"cmd":"log_level","level":"debug"}`,
@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Connections handled per call, so the main lcore stays responsive.
+/// Connections handled per call, so the thread checks `stop` often.
 const CONNECTIONS_PER_POLL: usize = 4;
-/// Time one connection may take in all (read, handle, write): the main
-/// lcore also beats the stats heartbeat and watches for SIGTERM.
-const CONNECTION_DEADLINE: Duration = Duration::from_millis(100);
+/// Time one connection may take in all (read, handle, write), so a client
+/// trickling bytes cannot hold the control thread.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(1);
 /// Largest request accepted (a config file fits easily).
 const REQUEST_BYTES_MAX: u64 = 1 << 20;
 
@@ -39,7 +39,7 @@ impl Live {
 }
 
 /// Changes the log filter at run time; returns why a filter was refused.
-pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String>>;
+pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send>;
 
 /// Port facts for `status`.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub struct ControlState {
     /// Changes the log filter; returns an error text if refused.
     pub set_log_level: SetLogLevel,
     /// Link state of a port id: (up, speed Mbit/s).
-    pub link: Box<dyn Fn(u16) -> (bool, u32)>,
+    pub link: Box<dyn Fn(u16) -> (bool, u32) + Send>,
     /// The current log filter.
     pub log_level: String,
     /// When the dataplane started.
@@ -126,7 +126,7 @@ fn serve(mut conn: UnixStream, st: &mut ControlState) {
 }
 
 /// Reads one line within CONNECTION_DEADLINE in all (not per read, so a
-/// client trickling bytes cannot hold the main lcore) and REQUEST_BYTES_MAX.
+/// client trickling bytes cannot hold the thread) and REQUEST_BYTES_MAX.
 fn read_request(conn: &mut UnixStream) -> Result<String, String> {
     use std::io::Read;
     let deadline = Instant::now() + CONNECTION_DEADLINE;
