@@ -201,6 +201,7 @@ impl StreamsConfig {
             subscribers: self.subscribers_max,
             subscriptions: self.subscriptions_max,
             lifetime_ms: u64::from(self.subscription_lifetime_ms),
+            queue_bytes: 0,
         }
     }
 }

@@ -17,6 +17,9 @@
 #![warn(missing_docs)]
 
 pub mod index;
+pub mod tunables;
+
+pub use tunables::{class_of, Policy, PolicyRange, Tunables, CLASSES, CLASS_NAMES};
 
 use index::Index;
 
@@ -33,6 +36,9 @@ pub struct Limits {
     pub subscriptions: u32,
     /// A subscriber not heard from for this long expires.
     pub lifetime_ms: u64,
+    /// Bytes of queued messages this worker may hold (its share of the
+    /// global memory budget), allocated up front as a pool.
+    pub queue_bytes: u64,
 }
 
 /// Why a change was refused.

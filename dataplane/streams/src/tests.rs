@@ -2,7 +2,7 @@ use super::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
-const LIMITS: Limits = Limits { streams: 16, subscribers: 8, subscriptions: 32, lifetime_ms: 1000 };
+const LIMITS: Limits = Limits { streams: 16, subscribers: 8, subscriptions: 32, lifetime_ms: 1000, queue_bytes: 1 << 16 };
 
 fn peer(n: u16) -> Peer {
     Peer { ip: 0xc612_0000 + u32::from(n), port: 40_000 + n }
@@ -52,7 +52,7 @@ fn subscribe_publish_unsubscribe() {
 
 #[test]
 fn full_tables_refuse_without_changing_anything() {
-    let mut t = Streams::new(Limits { streams: 2, subscribers: 2, subscriptions: 3, lifetime_ms: 1000 });
+    let mut t = Streams::new(Limits { streams: 2, subscribers: 2, subscriptions: 3, lifetime_ms: 1000, queue_bytes: 1 << 16 });
     t.subscribe(peer(1), 1, 0).unwrap();
     t.subscribe(peer(1), 2, 0).unwrap();
     let before = t.gauges();
@@ -60,7 +60,7 @@ fn full_tables_refuse_without_changing_anything() {
     assert_eq!(t.gauges(), before, "the new subscriber was not kept");
     t.subscribe(peer(2), 1, 0).unwrap();
     assert_eq!(t.subscribe(peer(3), 1, 0), Err(Full::Subscriptions));
-    let mut u = Streams::new(Limits { streams: 4, subscribers: 1, subscriptions: 4, lifetime_ms: 1000 });
+    let mut u = Streams::new(Limits { streams: 4, subscribers: 1, subscriptions: 4, lifetime_ms: 1000, queue_bytes: 1 << 16 });
     u.subscribe(peer(1), 1, 0).unwrap();
     assert_eq!(u.subscribe(peer(2), 1, 0), Err(Full::Subscribers));
 }
@@ -99,7 +99,7 @@ fn expiry_work_is_bounded_per_call() {
 
 #[test]
 fn stream_bytes_per_stream() {
-    let t = Streams::new(Limits { streams: 1 << 20, subscribers: 1, subscriptions: 1, lifetime_ms: 1 });
+    let t = Streams::new(Limits { streams: 1 << 20, subscribers: 1, subscriptions: 1, lifetime_ms: 1, queue_bytes: 0 });
     assert_eq!(t.stream_bytes() / (1 << 20), 40, "32 B block + 8 B of index per stream");
 }
 
