@@ -5,10 +5,17 @@
 //! [`Limits`]; nothing allocates afterwards. A full table refuses with a
 //! typed error that the dataplane turns into an ERROR frame and a counter.
 //!
-//! Layout (bytes per stream, see docs/streams.md): a 32-byte control block
+//! Layout (bytes per stream, see docs/streams.md): a 48-byte control block
 //! in a slab plus 8 bytes of index (two 4-byte buckets per stream at most
-//! half full) = 40 bytes. Subscriptions are 24-byte nodes, linked both into
-//! their stream's list (fan-out) and their subscriber's list (expiry).
+//! half full) = 56 bytes. Subscriptions are 56-byte nodes, linked both into
+//! their stream's list (fan-out) and their subscriber's list (expiry),
+//! carrying the delivery cursor, the credit and the scheduler links: an idle
+//! stream with one subscriber costs 112 bytes.
+//!
+//! Published messages are queued once per stream in a bounded [`pool`]
+//! and sent to each subscription by a deficit-round-robin scheduler with
+//! strict priority classes ([`sched`]); flow control, stream-queue limits,
+//! slow-subscriber policies and memory-budget degradation are in [`flow`].
 //!
 //! Streams exist while they have subscribers: the first subscription
 //! creates one (sequence 0), the last one leaving frees it. Messages for a
@@ -16,8 +23,15 @@
 
 #![warn(missing_docs)]
 
+mod flow;
 pub mod index;
+mod pool;
+mod sched;
 pub mod tunables;
+
+pub use flow::{DropReason, Notice, Outcome, Refusal, Tally, AFFECTED_MAX, DROP_REASONS, NOTICES_MAX, REFUSALS};
+pub use pool::{CHUNK_BYTES, SLOT_BYTES};
+pub use sched::{Out, Served};
 
 pub use tunables::{class_of, Policy, PolicyRange, Tunables, CLASSES, CLASS_NAMES};
 
@@ -53,7 +67,7 @@ pub enum Full {
 }
 
 /// A subscriber's address: IPv4 and UDP port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Peer {
     /// IPv4 address as a big-endian u32.
     pub ip: u32,
@@ -67,21 +81,30 @@ impl Peer {
     }
 }
 
-/// A stream's control block (32 bytes).
+/// A stream's control block (48 bytes).
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct Stream {
     id: u64,
     next_seq: u64,
+    /// Bytes of payload accepted into the stream since it was created.
+    tail_pos: u64,
     /// First subscription node, or NIL.
     head: u32,
     subscribers: u32,
+    /// Oldest and newest queued message, or NIL.
+    q_head: u32,
+    q_tail: u32,
+    /// Payload bytes queued (held for at least one subscription).
+    queued_bytes: u32,
     /// Free-list link when unused.
     next_free: u32,
-    _pad: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<Stream>() == 32);
+const _: () = assert!(std::mem::size_of::<Stream>() == 48);
+
+const FREE_STREAM: Stream =
+    Stream { id: 0, next_seq: 0, tail_pos: 0, head: NIL, subscribers: 0, q_head: NIL, q_tail: NIL, queued_bytes: 0, next_free: NIL };
 
 /// A subscriber record.
 #[derive(Debug, Clone, Copy)]
@@ -94,27 +117,50 @@ struct Subscriber {
     used: bool,
 }
 
-/// A (stream, subscriber) pair, in two doubly linked lists.
+/// A (stream, subscriber) pair (56 bytes), in two doubly linked lists,
+/// with its delivery cursor, credit and scheduler state.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct Node {
+    /// Credit: messages ending at or before this stream position may be sent.
+    grant: u64,
     stream: u32,
     subscriber: u32,
     s_prev: u32,
     s_next: u32,
     u_prev: u32,
     u_next: u32,
+    /// Next message to send, or NIL when caught up with the stream.
+    cursor: u32,
+    /// Links in the active list of class `act_class`.
+    act_prev: u32,
+    act_next: u32,
+    /// Deficit round robin: bytes this subscription may still send in
+    /// the current round.
+    deficit: u32,
+    /// Active-list class, or [`INACTIVE`].
+    act_class: u8,
 }
 
-/// What a publish found: the stream's slot and the sequence number the
-/// message got. Iterate its subscribers with [`Streams::subscribers_of`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Published {
-    /// Stream slot.
-    pub stream: u32,
-    /// Sequence number assigned to the message.
-    pub seq: u64,
-}
+const _: () = assert!(std::mem::size_of::<Node>() == 56);
+
+/// `Node::act_class` of a subscription in no active list.
+const INACTIVE: u8 = u8::MAX;
+
+const FREE_NODE: Node = Node {
+    grant: 0,
+    stream: NIL,
+    subscriber: NIL,
+    s_prev: NIL,
+    s_next: NIL,
+    u_prev: NIL,
+    u_next: NIL,
+    cursor: NIL,
+    act_prev: NIL,
+    act_next: NIL,
+    deficit: 0,
+    act_class: INACTIVE,
+};
 
 /// Gauges of a worker's stream state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,12 +171,19 @@ pub struct Gauges {
     pub subscribers: u32,
     /// (stream, subscriber) pairs.
     pub subscriptions: u32,
+    /// Messages queued (each stored once, whatever its fan-out).
+    pub queued_messages: u32,
+    /// Bytes of the message pool in use.
+    pub pool_used_bytes: u64,
+    /// Memory degradation step now in force, 0..=3 (see [`flow`]).
+    pub level: u8,
 }
 
-/// One worker's streams, subscribers and subscriptions.
+/// One worker's streams, subscribers, subscriptions and queued messages.
 #[derive(Debug)]
 pub struct Streams {
     limits: Limits,
+    tun: Tunables,
     streams: Vec<Stream>,
     stream_index: Index,
     stream_free: u32,
@@ -141,22 +194,17 @@ pub struct Streams {
     node_free: u32,
     gauges: Gauges,
     sweep_cursor: u32,
+    pool: pool::Pool,
+    sched: sched::Sched,
+    tally: flow::Tally,
+    notices: flow::Notices,
 }
 
 impl Streams {
-    /// Allocates every table for `limits`.
+    /// Allocates every table for `limits`, with default tunables.
     pub fn new(limits: Limits) -> Streams {
         let free_chain = |n: u32, i: u32| if i + 1 < n { i + 1 } else { NIL };
-        let streams = (0..limits.streams)
-            .map(|i| Stream {
-                id: 0,
-                next_seq: 0,
-                head: NIL,
-                subscribers: 0,
-                next_free: free_chain(limits.streams, i),
-                _pad: 0,
-            })
-            .collect();
+        let streams = (0..limits.streams).map(|i| Stream { next_free: free_chain(limits.streams, i), ..FREE_STREAM }).collect();
         let subs = (0..limits.subscribers)
             .map(|i| Subscriber {
                 peer: Peer { ip: 0, port: 0 },
@@ -167,19 +215,12 @@ impl Streams {
                 used: false,
             })
             .collect();
-        let nodes = (0..limits.subscriptions)
-            .map(|i| Node {
-                stream: NIL,
-                subscriber: NIL,
-                s_prev: NIL,
-                s_next: free_chain(limits.subscriptions, i),
-                u_prev: NIL,
-                u_next: NIL,
-            })
-            .collect();
+        let nodes =
+            (0..limits.subscriptions).map(|i| Node { s_next: free_chain(limits.subscriptions, i), ..FREE_NODE }).collect();
         let head = |n: u32| if n > 0 { 0 } else { NIL };
         Streams {
             limits,
+            tun: Tunables::default(),
             streams,
             stream_index: Index::with_capacity(limits.streams as usize),
             stream_free: head(limits.streams),
@@ -190,12 +231,27 @@ impl Streams {
             node_free: head(limits.subscriptions),
             gauges: Gauges::default(),
             sweep_cursor: 0,
+            pool: pool::Pool::with_budget(limits.queue_bytes),
+            sched: sched::Sched::default(),
+            tally: flow::Tally::default(),
+            notices: flow::Notices::default(),
         }
     }
 
     /// Changes the subscriber lifetime (a live config change).
     pub fn set_lifetime_ms(&mut self, ms: u64) {
         self.limits.lifetime_ms = ms;
+    }
+
+    /// Takes new scheduling, flow-control and budget settings (a live
+    /// config change; applies from the next message).
+    pub fn set_tunables(&mut self, tun: Tunables) {
+        self.tun = tun;
+    }
+
+    /// The settings in force.
+    pub fn tunables(&self) -> &Tunables {
+        &self.tun
     }
 
     /// The bounds this table was built with.
@@ -205,12 +261,27 @@ impl Streams {
 
     /// Current gauges.
     pub fn gauges(&self) -> Gauges {
-        self.gauges
+        Gauges {
+            queued_messages: self.pool.messages(),
+            pool_used_bytes: self.pool.used_bytes(),
+            level: self.level(),
+            ..self.gauges
+        }
     }
 
     /// Bytes allocated for streams (blocks + index), for docs and tests.
     pub fn stream_bytes(&self) -> usize {
         self.streams.len() * std::mem::size_of::<Stream>() + self.stream_index.bytes()
+    }
+
+    /// Bytes allocated for subscriptions (one node each).
+    pub fn subscription_bytes(&self) -> usize {
+        self.nodes.len() * std::mem::size_of::<Node>()
+    }
+
+    /// Bytes of the message pool (the worker's share of the budget).
+    pub fn pool_bytes(&self) -> u64 {
+        self.pool.bytes()
     }
 
     fn stream_slot(&self, id: u64) -> Option<u32> {
@@ -276,7 +347,7 @@ impl Streams {
         }
         let block = &mut self.streams[slot as usize];
         self.stream_free = block.next_free;
-        *block = Stream { id, next_seq: 0, head: NIL, subscribers: 0, next_free: NIL, _pad: 0 };
+        *block = Stream { id, ..FREE_STREAM };
         let streams = &self.streams;
         self.stream_index.insert(id, slot, |s| streams[s as usize].id);
         self.gauges.streams += 1;
@@ -284,6 +355,7 @@ impl Streams {
     }
 
     fn free_stream(&mut self, slot: u32) {
+        debug_assert_eq!(self.streams[slot as usize].q_head, NIL, "a freed stream holds no message");
         let id = self.streams[slot as usize].id;
         let streams = &self.streams;
         self.stream_index.remove(id, |s| streams[s as usize].id);
@@ -293,7 +365,9 @@ impl Streams {
     }
 
     /// Subscribes `peer` to stream `id` and refreshes the peer. Returns
-    /// whether the subscription is new. On `Err` nothing changed.
+    /// whether the subscription is new. A new subscription receives the
+    /// messages published from now on, with the initial credit of the
+    /// tunables. On `Err` nothing changed.
     pub fn subscribe(&mut self, peer: Peer, id: u64, now_ms: u64) -> Result<bool, Full> {
         if self.node_free == NIL && !self.is_subscribed(peer, id) {
             return Err(Full::Subscriptions);
@@ -317,8 +391,8 @@ impl Streams {
         let n = self.node_free;
         self.node_free = self.nodes[n as usize].s_next;
         let (s_head, u_head) = (self.streams[stream as usize].head, self.subs[sub as usize].head);
-        self.nodes[n as usize] =
-            Node { stream, subscriber: sub, s_prev: NIL, s_next: s_head, u_prev: NIL, u_next: u_head };
+        let grant = self.streams[stream as usize].tail_pos + u64::from(self.tun.initial_credit_bytes);
+        self.nodes[n as usize] = Node { grant, stream, subscriber: sub, s_next: s_head, u_next: u_head, ..FREE_NODE };
         if s_head != NIL {
             self.nodes[s_head as usize].s_prev = n;
         }
@@ -354,9 +428,12 @@ impl Streams {
         None
     }
 
-    /// Unlinks node `n` from both lists and frees it; frees its stream
-    /// and subscriber when they become empty.
-    fn remove_node(&mut self, n: u32) {
+    /// Unlinks node `n` from both lists and frees it, dropping (as
+    /// `reason`) what it had still to send; frees its stream and
+    /// subscriber when they become empty.
+    fn remove_node(&mut self, n: u32, reason: DropReason) {
+        self.sched.deactivate(&mut self.nodes, n);
+        self.release_pending(n, reason);
         let node = self.nodes[n as usize];
         if node.s_prev != NIL {
             self.nodes[node.s_prev as usize].s_next = node.s_next;
@@ -374,8 +451,7 @@ impl Streams {
         if node.u_next != NIL {
             self.nodes[node.u_next as usize].u_prev = node.u_prev;
         }
-        self.nodes[n as usize] =
-            Node { stream: NIL, subscriber: NIL, s_prev: NIL, s_next: self.node_free, u_prev: NIL, u_next: NIL };
+        self.nodes[n as usize] = Node { s_next: self.node_free, ..FREE_NODE };
         self.node_free = n;
         self.gauges.subscriptions -= 1;
         let st = &mut self.streams[node.stream as usize];
@@ -391,13 +467,14 @@ impl Streams {
     }
 
     /// Removes `peer`'s subscription to `id`; returns whether it existed.
+    /// Messages it had not been sent yet are dropped (counted).
     pub fn unsubscribe(&mut self, peer: Peer, id: u64) -> bool {
         let (Some(st), Some(sub)) = (self.stream_slot(id), self.subscriber_slot(peer)) else {
             return false;
         };
         match self.node_of(st, sub) {
             Some(n) => {
-                self.remove_node(n);
+                self.remove_node(n, DropReason::Unsubscribed);
                 true
             }
             None => false,
@@ -415,16 +492,6 @@ impl Streams {
         }
     }
 
-    /// Assigns the next sequence number of stream `id`, if it exists.
-    #[inline]
-    pub fn publish(&mut self, id: u64) -> Option<Published> {
-        let slot = self.stream_slot(id)?;
-        let st = &mut self.streams[slot as usize];
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        Some(Published { stream: slot, seq })
-    }
-
     /// Hints the CPU to fetch the index bucket of stream `id`; call it for
     /// a whole datagram's messages before publishing them, so the lookups'
     /// cache misses overlap.
@@ -433,10 +500,9 @@ impl Streams {
         self.stream_index.prefetch(id);
     }
 
-    /// Calls `f(subscriber_slot)` for every subscriber of stream slot
-    /// `stream`.
-    #[inline]
-    pub fn subscribers_of(&self, stream: u32, mut f: impl FnMut(u32)) {
+    /// Calls `f(subscriber_slot)` for every subscriber of stream `id`.
+    pub fn subscribers_of(&self, id: u64, mut f: impl FnMut(u32)) {
+        let Some(stream) = self.stream_slot(id) else { return };
         let mut n = self.streams[stream as usize].head;
         while n != NIL {
             let node = &self.nodes[n as usize];
@@ -470,7 +536,7 @@ impl Streams {
     fn remove_subscriber(&mut self, slot: u32) {
         while self.subs[slot as usize].used && self.subs[slot as usize].head != NIL {
             let n = self.subs[slot as usize].head;
-            self.remove_node(n);
+            self.remove_node(n, DropReason::Expired);
         }
     }
 }

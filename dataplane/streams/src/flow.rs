@@ -1,0 +1,348 @@
+//! Publishing into stream queues: stream-queue limits, the slow-subscriber
+//! policies, credit, and the memory-budget degradation steps.
+//!
+//! Degradation, from the pool's fill (the fuller of message slots and
+//! chunks) against the tunables' thresholds:
+//!
+//! | level | from                        | effect                                        |
+//! |-------|-----------------------------|-----------------------------------------------|
+//! | 0     |                             | normal service                                |
+//! | 1     | `shrink_grants_at_percent`  | every stream's queue limit is halved          |
+//! | 2     | `shed_bulk_at_percent`      | new bulk messages are dropped                 |
+//! | 3     | `drop_newest_at_percent`    | new normal and bulk messages are dropped      |
+//! | full  | no free slot or chunk       | every new message is dropped                  |
+//!
+//! Messages dropped by a degradation step still take a sequence number, so
+//! subscribers see the gap; a message refused under `block` does not (the
+//! publisher was told and may send it again).
+
+use crate::tunables::{class_of, Policy, BEST_EFFORT_CLASS, CLASSES};
+use crate::{Peer, Streams, NIL};
+
+/// Why a queued message was not sent to one subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The stream's queue was full and the policy is drop-oldest.
+    DropOldest = 0,
+    /// The policy is conflate: the subscription skipped to the newest.
+    Conflated = 1,
+    /// The policy is disconnect: the subscription was removed.
+    Disconnected = 2,
+    /// The subscriber unsubscribed with messages still queued for it.
+    Unsubscribed = 3,
+    /// The subscriber expired with messages still queued for it.
+    Expired = 4,
+}
+
+/// Every [`DropReason`], by index, with its counter name.
+pub const DROP_REASONS: [(DropReason, &str); 5] = [
+    (DropReason::DropOldest, "drop_oldest"),
+    (DropReason::Conflated, "conflated"),
+    (DropReason::Disconnected, "disconnected"),
+    (DropReason::Unsubscribed, "unsubscribed"),
+    (DropReason::Expired, "expired"),
+];
+
+/// Why a published message was not queued at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Policy `block` and the stream's queue is full: tell the publisher.
+    Backpressure = 0,
+    /// Degradation level 2 or more and the message is bulk.
+    ShedBulk = 1,
+    /// Degradation level 3 and the message is normal or bulk.
+    ShedBestEffort = 2,
+    /// The pool has no room for it.
+    PoolFull = 3,
+}
+
+/// Every [`Refusal`], by index, with its counter name.
+pub const REFUSALS: [(Refusal, &str); 4] = [
+    (Refusal::Backpressure, "backpressure"),
+    (Refusal::ShedBulk, "shed_bulk"),
+    (Refusal::ShedBestEffort, "shed_best_effort"),
+    (Refusal::PoolFull, "pool_full"),
+];
+
+/// What happened to a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Queued for `fanout` subscriptions with sequence number `seq`.
+    Queued {
+        /// Sequence number.
+        seq: u64,
+        /// Subscriptions it is queued for.
+        fanout: u32,
+    },
+    /// The stream has no subscriber on this worker.
+    NoSubscriber,
+    /// Not queued.
+    Refused(Refusal),
+}
+
+/// Slots of the "most affected" sketch.
+pub const AFFECTED_MAX: usize = 8;
+
+/// Counts since the last [`Streams::take_tally`], and a space-saving
+/// sketch of the (stream, subscriber) pairs that lost the most messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Messages queued.
+    pub queued: u64,
+    /// Deliveries queued (sum of fan-out).
+    pub fanout: u64,
+    /// Deliveries handed to the sender.
+    pub sent: u64,
+    /// Deliveries dropped, by [`DropReason`].
+    pub dropped: [u64; 5],
+    /// Messages refused, by [`Refusal`].
+    pub refused: [u64; 4],
+    /// (stream, subscriber, messages lost); subscriber port 0 means every
+    /// subscriber of the stream (a refused message).
+    pub affected: [(u64, Peer, u64); AFFECTED_MAX],
+}
+
+impl Tally {
+    pub(crate) fn drop(&mut self, reason: DropReason, stream: u64, peer: Peer, n: u32) {
+        self.dropped[reason as usize] += u64::from(n);
+        self.note(stream, peer, u64::from(n));
+    }
+
+    pub(crate) fn refuse(&mut self, r: Refusal, stream: u64) {
+        self.refused[r as usize] += 1;
+        self.note(stream, Peer { ip: 0, port: 0 }, 1);
+    }
+
+    /// Space-saving: a tracked pair counts up, an untracked one replaces the
+    /// smallest entry (O(AFFECTED_MAX), only on the drop path).
+    fn note(&mut self, stream: u64, peer: Peer, n: u64) {
+        if let Some(e) = self.affected.iter_mut().find(|e| e.2 > 0 && e.0 == stream && e.1 == peer) {
+            e.2 += n;
+        } else if let Some(min) = self.affected.iter_mut().min_by_key(|e| e.2) {
+            *min = (stream, peer, min.2 + n);
+        }
+    }
+
+    /// Deliveries dropped for every reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+}
+
+/// Most disconnect notices kept between two [`Streams::take_notices`].
+pub const NOTICES_MAX: usize = 64;
+
+/// A subscription removed by the disconnect policy: tell the subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    /// Who.
+    pub peer: Peer,
+    /// Which stream.
+    pub stream: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Notices {
+    items: [Notice; NOTICES_MAX],
+    len: usize,
+    /// Notices that did not fit (the subscriber still sees the gap).
+    lost: u64,
+}
+
+impl Default for Notices {
+    fn default() -> Self {
+        Notices { items: [Notice { peer: Peer { ip: 0, port: 0 }, stream: 0 }; NOTICES_MAX], len: 0, lost: 0 }
+    }
+}
+
+impl Streams {
+    /// The degradation level now in force (see the module docs).
+    pub fn level(&self) -> u8 {
+        let fill = self.pool.fill_percent();
+        let t = &self.tun;
+        match fill {
+            f if f >= u32::from(t.drop_newest_at_percent) => 3,
+            f if f >= u32::from(t.shed_bulk_at_percent) => 2,
+            f if f >= u32::from(t.shrink_grants_at_percent) => 1,
+            _ => 0,
+        }
+    }
+
+    /// Queues a message for every subscriber of stream `id` on this worker.
+    pub fn publish(&mut self, id: u64, class: u8, timestamp_ns: u64, payload: &[u8]) -> Outcome {
+        let Some(st) = self.stream_slot(id) else { return Outcome::NoSubscriber };
+        let level = self.level();
+        let c = class_of(class);
+        if level >= 2 && c == CLASSES - 1 {
+            return self.refuse(st, Refusal::ShedBulk);
+        }
+        if level >= 3 && c >= BEST_EFFORT_CLASS {
+            return self.refuse(st, Refusal::ShedBestEffort);
+        }
+        let mut limit = self.tun.stream_queue_bytes_max;
+        if level >= 1 {
+            limit /= 2;
+        }
+        let len = payload.len() as u32;
+        if self.streams[st as usize].queued_bytes + len > limit {
+            if !self.make_room(st, limit.saturating_sub(len)) {
+                self.tally.refuse(Refusal::Backpressure, id);
+                return Outcome::Refused(Refusal::Backpressure);
+            }
+            if self.stream_slot(id) != Some(st) {
+                return Outcome::NoSubscriber; // the disconnect policy removed every subscriber
+            }
+        }
+        let Some(m) = self.pool.alloc(payload) else { return self.refuse(st, Refusal::PoolFull) };
+        self.link(st, m, class, timestamp_ns)
+    }
+
+    /// A refusal that takes a sequence number, so subscribers see the gap.
+    fn refuse(&mut self, st: u32, r: Refusal) -> Outcome {
+        let stream = &mut self.streams[st as usize];
+        stream.next_seq += 1;
+        self.tally.refuse(r, stream.id);
+        Outcome::Refused(r)
+    }
+
+    /// Appends stored message `m` to stream `st` and points every caught-up
+    /// subscription at it.
+    fn link(&mut self, st: u32, m: u32, class: u8, timestamp_ns: u64) -> Outcome {
+        let stream = &mut self.streams[st as usize];
+        let len = self.pool.get(m).len;
+        let seq = stream.next_seq;
+        stream.next_seq += 1;
+        stream.tail_pos += u64::from(len);
+        stream.queued_bytes += u32::from(len);
+        let fanout = stream.subscribers;
+        let msg = self.pool.get_mut(m);
+        (msg.seq, msg.end_pos, msg.timestamp_ns, msg.class, msg.refs) = (seq, stream.tail_pos, timestamp_ns, class, fanout);
+        match stream.q_tail {
+            NIL => stream.q_head = m,
+            t => self.pool.get_mut(t).next = m,
+        }
+        stream.q_tail = m;
+        let mut n = stream.head;
+        while n != NIL {
+            if self.nodes[n as usize].cursor == NIL {
+                self.nodes[n as usize].cursor = m;
+                self.activate(n);
+            }
+            n = self.nodes[n as usize].s_next;
+        }
+        self.tally.queued += 1;
+        self.tally.fanout += u64::from(fanout);
+        Outcome::Queued { seq, fanout }
+    }
+
+    /// Applies the stream's policy to the subscriptions holding its oldest
+    /// message until at most `target` bytes stay queued. False under
+    /// `block` (nothing changed).
+    fn make_room(&mut self, st: u32, target: u32) -> bool {
+        let id = self.streams[st as usize].id;
+        let policy = self.tun.policy_of(id);
+        if policy == Policy::Block {
+            return false;
+        }
+        while self.stream_slot(id) == Some(st)
+            && self.streams[st as usize].queued_bytes > target
+            && self.streams[st as usize].q_head != NIL
+        {
+            let head = self.streams[st as usize].q_head;
+            let mut n = self.streams[st as usize].head;
+            while n != NIL {
+                let next = self.nodes[n as usize].s_next;
+                if self.nodes[n as usize].cursor == head {
+                    self.apply_policy(n, policy, id);
+                }
+                n = next;
+            }
+        }
+        true
+    }
+
+    fn apply_policy(&mut self, n: u32, policy: Policy, id: u64) {
+        let peer = self.subs[self.nodes[n as usize].subscriber as usize].peer;
+        match policy {
+            Policy::DropOldest => {
+                self.tally.drop(DropReason::DropOldest, id, peer, 1);
+                self.advance(n);
+                if self.nodes[n as usize].cursor == NIL {
+                    self.sched.deactivate(&mut self.nodes, n);
+                }
+            }
+            Policy::Conflate => {
+                self.sched.deactivate(&mut self.nodes, n);
+                self.release_pending(n, DropReason::Conflated);
+            }
+            Policy::Disconnect => {
+                self.notice(Notice { peer, stream: id });
+                self.remove_node(n, DropReason::Disconnected);
+            }
+            Policy::Block => unreachable!("block never makes room"),
+        }
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        let q = &mut self.notices;
+        if q.len < NOTICES_MAX {
+            q.items[q.len] = notice;
+            q.len += 1;
+        } else {
+            q.lost += 1;
+        }
+    }
+
+    /// Hands out (and forgets) the disconnect notices; returns how many
+    /// did not fit since the last call.
+    pub fn take_notices(&mut self, mut f: impl FnMut(Notice)) -> u64 {
+        let q = &mut self.notices;
+        q.items[..q.len].iter().for_each(|n| f(*n));
+        q.len = 0;
+        std::mem::take(&mut q.lost)
+    }
+
+    /// Hands out (and resets) the counts since the last call.
+    pub fn take_tally(&mut self) -> Tally {
+        std::mem::take(&mut self.tally)
+    }
+
+    /// Raises `peer`'s credit on stream `id` to `position` (grants only
+    /// grow: a lost, repeated or reordered grant is harmless). Returns
+    /// whether the subscription exists.
+    pub fn credit(&mut self, peer: Peer, id: u64, position: u64) -> bool {
+        let (Some(st), Some(sub)) = (self.stream_slot(id), self.subscriber_slot(peer)) else {
+            return false;
+        };
+        let Some(n) = self.node_of(st, sub) else { return false };
+        let node = &mut self.nodes[n as usize];
+        if position > node.grant {
+            node.grant = position;
+            self.activate(n);
+        }
+        true
+    }
+
+    /// Messages queued for stream `id` (for tests and the CLI).
+    pub fn queued_bytes(&self, id: u64) -> u32 {
+        self.stream_slot(id).map_or(0, |s| self.streams[s as usize].queued_bytes)
+    }
+
+    /// Deliveries still queued: the sum of every queued message's
+    /// remaining subscriptions (walks the queues; tests and shutdown only).
+    pub fn pending_deliveries(&self) -> u64 {
+        self.streams
+            .iter()
+            .filter(|s| s.q_head != NIL)
+            .map(|s| {
+                let (mut m, mut sum) = (s.q_head, 0u64);
+                while m != NIL {
+                    sum += u64::from(self.pool.get(m).refs);
+                    m = self.pool.get(m).next;
+                }
+                sum
+            })
+            .sum()
+    }
+}
+
