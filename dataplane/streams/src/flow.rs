@@ -216,7 +216,8 @@ impl Streams {
         stream.queued_bytes += u32::from(len);
         let fanout = stream.subscribers;
         let msg = self.pool.get_mut(m);
-        (msg.seq, msg.end_pos, msg.timestamp_ns, msg.class, msg.refs) = (seq, stream.tail_pos, timestamp_ns, class, fanout);
+        (msg.seq, msg.end_pos, msg.timestamp_ns, msg.class, msg.refs) =
+            (seq, stream.tail_pos, timestamp_ns, class, fanout);
         match stream.q_tail {
             NIL => stream.q_head = m,
             t => self.pool.get_mut(t).next = m,
@@ -323,7 +324,13 @@ impl Streams {
         true
     }
 
-    /// Messages queued for stream `id` (for tests and the CLI).
+    /// Stream `id`'s position: payload bytes it accepted since it was
+    /// created.
+    pub fn position(&self, id: u64) -> Option<u64> {
+        self.stream_slot(id).map(|s| self.streams[s as usize].tail_pos)
+    }
+
+    /// Payload bytes queued for stream `id` (for tests and the CLI).
     pub fn queued_bytes(&self, id: u64) -> u32 {
         self.stream_slot(id).map_or(0, |s| self.streams[s as usize].queued_bytes)
     }
@@ -345,4 +352,3 @@ impl Streams {
             .sum()
     }
 }
-

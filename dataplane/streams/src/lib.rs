@@ -33,7 +33,7 @@ pub use flow::{DropReason, Notice, Outcome, Refusal, Tally, AFFECTED_MAX, DROP_R
 pub use pool::{CHUNK_BYTES, SLOT_BYTES};
 pub use sched::{Out, Served};
 
-pub use tunables::{class_of, Policy, PolicyRange, Tunables, CLASSES, CLASS_NAMES};
+pub use tunables::{class_of, Policies, Policy, PolicyRange, Tunables, CLASSES, CLASS_NAMES};
 
 use index::Index;
 
@@ -103,8 +103,17 @@ struct Stream {
 
 const _: () = assert!(std::mem::size_of::<Stream>() == 48);
 
-const FREE_STREAM: Stream =
-    Stream { id: 0, next_seq: 0, tail_pos: 0, head: NIL, subscribers: 0, q_head: NIL, q_tail: NIL, queued_bytes: 0, next_free: NIL };
+const FREE_STREAM: Stream = Stream {
+    id: 0,
+    next_seq: 0,
+    tail_pos: 0,
+    head: NIL,
+    subscribers: 0,
+    q_head: NIL,
+    q_tail: NIL,
+    queued_bytes: 0,
+    next_free: NIL,
+};
 
 /// A subscriber record.
 #[derive(Debug, Clone, Copy)]
@@ -204,7 +213,8 @@ impl Streams {
     /// Allocates every table for `limits`, with default tunables.
     pub fn new(limits: Limits) -> Streams {
         let free_chain = |n: u32, i: u32| if i + 1 < n { i + 1 } else { NIL };
-        let streams = (0..limits.streams).map(|i| Stream { next_free: free_chain(limits.streams, i), ..FREE_STREAM }).collect();
+        let streams =
+            (0..limits.streams).map(|i| Stream { next_free: free_chain(limits.streams, i), ..FREE_STREAM }).collect();
         let subs = (0..limits.subscribers)
             .map(|i| Subscriber {
                 peer: Peer { ip: 0, port: 0 },
@@ -215,8 +225,9 @@ impl Streams {
                 used: false,
             })
             .collect();
-        let nodes =
-            (0..limits.subscriptions).map(|i| Node { s_next: free_chain(limits.subscriptions, i), ..FREE_NODE }).collect();
+        let nodes = (0..limits.subscriptions)
+            .map(|i| Node { s_next: free_chain(limits.subscriptions, i), ..FREE_NODE })
+            .collect();
         let head = |n: u32| if n > 0 { 0 } else { NIL };
         Streams {
             limits,
@@ -543,3 +554,6 @@ impl Streams {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod flow_tests;

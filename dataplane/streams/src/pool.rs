@@ -45,7 +45,8 @@ pub(crate) struct Pool {
     chunks_used: u32,
 }
 
-const FREE_MSG: Msg = Msg { seq: 0, end_pos: 0, timestamp_ns: 0, next: NIL, refs: 0, chunk: NIL, len: 0, class: 0, flags: 0 };
+const FREE_MSG: Msg =
+    Msg { seq: 0, end_pos: 0, timestamp_ns: 0, next: NIL, refs: 0, chunk: NIL, len: 0, class: 0, flags: 0 };
 
 impl Pool {
     /// A pool that fits `budget_bytes`: as many message slots as chunks,

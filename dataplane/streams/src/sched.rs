@@ -29,7 +29,14 @@ pub(crate) struct Sched {
 
 impl Default for Sched {
     fn default() -> Self {
-        Sched { head: [NIL; CLASSES], tail: [NIL; CLASSES], visiting: [false; CLASSES], streak: 0, guard_next: 1, active: 0 }
+        Sched {
+            head: [NIL; CLASSES],
+            tail: [NIL; CLASSES],
+            visiting: [false; CLASSES],
+            streak: 0,
+            guard_next: 1,
+            active: 0,
+        }
     }
 }
 

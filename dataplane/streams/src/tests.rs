@@ -2,7 +2,8 @@ use super::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
-const LIMITS: Limits = Limits { streams: 16, subscribers: 8, subscriptions: 32, lifetime_ms: 1000, queue_bytes: 1 << 16 };
+const LIMITS: Limits =
+    Limits { streams: 16, subscribers: 8, subscriptions: 32, lifetime_ms: 1000, queue_bytes: 1 << 16 };
 
 fn peer(n: u16) -> Peer {
     Peer { ip: 0xc612_0000 + u32::from(n), port: 40_000 + n }
@@ -56,14 +57,19 @@ fn subscribe_publish_unsubscribe() {
     assert_eq!(publish(&mut t, 7), Some(2), "sequence continues while the stream lives");
     assert!(t.unsubscribe(peer(2), 7));
     let g = t.gauges();
-    assert_eq!((g.streams, g.subscribers, g.subscriptions, g.queued_messages, g.pool_used_bytes), (0, 0, 0, 0, 0), "last subscriber gone: everything freed");
+    assert_eq!(
+        (g.streams, g.subscribers, g.subscriptions, g.queued_messages, g.pool_used_bytes),
+        (0, 0, 0, 0, 0),
+        "last subscriber gone: everything freed"
+    );
     assert_eq!(t.subscribe(peer(1), 7, 0), Ok(true));
     assert_eq!(publish(&mut t, 7), Some(0), "a new stream starts at 0");
 }
 
 #[test]
 fn full_tables_refuse_without_changing_anything() {
-    let mut t = Streams::new(Limits { streams: 2, subscribers: 2, subscriptions: 3, lifetime_ms: 1000, queue_bytes: 1 << 16 });
+    let mut t =
+        Streams::new(Limits { streams: 2, subscribers: 2, subscriptions: 3, lifetime_ms: 1000, queue_bytes: 1 << 16 });
     t.subscribe(peer(1), 1, 0).unwrap();
     t.subscribe(peer(1), 2, 0).unwrap();
     let before = t.gauges();
@@ -71,7 +77,8 @@ fn full_tables_refuse_without_changing_anything() {
     assert_eq!(t.gauges(), before, "the new subscriber was not kept");
     t.subscribe(peer(2), 1, 0).unwrap();
     assert_eq!(t.subscribe(peer(3), 1, 0), Err(Full::Subscriptions));
-    let mut u = Streams::new(Limits { streams: 4, subscribers: 1, subscriptions: 4, lifetime_ms: 1000, queue_bytes: 1 << 16 });
+    let mut u =
+        Streams::new(Limits { streams: 4, subscribers: 1, subscriptions: 4, lifetime_ms: 1000, queue_bytes: 1 << 16 });
     u.subscribe(peer(1), 1, 0).unwrap();
     assert_eq!(u.subscribe(peer(2), 1, 0), Err(Full::Subscribers));
 }

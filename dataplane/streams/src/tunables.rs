@@ -65,6 +65,26 @@ pub struct PolicyRange {
 
 const NO_RANGE: PolicyRange = PolicyRange { first: 1, last: 0, policy: Policy::DropOldest };
 
+/// Up to [`POLICY_RANGES_MAX`] policy ranges, in a fixed array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policies {
+    ranges: [PolicyRange; POLICY_RANGES_MAX],
+    len: u8,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies { ranges: [NO_RANGE; POLICY_RANGES_MAX], len: 0 }
+    }
+}
+
+impl Policies {
+    /// The ranges, in order.
+    pub fn as_slice(&self) -> &[PolicyRange] {
+        &self.ranges[..usize::from(self.len)]
+    }
+}
+
 /// Settings that may change while the dataplane runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tunables {
@@ -88,8 +108,8 @@ pub struct Tunables {
     pub drop_newest_at_percent: u8,
     /// Policy of streams no range names.
     pub default_policy: Policy,
-    policies: [PolicyRange; POLICY_RANGES_MAX],
-    policies_len: u8,
+    /// Per-range policies; first match wins.
+    pub policies: Policies,
     /// Smallest rx burst the adaptive batching shrinks to when idle.
     pub rx_burst_min: u16,
     /// Messages the scheduler serves per loop turn, at least (idle) ...
@@ -109,8 +129,7 @@ impl Default for Tunables {
             shed_bulk_at_percent: 75,
             drop_newest_at_percent: 90,
             default_policy: Policy::DropOldest,
-            policies: [NO_RANGE; POLICY_RANGES_MAX],
-            policies_len: 0,
+            policies: Policies::default(),
             rx_burst_min: 4,
             tx_budget_min: 64,
             tx_budget_max: 4096,
@@ -128,14 +147,14 @@ impl Tunables {
         if ranges.len() > POLICY_RANGES_MAX {
             return Err(TooManyRanges);
         }
-        self.policies[..ranges.len()].copy_from_slice(ranges);
-        self.policies_len = ranges.len() as u8;
+        self.policies.ranges[..ranges.len()].copy_from_slice(ranges);
+        self.policies.len = ranges.len() as u8;
         Ok(())
     }
 
     /// The per-range policies.
     pub fn policies(&self) -> &[PolicyRange] {
-        &self.policies[..usize::from(self.policies_len)]
+        self.policies.as_slice()
     }
 
     /// The policy of stream `id`: the first range that holds it, else the
