@@ -19,6 +19,10 @@ pub struct Delivery {
     pub stream: u64,
     /// The stream's sequence number.
     pub seq: u64,
+    /// The stream's byte position at the end of this message (the sum of
+    /// the payload lengths of the stream's messages up to and including
+    /// this one); grant credit from it (docs/protocol.md, "Flow control").
+    pub position: u64,
     /// When the appliance received it (ns since the Unix epoch).
     pub timestamp_ns: u64,
     /// Priority class.
@@ -201,6 +205,7 @@ impl Subscriber {
                     self.backlog.push_back(Delivery {
                         stream: x.stream,
                         seq: x.seq,
+                        position: x.position,
                         timestamp_ns: x.timestamp_ns,
                         class: x.class,
                         payload: x.payload.to_vec(),

@@ -259,6 +259,7 @@ impl PubSub {
             let d = Delivery {
                 stream: msg.stream,
                 seq: pb.seq,
+                position: 0, // TODO(flow): the stream's position after this message.
                 timestamp_ns: now_ns,
                 class: msg.class,
                 flags: 0,
@@ -377,7 +378,9 @@ impl PubSub {
                     w.mail.broadcast(self.me as usize, Handoff::Heartbeat { ip, udp_port: port }),
                 );
             }
-            Control::Ack(_) | Control::Error(_) => c.add(Counter::ProtoUnexpected, 1),
+            // TODO(flow): apply the grants.
+            Control::Credit(_) => {}
+            Control::Ack(_) | Control::Error(_) | Control::Backpressure(_) => c.add(Counter::ProtoUnexpected, 1),
         }
     }
 

@@ -1,14 +1,17 @@
-//! Control frames: SUBSCRIBE, UNSUBSCRIBE, HEARTBEAT, ACK and ERROR. All
-//! have fixed-size entries.
+//! Control frames: SUBSCRIBE, UNSUBSCRIBE, HEARTBEAT, ACK, ERROR, CREDIT
+//! and BACKPRESSURE. All have fixed-size entries.
 //!
 //! ```text
 //! SUBSCRIBE / UNSUBSCRIBE entry (20 B): | request u32 | first u64 | last u64 |
 //! HEARTBEAT: no entries (count = 0)
-//! ACK entry (12 B):   | request u32 | part u16 | parts u16 | streams u32 |
-//! ERROR entry (16 B): | request u32 | code u16 | reserved u16 | detail u64 |
+//! ACK entry (12 B):          | request u32 | part u16 | parts u16 | streams u32 |
+//! ERROR entry (16 B):        | request u32 | code u16 | reserved u16 | detail u64 |
+//! CREDIT entry (16 B):       | stream u64 | position u64 |
+//! BACKPRESSURE entry (16 B): | stream u64 | refused u32 | reserved u32 |
 //! ```
 //! A range is inclusive; a single stream is `first == last`. The reply
-//! address of a request is the source of its datagram.
+//! address of a request is the source of its datagram. Reserved fields are
+//! sent as 0 and ignored on receipt.
 
 use crate::header::{FrameType, Header, HEADER_LEN};
 use crate::{le16, le32, le64, put16, put32, put64, WireError};
@@ -19,6 +22,10 @@ pub const RANGE_ENTRY_LEN: usize = 20;
 pub const ACK_ENTRY_LEN: usize = 12;
 /// Length of an ERROR entry.
 pub const ERROR_ENTRY_LEN: usize = 16;
+/// Length of a CREDIT entry.
+pub const CREDIT_ENTRY_LEN: usize = 16;
+/// Length of a BACKPRESSURE entry.
+pub const BACKPRESSURE_ENTRY_LEN: usize = 16;
 /// Most stream ids the ranges of one datagram may cover together; more are
 /// refused with [`ErrorCode::RangeTooLarge`] so one datagram has bounded
 /// cost on every core.
@@ -78,6 +85,9 @@ pub enum ErrorCode {
     MixedShards,
     /// The frame type is unknown; `detail` is the type.
     UnknownType,
+    /// The appliance removed this subscriber's subscription to stream
+    /// `detail` because it fell behind under the `disconnect` policy.
+    SlowConsumer,
     /// Any other value.
     Unknown(u16),
 }
@@ -94,6 +104,7 @@ impl From<u16> for ErrorCode {
             7 => ErrorCode::Busy,
             8 => ErrorCode::MixedShards,
             9 => ErrorCode::UnknownType,
+            10 => ErrorCode::SlowConsumer,
             other => ErrorCode::Unknown(other),
         }
     }
@@ -111,6 +122,7 @@ impl From<ErrorCode> for u16 {
             ErrorCode::Busy => 7,
             ErrorCode::MixedShards => 8,
             ErrorCode::UnknownType => 9,
+            ErrorCode::SlowConsumer => 10,
             ErrorCode::Unknown(other) => other,
         }
     }
@@ -125,6 +137,31 @@ pub struct ErrorEntry {
     pub code: ErrorCode,
     /// Code-specific detail (see [`ErrorCode`]).
     pub detail: u64,
+}
+
+/// A CREDIT entry: the appliance may send the datagram's source address
+/// the messages of `stream` whose end position
+/// ([`crate::deliver::Delivery::position`]) is at most `position`. Grants
+/// are absolute and the appliance keeps the largest it has seen, so lost,
+/// duplicated or reordered grants are harmless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credit {
+    /// Stream id.
+    pub stream: u64,
+    /// The stream position up to which messages may be sent.
+    pub position: u64,
+}
+
+/// A BACKPRESSURE entry: the appliance refused `refused` messages of
+/// `stream` from the datagram it answers, because the stream's queue is
+/// full under the `block` policy. The publisher should slow down and
+/// retry later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backpressure {
+    /// Stream id.
+    pub stream: u64,
+    /// Messages of `stream` refused from that datagram.
+    pub refused: u32,
 }
 
 /// Fixed-size entries of one kind, checked.
@@ -199,6 +236,28 @@ impl Iterator for Errors<'_> {
     }
 }
 
+/// Iterator over CREDIT entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Credits<'a>(Entries<'a>);
+
+impl Iterator for Credits<'_> {
+    type Item = Credit;
+    fn next(&mut self) -> Option<Credit> {
+        self.0.next_chunk().map(|e| Credit { stream: le64(e, 0), position: le64(e, 8) })
+    }
+}
+
+/// Iterator over BACKPRESSURE entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Backpressures<'a>(Entries<'a>);
+
+impl Iterator for Backpressures<'_> {
+    type Item = Backpressure;
+    fn next(&mut self) -> Option<Backpressure> {
+        self.0.next_chunk().map(|e| Backpressure { stream: le64(e, 0), refused: le32(e, 8) })
+    }
+}
+
 /// A checked control frame.
 #[derive(Debug, Clone, Copy)]
 pub enum Control<'a> {
@@ -212,6 +271,10 @@ pub enum Control<'a> {
     Ack(Acks<'a>),
     /// Requests refused.
     Error(Errors<'a>),
+    /// Flow-control grants from a subscriber.
+    Credit(Credits<'a>),
+    /// Messages refused because their streams are full.
+    Backpressure(Backpressures<'a>),
 }
 
 impl<'a> Control<'a> {
@@ -229,6 +292,10 @@ impl<'a> Control<'a> {
             }
             FrameType::Ack => Control::Ack(Acks(Entries::checked(b, h.count, ACK_ENTRY_LEN)?)),
             FrameType::Error => Control::Error(Errors(Entries::checked(b, h.count, ERROR_ENTRY_LEN)?)),
+            FrameType::Credit => Control::Credit(Credits(Entries::checked(b, h.count, CREDIT_ENTRY_LEN)?)),
+            FrameType::Backpressure => {
+                Control::Backpressure(Backpressures(Entries::checked(b, h.count, BACKPRESSURE_ENTRY_LEN)?))
+            }
             FrameType::Unknown(t) => return Err(WireError::UnknownType(t)),
             FrameType::Publish | FrameType::Deliver => return Err(WireError::Malformed),
         })
@@ -288,5 +355,22 @@ pub fn emit_errors(buf: &mut [u8], errors: &[ErrorEntry]) -> Option<usize> {
         put16(e, 4, x.code.into());
         put16(e, 6, 0);
         put64(e, 8, x.detail);
+    })
+}
+
+/// Writes a CREDIT datagram.
+pub fn emit_credits(buf: &mut [u8], credits: &[Credit]) -> Option<usize> {
+    emit_entries(buf, FrameType::Credit, credits, CREDIT_ENTRY_LEN, |e, c| {
+        put64(e, 0, c.stream);
+        put64(e, 8, c.position);
+    })
+}
+
+/// Writes a BACKPRESSURE datagram.
+pub fn emit_backpressure(buf: &mut [u8], entries: &[Backpressure]) -> Option<usize> {
+    emit_entries(buf, FrameType::Backpressure, entries, BACKPRESSURE_ENTRY_LEN, |e, x| {
+        put64(e, 0, x.stream);
+        put32(e, 8, x.refused);
+        put32(e, 12, 0);
     })
 }

@@ -1,20 +1,33 @@
 //! DELIVER: the appliance's messages to one subscriber, possibly of many
-//! streams, each with the stream's sequence number.
+//! streams, each with the stream's sequence number and byte position.
 //!
 //! ```text
-//! entry: | stream u64 | seq u64 | timestamp_ns u64 | class u8 | flags u8 | len u16 | payload[len] |
+//! entry: | stream u64 | seq u64 | position u64 | timestamp_ns u64 | class u8 | flags u8 | len u16 | payload[len] |
 //! ```
 //! `seq` counts the stream's messages from 0 when the stream came into
 //! existence in the appliance; it is contiguous, so a subscriber that sees
-//! `seq` jump knows exactly how many messages it missed. `timestamp_ns` is
-//! when the appliance received the message (CLOCK_REALTIME, nanoseconds).
+//! `seq` jump knows exactly how many messages it missed. `position` is the
+//! stream's byte position at the end of the message (see
+//! [`Delivery::position`]); subscribers grant credit in positions
+//! ([`crate::control::Credit`]). `timestamp_ns` is when the appliance
+//! received the message (CLOCK_REALTIME, nanoseconds).
 
 use crate::header::{FrameType, Header, HEADER_LEN};
 use crate::publish::validate_entries;
-use crate::{le16, le64, put16, put64, WireError};
+use crate::{le16, le64, put16, put64, WireError, PAYLOAD_MAX};
 
 /// Fixed part of an entry.
-pub const ENTRY_HEADER_LEN: usize = 28;
+pub const ENTRY_HEADER_LEN: usize = 36;
+
+mod field {
+    pub const STREAM: usize = 0;
+    pub const SEQ: usize = 8;
+    pub const POSITION: usize = 16;
+    pub const TIMESTAMP: usize = 24;
+    pub const CLASS: usize = 32;
+    pub const FLAGS: usize = 33;
+    pub const LEN: usize = 34;
+}
 
 /// One delivered message, borrowed from the datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +36,12 @@ pub struct Delivery<'a> {
     pub stream: u64,
     /// The stream's sequence number of this message.
     pub seq: u64,
+    /// The stream's byte position at the end of this message: the sum of
+    /// the payload lengths of every message the appliance accepted into
+    /// this stream (since the stream came into existence in the appliance)
+    /// up to and including this one. A subscriber that has consumed this
+    /// message grants credit `position + window`.
+    pub position: u64,
     /// When the appliance received it (ns since the Unix epoch).
     pub timestamp_ns: u64,
     /// Priority class.
@@ -31,6 +50,38 @@ pub struct Delivery<'a> {
     pub flags: u8,
     /// Payload.
     pub payload: &'a [u8],
+}
+
+impl Delivery<'_> {
+    /// Everything but the payload.
+    pub fn meta(&self) -> DeliveryMeta {
+        DeliveryMeta {
+            stream: self.stream,
+            seq: self.seq,
+            position: self.position,
+            timestamp_ns: self.timestamp_ns,
+            class: self.class,
+            flags: self.flags,
+        }
+    }
+}
+
+/// The fixed fields of a DELIVER entry, for [`DeliverState::push_with`]
+/// (see [`Delivery`] for their meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryMeta {
+    /// Stream id.
+    pub stream: u64,
+    /// The stream's sequence number of this message.
+    pub seq: u64,
+    /// The stream's byte position at the end of this message.
+    pub position: u64,
+    /// When the appliance received it (ns since the Unix epoch).
+    pub timestamp_ns: u64,
+    /// Priority class.
+    pub class: u8,
+    /// Flags (none defined in version 1).
+    pub flags: u8,
 }
 
 /// A checked DELIVER datagram.
@@ -48,7 +99,7 @@ impl<'a> Deliver<'a> {
             return Err(WireError::Malformed);
         }
         let entries = &datagram[HEADER_LEN..];
-        validate_entries(entries, h.count, ENTRY_HEADER_LEN, 26)?;
+        validate_entries(entries, h.count, ENTRY_HEADER_LEN, field::LEN)?;
         Ok(Deliver { entries, count: h.count })
     }
 
@@ -82,14 +133,15 @@ impl<'a> Iterator for Deliveries<'a> {
         if b.len() < ENTRY_HEADER_LEN {
             return None;
         }
-        let len = usize::from(le16(b, 26));
+        let len = usize::from(le16(b, field::LEN));
         let end = (ENTRY_HEADER_LEN + len).min(b.len());
         let d = Delivery {
-            stream: le64(b, 0),
-            seq: le64(b, 8),
-            timestamp_ns: le64(b, 16),
-            class: b[24],
-            flags: b[25],
+            stream: le64(b, field::STREAM),
+            seq: le64(b, field::SEQ),
+            position: le64(b, field::POSITION),
+            timestamp_ns: le64(b, field::TIMESTAMP),
+            class: b[field::CLASS],
+            flags: b[field::FLAGS],
             payload: &b[ENTRY_HEADER_LEN..end],
         };
         self.rest = &b[end..];
@@ -121,26 +173,42 @@ impl DeliverState {
         ENTRY_HEADER_LEN + payload_len
     }
 
-    /// True when an entry of `payload_len` fits in `capacity` bytes.
+    /// True when an entry of `payload_len` bytes fits in `capacity` bytes
+    /// (at most [`crate::DATAGRAM_MAX`] for a datagram the appliance may
+    /// send) and the datagram stays valid: the payload is at most
+    /// [`PAYLOAD_MAX`] and the count does not overflow.
     pub fn fits(&self, payload_len: usize, capacity: usize) -> bool {
-        usize::from(self.len) + Self::entry_len(payload_len) <= capacity && self.count < u16::MAX
+        payload_len <= PAYLOAD_MAX
+            && usize::from(self.len) + Self::entry_len(payload_len) <= capacity.min(usize::from(u16::MAX))
+            && self.count < u16::MAX
+    }
+
+    /// Appends an entry whose `len` payload bytes `fill` writes in place
+    /// (the dataplane copies from chunked storage straight into the
+    /// datagram). `fill` gets exactly `len` bytes, holding whatever `buf`
+    /// held before, and must write all of them. The caller checked
+    /// [`DeliverState::fits`]`(len, buf.len())`; otherwise this panics.
+    pub fn push_with(&mut self, buf: &mut [u8], meta: &DeliveryMeta, len: usize, fill: impl FnOnce(&mut [u8])) {
+        debug_assert!(self.fits(len, buf.len()), "push_with without room: check fits first");
+        let start = usize::from(self.len);
+        let need = Self::entry_len(len);
+        let e = &mut buf[start..start + need];
+        put64(e, field::STREAM, meta.stream);
+        put64(e, field::SEQ, meta.seq);
+        put64(e, field::POSITION, meta.position);
+        put64(e, field::TIMESTAMP, meta.timestamp_ns);
+        e[field::CLASS] = meta.class;
+        e[field::FLAGS] = meta.flags;
+        put16(e, field::LEN, len as u16);
+        fill(&mut e[ENTRY_HEADER_LEN..]);
+        self.len += need as u16;
+        self.count += 1;
+        Header::set_count(buf, self.count);
     }
 
     /// Appends an entry; the caller checked [`DeliverState::fits`] against
     /// `buf.len()`.
     pub fn push(&mut self, buf: &mut [u8], d: &Delivery<'_>) {
-        let start = usize::from(self.len);
-        let need = Self::entry_len(d.payload.len());
-        let e = &mut buf[start..start + need];
-        put64(e, 0, d.stream);
-        put64(e, 8, d.seq);
-        put64(e, 16, d.timestamp_ns);
-        e[24] = d.class;
-        e[25] = d.flags;
-        put16(e, 26, d.payload.len() as u16);
-        e[ENTRY_HEADER_LEN..].copy_from_slice(d.payload);
-        self.len += need as u16;
-        self.count += 1;
-        Header::set_count(buf, self.count);
+        self.push_with(buf, &d.meta(), d.payload.len(), |p| p.copy_from_slice(d.payload));
     }
 }

@@ -40,6 +40,10 @@ pub enum FrameType {
     Ack,
     /// Appliance -> client: a request or datagram was refused.
     Error,
+    /// Subscriber -> appliance: how far into each stream it may be sent.
+    Credit,
+    /// Appliance -> publisher: messages refused because a stream is full.
+    Backpressure,
     /// Any other value.
     Unknown(u8),
 }
@@ -54,6 +58,8 @@ impl From<u8> for FrameType {
             5 => FrameType::Deliver,
             6 => FrameType::Ack,
             7 => FrameType::Error,
+            8 => FrameType::Credit,
+            9 => FrameType::Backpressure,
             other => FrameType::Unknown(other),
         }
     }
@@ -69,6 +75,8 @@ impl From<FrameType> for u8 {
             FrameType::Deliver => 5,
             FrameType::Ack => 6,
             FrameType::Error => 7,
+            FrameType::Credit => 8,
+            FrameType::Backpressure => 9,
             FrameType::Unknown(other) => other,
         }
     }

@@ -1,8 +1,8 @@
 //! Round trips, fixtures from docs/protocol.md, and properties that double
 //! as the fuzz target's oracle.
 
-use crate::control::{self, Ack, Control, ErrorCode, ErrorEntry, RangeRequest};
-use crate::deliver::{Deliver, DeliverState, Delivery};
+use crate::control::{self, Ack, Backpressure, Control, Credit, ErrorCode, ErrorEntry, RangeRequest};
+use crate::deliver::{Deliver, DeliverState, Delivery, DeliveryMeta};
 use crate::publish::{Publish, PublishBuilder};
 use crate::*;
 use proptest::prelude::*;
@@ -57,18 +57,201 @@ fn doc_heartbeat() {
     assert_eq!(&out[..], &b[..]);
 }
 
+const DELIVER_ONE: Delivery<'static> = Delivery {
+    stream: 42,
+    seq: 5,
+    position: 12,
+    timestamp_ns: 1_700_000_000_000_000_000,
+    class: 1,
+    flags: 0,
+    payload: b"hi",
+};
+
 #[test]
 fn doc_deliver_one() {
     let b = doc_example("deliver-one");
     let Frame::Deliver(d) = parse(&b).unwrap() else { panic!() };
-    let want =
-        Delivery { stream: 42, seq: 5, timestamp_ns: 1_700_000_000_000_000_000, class: 1, flags: 0, payload: b"hi" };
-    assert_eq!(d.deliveries().collect::<Vec<_>>(), [want]);
+    assert_eq!(d.deliveries().collect::<Vec<_>>(), [DELIVER_ONE]);
     let mut out = [0xa5u8; 64];
     let mut st = DeliverState::start(&mut out);
     assert!(st.fits(2, out.len()));
-    st.push(&mut out, &want);
+    st.push(&mut out, &DELIVER_ONE);
     assert_eq!(&out[..usize::from(st.len)], &b[..]);
+}
+
+#[test]
+fn deliver_layout() {
+    // | stream | seq | position | timestamp_ns | class | flags | len | payload |, after the 8-byte header.
+    let b = doc_example("deliver-one");
+    assert_eq!(deliver::ENTRY_HEADER_LEN, 36);
+    assert_eq!(PAYLOAD_MAX, 1428);
+    assert_eq!(b.len(), HEADER_LEN + deliver::ENTRY_HEADER_LEN + 2);
+    let e = &b[HEADER_LEN..];
+    assert_eq!(e[0..8], 42u64.to_le_bytes());
+    assert_eq!(e[8..16], 5u64.to_le_bytes());
+    assert_eq!(e[16..24], 12u64.to_le_bytes());
+    assert_eq!(e[24..32], 1_700_000_000_000_000_000u64.to_le_bytes());
+    assert_eq!((e[32], e[33]), (1, 0));
+    assert_eq!(e[34..36], 2u16.to_le_bytes());
+    assert_eq!(&e[36..], b"hi");
+}
+
+#[test]
+fn deliver_push_with_writes_in_place() {
+    // Over garbage: the header, every fixed field and the payload are written.
+    let b = doc_example("deliver-one");
+    let mut out = [0xa5u8; 64];
+    let mut st = DeliverState::start(&mut out);
+    let meta =
+        DeliveryMeta { stream: 42, seq: 5, position: 12, timestamp_ns: 1_700_000_000_000_000_000, class: 1, flags: 0 };
+    assert_eq!(meta, DELIVER_ONE.meta());
+    let mut called = false;
+    st.push_with(&mut out, &meta, 2, |p| {
+        assert_eq!(p, [0xa5, 0xa5], "exactly len bytes, as the buffer held them");
+        // As the dataplane does: one chunk, then the next.
+        p[..1].copy_from_slice(b"h");
+        p[1..].copy_from_slice(b"i");
+        called = true;
+    });
+    assert!(called);
+    assert_eq!(&out[..usize::from(st.len)], &b[..]);
+
+    // Several entries: the same bytes as push, the count in the header.
+    let chunks: [&[u8]; 3] = [b"ab", b"", b"cde"];
+    let mut by_push = [0u8; 256];
+    let mut by_fill = [0x5au8; 256];
+    let (mut a, mut f) = (DeliverState::start(&mut by_push), DeliverState::start(&mut by_fill));
+    for (i, c) in chunks.iter().enumerate() {
+        let i = i as u64;
+        let d = Delivery { stream: 7, seq: i, position: 100 + i, timestamp_ns: i, class: 3, flags: 0, payload: c };
+        a.push(&mut by_push, &d);
+        f.push_with(&mut by_fill, &d.meta(), c.len(), |p| p.copy_from_slice(c));
+    }
+    assert_eq!((a, f.count), (f, 3));
+    let len = usize::from(f.len);
+    assert_eq!(by_push[..len], by_fill[..len]);
+    let got: Vec<_> =
+        Deliver::new_checked(&by_fill[..len]).unwrap().deliveries().map(|d| (d.position, d.payload)).collect();
+    assert_eq!(got, [(100, &b"ab"[..]), (101, &b""[..]), (102, &b"cde"[..])]);
+}
+
+#[test]
+fn deliver_fits() {
+    let mut buf = [0u8; DATAGRAM_MAX];
+    let mut st = DeliverState::start(&mut buf);
+    assert!(st.fits(PAYLOAD_MAX, DATAGRAM_MAX));
+    assert!(!st.fits(PAYLOAD_MAX + 1, DATAGRAM_MAX));
+    assert!(!st.fits(PAYLOAD_MAX + 1, 4096), "a larger buffer does not make a longer payload valid");
+    assert!(!st.fits(PAYLOAD_MAX, DATAGRAM_MAX - 1));
+    st.push_with(&mut buf, &DELIVER_ONE.meta(), PAYLOAD_MAX, |p| p.fill(7));
+    assert_eq!(usize::from(st.len), DATAGRAM_MAX, "one largest message fills a datagram exactly");
+    assert!(!st.fits(0, DATAGRAM_MAX));
+    let d = Deliver::new_checked(&buf).unwrap();
+    assert_eq!(d.deliveries().next().unwrap().payload, &[7; PAYLOAD_MAX][..]);
+}
+
+#[test]
+fn doc_credit_two() {
+    let b = doc_example("credit-two");
+    let Frame::Control(Control::Credit(c)) = parse(&b).unwrap() else { panic!() };
+    let want = [Credit { stream: 42, position: 12 + 65_536 }, Credit { stream: 43, position: 65_536 }];
+    assert_eq!(c.collect::<Vec<_>>(), want);
+    let mut out = [0xa5u8; 64];
+    let len = control::emit_credits(&mut out, &want).unwrap();
+    assert_eq!(&out[..len], &b[..], "written whole over garbage");
+    assert_eq!(control::emit_credits(&mut out[..len - 1], &want), None, "too small");
+    let len = control::emit_credits(&mut out, &[]).unwrap();
+    assert_eq!(&out[..len], &[0x4d, 0x53, 1, 8, 0, 0, 0, 0]);
+}
+
+#[test]
+fn doc_backpressure_one() {
+    let b = doc_example("backpressure-one");
+    let Frame::Control(Control::Backpressure(mut x)) = parse(&b).unwrap() else { panic!() };
+    let want = Backpressure { stream: 42, refused: 3 };
+    assert_eq!(x.next(), Some(want));
+    assert_eq!(x.next(), None);
+    let mut out = [0xa5u8; 64];
+    let len = control::emit_backpressure(&mut out, &[want]).unwrap();
+    assert_eq!(&out[..len], &b[..], "written whole over garbage, reserved as 0");
+    let mut reserved = b.clone();
+    reserved[HEADER_LEN + 12..].copy_from_slice(&[1, 2, 3, 4]);
+    let Frame::Control(Control::Backpressure(mut x)) = parse(&reserved).unwrap() else { panic!() };
+    assert_eq!(x.next(), Some(want), "reserved is ignored on receipt");
+}
+
+#[test]
+fn doc_error_slow_consumer() {
+    let b = doc_example("error-slow-consumer");
+    let Frame::Control(Control::Error(mut e)) = parse(&b).unwrap() else { panic!() };
+    let want = ErrorEntry { request: 0, code: ErrorCode::SlowConsumer, detail: 42 };
+    assert_eq!(e.next(), Some(want));
+    let mut out = [0xa5u8; 64];
+    let len = control::emit_errors(&mut out, &[want]).unwrap();
+    assert_eq!(&out[..len], &b[..]);
+}
+
+#[test]
+fn flow_control_frames_errors() {
+    for name in ["credit-two", "backpressure-one"] {
+        let b = doc_example(name);
+        assert_eq!(parse(&b[..b.len() - 1]).unwrap_err(), WireError::Truncated, "{name}");
+        let mut extra = b.clone();
+        extra.push(0);
+        assert_eq!(parse(&extra).unwrap_err(), WireError::Malformed, "{name}: trailing bytes");
+        let mut count = b.clone();
+        count[6] += 1;
+        assert_eq!(parse(&count).unwrap_err(), WireError::Truncated, "{name}: count beyond the entries");
+    }
+}
+
+#[test]
+fn frame_and_error_numbers() {
+    let known = [
+        (1, FrameType::Publish),
+        (2, FrameType::Subscribe),
+        (3, FrameType::Unsubscribe),
+        (4, FrameType::Heartbeat),
+        (5, FrameType::Deliver),
+        (6, FrameType::Ack),
+        (7, FrameType::Error),
+        (8, FrameType::Credit),
+        (9, FrameType::Backpressure),
+    ];
+    for v in 0..=u8::MAX {
+        let t = FrameType::from(v);
+        assert_eq!(u8::from(t), v);
+        match known.iter().find(|(n, _)| *n == v) {
+            Some((_, want)) => assert_eq!(t, *want),
+            None => assert_eq!(t, FrameType::Unknown(v)),
+        }
+    }
+    assert_eq!(parse(&[0x4d, 0x53, 1, 10, 0, 0, 0, 0]).unwrap_err(), WireError::UnknownType(10));
+    assert_eq!(ErrorCode::from(10), ErrorCode::SlowConsumer);
+    assert_eq!(u16::from(ErrorCode::SlowConsumer), 10);
+    assert_eq!(ErrorCode::from(11), ErrorCode::Unknown(11));
+    for v in 0..=64u16 {
+        assert_eq!(u16::from(ErrorCode::from(v)), v);
+    }
+}
+
+/// The committed fuzz seeds (wire/fuzz/corpus/parse) are exactly the
+/// examples of docs/protocol.md, file name = example name.
+#[test]
+fn fuzz_seeds_are_the_doc_examples() {
+    let doc = include_str!("../../docs/protocol.md");
+    let names: Vec<&str> = doc.split("<!-- example: ").skip(1).map(|rest| rest.split(" -->").next().unwrap()).collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/parse");
+    let mut seeds: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    seeds.sort();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(seeds, sorted, "one seed per doc example in {}", dir.display());
+    for name in names {
+        assert_eq!(std::fs::read(dir.join(name)).unwrap(), doc_example(name), "seed {name}");
+        crate::fuzz_check(&doc_example(name));
+    }
 }
 
 #[test]
@@ -165,20 +348,49 @@ proptest! {
     }
 
     #[test]
-    fn deliver_round_trip(msgs in proptest::collection::vec((arb_message(), any::<u64>(), any::<u64>()), 0..12)) {
-        let mut buf = [0u8; DATAGRAM_MAX];
+    fn deliver_round_trip(msgs in proptest::collection::vec(
+        (arb_message(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u8>(), any::<bool>()), 0..12)) {
+        let mut buf = [0xa5u8; DATAGRAM_MAX];
         let mut st = DeliverState::start(&mut buf);
         let mut pushed = Vec::new();
-        for ((stream, class, payload), seq, ts) in &msgs {
-            let d = Delivery { stream: *stream, seq: *seq, timestamp_ns: *ts, class: *class, flags: 0, payload };
+        for ((stream, class, payload), seq, position, timestamp_ns, flags, in_place) in &msgs {
+            let d = Delivery {
+                stream: *stream, seq: *seq, position: *position, timestamp_ns: *timestamp_ns, class: *class, flags: *flags, payload,
+            };
             if st.fits(payload.len(), DATAGRAM_MAX) {
-                st.push(&mut buf, &d);
-                pushed.push((*stream, *seq, *ts, payload.clone()));
+                if *in_place {
+                    st.push_with(&mut buf, &d.meta(), payload.len(), |p| p.copy_from_slice(payload));
+                } else {
+                    st.push(&mut buf, &d);
+                }
+                pushed.push((d.meta(), payload.clone()));
             }
         }
         let d = Deliver::new_checked(&buf[..usize::from(st.len)]).unwrap();
-        let got: Vec<_> = d.deliveries().map(|x| (x.stream, x.seq, x.timestamp_ns, x.payload.to_vec())).collect();
+        let got: Vec<_> = d.deliveries().map(|x| (x.meta(), x.payload.to_vec())).collect();
         prop_assert_eq!(got, pushed);
+    }
+
+    #[test]
+    fn flow_control_round_trip(credits in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..91),
+                               refusals in proptest::collection::vec((any::<u64>(), any::<u32>()), 0..91),
+                               code in any::<u16>(), detail in any::<u64>()) {
+        let credits: Vec<_> = credits.into_iter().map(|(stream, position)| Credit { stream, position }).collect();
+        let mut buf = [0xa5u8; DATAGRAM_MAX];
+        let len = control::emit_credits(&mut buf, &credits).unwrap();
+        prop_assert_eq!(len, HEADER_LEN + credits.len() * control::CREDIT_ENTRY_LEN);
+        let Frame::Control(Control::Credit(c)) = parse(&buf[..len]).unwrap() else { panic!() };
+        prop_assert_eq!(c.collect::<Vec<_>>(), credits);
+        let refusals: Vec<_> = refusals.into_iter().map(|(stream, refused)| Backpressure { stream, refused }).collect();
+        let len = control::emit_backpressure(&mut buf, &refusals).unwrap();
+        prop_assert_eq!(len, HEADER_LEN + refusals.len() * control::BACKPRESSURE_ENTRY_LEN);
+        let Frame::Control(Control::Backpressure(b)) = parse(&buf[..len]).unwrap() else { panic!() };
+        prop_assert_eq!(b.collect::<Vec<_>>(), refusals);
+        let e = ErrorEntry { request: 0, code: code.into(), detail };
+        let len = control::emit_errors(&mut buf, &[e]).unwrap();
+        let Frame::Control(Control::Error(mut x)) = parse(&buf[..len]).unwrap() else { panic!() };
+        prop_assert_eq!(x.next(), Some(e));
+        crate::fuzz_check(&buf[..len]);
     }
 
     #[test]
@@ -203,8 +415,11 @@ proptest! {
     }
 
     #[test]
-    fn mutated_frames_never_panic(which in 0..6usize, flips in proptest::collection::vec((0..40usize, any::<u8>()), 1..5)) {
-        let names = ["publish-two", "subscribe-range", "heartbeat", "deliver-one", "ack-part", "error-version"];
+    fn mutated_frames_never_panic(which in 0..9usize, flips in proptest::collection::vec((0..48usize, any::<u8>()), 1..5)) {
+        let names = [
+            "publish-two", "subscribe-range", "heartbeat", "deliver-one", "ack-part", "error-version", "credit-two",
+            "backpressure-one", "error-slow-consumer",
+        ];
         let mut b = doc_example(names[which]);
         for (at, v) in flips { if let Some(x) = b.get_mut(at) { *x = v; } }
         crate::fuzz_check(&b);
