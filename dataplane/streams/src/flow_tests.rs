@@ -60,7 +60,7 @@ fn backlogged_streams_share_bytes_fairly_whatever_their_message_sizes() {
     for _ in 0..400 {
         for (i, len) in sizes.iter().enumerate() {
             while t.queued_bytes(i as u64) < 8 * 1400 {
-                assert!(matches!(pub_msg(&mut t, i as u64, 2, *len), Outcome::Queued { .. }));
+                assert!(matches!(pub_msg(&mut t, i as u64, 1, *len), Outcome::Queued { .. }));
             }
         }
         serve_all(&mut t, 64, &mut got);
@@ -83,7 +83,7 @@ fn classes_are_served_strictly_in_order() {
     let mut got = Got::new();
     serve_all(&mut t, 100, &mut got);
     let streams: Vec<u64> = got[&peer(1)].iter().map(|m| m.0).collect();
-    assert_eq!(streams, [[3u64; 5], [2; 5], [1; 5], [0; 5]].concat(), "control, latency, normal, bulk");
+    assert_eq!(streams, [[0u64; 5], [1; 5], [2; 5], [3; 5]].concat(), "wire class 3 (control) first, 0 (bulk) last");
 }
 
 #[test]
@@ -91,13 +91,13 @@ fn the_starvation_guard_gives_lower_classes_a_turn() {
     for (guard, want_bulk) in [(4u32, true), (1024, false)] {
         let tun = Tunables { starvation_guard: guard, quantum_bytes: 100, ..Tunables::default() };
         let mut t = table(1 << 20, tun);
-        t.subscribe(peer(1), 1, 0).unwrap(); // control
-        t.subscribe(peer(2), 2, 0).unwrap(); // bulk
+        t.subscribe(peer(1), 1, 0).unwrap(); // control (wire class 3)
+        t.subscribe(peer(2), 2, 0).unwrap(); // bulk (wire class 0)
         t.credit(peer(1), 1, OPEN);
         t.credit(peer(2), 2, OPEN);
         let mut got = Got::new();
         for _ in 0..200 {
-            for (id, class) in [(1u64, 0u8), (2, 3)] {
+            for (id, class) in [(1u64, 3u8), (2, 0)] {
                 while t.queued_bytes(id) < 400 {
                     pub_msg(&mut t, id, class, 100);
                 }
@@ -252,11 +252,11 @@ fn the_stream_queue_limit_halves_under_pressure() {
     t.subscribe(peer(1), 1, 0).unwrap();
     t.subscribe(peer(1), 2, 0).unwrap();
     for _ in 0..15 {
-        pub_msg(&mut t, 1, 0, 64); // 50% of the pool
+        pub_msg(&mut t, 1, 3, 64); // 50% of the pool, control: never shed
     }
     assert_eq!(t.level(), 1);
     for _ in 0..15 {
-        pub_msg(&mut t, 2, 0, 64);
+        pub_msg(&mut t, 2, 3, 64);
     }
     assert_eq!(t.queued_bytes(2), 64 * 10, "half of 20 messages' worth");
 }

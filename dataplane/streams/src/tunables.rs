@@ -2,18 +2,20 @@
 //! `Copy`, so a worker can take a new set between bursts without
 //! allocating (they change live through the control plane).
 
-/// Priority classes, served strictly in this order (0 first). A message's
-/// wire class maps with [`class_of`].
+/// Priority classes, served strictly in this order (index 0 first). A
+/// message's wire class maps with [`class_of`].
 pub const CLASSES: usize = 4;
 
-/// Names of the classes, for counters, docs and the CLI.
+/// Names of the classes in service order, for counters, docs and the CLI.
 pub const CLASS_NAMES: [&str; CLASSES] = ["control", "latency", "normal", "bulk"];
 
-/// The scheduling class of a message's wire `class` byte: 0..=2 as they
-/// are, anything larger is bulk.
+/// The scheduling class (service order) of a message's wire `class` byte:
+/// on the wire 3 is control and 0 is bulk (higher numbers first, see
+/// docs/protocol.md); the parser refuses anything above 3, and this clamps
+/// it to control anyway.
 #[inline]
 pub fn class_of(wire_class: u8) -> usize {
-    usize::from(wire_class).min(CLASSES - 1)
+    CLASSES - 1 - usize::from(wire_class).min(CLASSES - 1)
 }
 
 /// The first class that counts as best effort for the drop-newest step.
@@ -181,9 +183,11 @@ mod tests {
     }
 
     #[test]
-    fn wire_classes_above_bulk_are_bulk() {
-        assert_eq!(class_of(0), 0);
-        assert_eq!(class_of(3), 3);
-        assert_eq!(class_of(200), 3);
+    fn wire_class_three_is_control_and_zero_is_bulk() {
+        assert_eq!(CLASS_NAMES[class_of(3)], "control");
+        assert_eq!(CLASS_NAMES[class_of(2)], "latency");
+        assert_eq!(CLASS_NAMES[class_of(1)], "normal");
+        assert_eq!(CLASS_NAMES[class_of(0)], "bulk");
+        assert_eq!(class_of(200), 0);
     }
 }
