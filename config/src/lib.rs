@@ -6,6 +6,7 @@ use anyhow::Context;
 use ms_netstack::host::ROUTES_MAX;
 use ms_netstack::route::Prefix;
 use ms_netstack::{Ipv4Addr, MacAddr};
+use ms_streams::tunables::POLICY_RANGES_MAX;
 use serde::{de, Deserialize, Deserializer};
 use serde_saphyr::{Location, Spanned};
 use std::fmt;
@@ -14,6 +15,9 @@ use std::str::FromStr;
 
 /// Largest RX burst a worker accepts.
 pub const RX_BURST_MAX: usize = 512;
+
+/// The largest message payload, which every credit and queue limit must hold.
+const PAYLOAD_MAX: u64 = ms_wire::PAYLOAD_MAX as u64;
 
 /// Which handler runs on the service port.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -57,6 +61,15 @@ pub struct Config {
     /// Stream table bounds (per worker) and subscription lifetime.
     #[serde(default)]
     pub streams: StreamsConfig,
+    /// How workers share their time among subscriptions (live).
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    /// Credit and slow-consumer policies (live).
+    #[serde(default)]
+    pub flow: FlowConfig,
+    /// The memory budget for queued messages and its pressure steps.
+    #[serde(default)]
+    pub memory: MemoryConfig,
     /// Where the stats segment and the control socket live.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
@@ -193,15 +206,195 @@ impl Default for StreamsConfig {
     }
 }
 
-impl StreamsConfig {
-    /// As table limits.
-    pub fn limits(&self) -> ms_streams::Limits {
-        ms_streams::Limits {
-            streams: self.max_per_worker,
-            subscribers: self.subscribers_max,
-            subscriptions: self.subscriptions_max,
-            lifetime_ms: u64::from(self.subscription_lifetime_ms),
-            queue_bytes: 0,
+/// A value the file does not set: it has no place to point errors at.
+fn unset<T>(value: T) -> Spanned<T> {
+    Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN)
+}
+
+/// Where the file sets `v`; `None` for a default.
+fn at<T>(v: &Spanned<T>) -> Option<Location> {
+    (v.referenced.line() != 0).then_some(v.referenced)
+}
+
+/// Largest `scheduler.quantum_bytes`, `scheduler.tx_budget_max`.
+const SCHEDULER_LIMIT: u32 = 65_536;
+
+/// How a worker shares its time and the wire among subscriptions: deficit
+/// round robin within a class, classes strictly in order but for the
+/// starvation guard, and adaptive burst sizes. Every key changes live.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Deficit round robin quantum: bytes a backlogged subscription may send
+    /// per round within its class (64..=65536).
+    pub quantum_bytes: Spanned<u32>,
+    /// After this many consecutive picks of a higher class while a lower
+    /// one waits, one pick goes to a lower class (1..=1024).
+    pub starvation_guard: Spanned<u32>,
+    /// Smallest rx burst the adaptive batching shrinks to when idle
+    /// (1..=`workers.rx_burst`).
+    pub rx_burst_min: Spanned<u32>,
+    /// Messages served per loop turn when idle (1..=`tx_budget_max`).
+    pub tx_budget_min: Spanned<u32>,
+    /// Messages served per loop turn under load (at most 65536).
+    pub tx_budget_max: Spanned<u32>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        let t = ms_streams::Tunables::default();
+        SchedulerConfig {
+            quantum_bytes: unset(t.quantum_bytes),
+            starvation_guard: unset(t.starvation_guard),
+            rx_burst_min: unset(u32::from(t.rx_burst_min)),
+            tx_budget_min: unset(t.tx_budget_min),
+            tx_budget_max: unset(t.tx_budget_max),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// The values, without their places in the file.
+    fn values(&self) -> [u32; 5] {
+        [
+            self.quantum_bytes.value,
+            self.starvation_guard.value,
+            self.rx_burst_min.value,
+            self.tx_budget_min.value,
+            self.tx_budget_max.value,
+        ]
+    }
+}
+
+/// What happens when a stream's queue is full because a subscriber is
+/// behind (docs/flow-control.md).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowPolicy {
+    /// Refuse new messages and tell the publisher (BACKPRESSURE).
+    Block,
+    /// Drop the oldest queued message; the subscribers behind see a gap.
+    DropOldest,
+    /// Subscribers behind skip to the newest message.
+    Conflate,
+    /// Subscribers behind lose the subscription.
+    Disconnect,
+}
+
+impl From<FlowPolicy> for ms_streams::Policy {
+    fn from(p: FlowPolicy) -> Self {
+        match p {
+            FlowPolicy::Block => ms_streams::Policy::Block,
+            FlowPolicy::DropOldest => ms_streams::Policy::DropOldest,
+            FlowPolicy::Conflate => ms_streams::Policy::Conflate,
+            FlowPolicy::Disconnect => ms_streams::Policy::Disconnect,
+        }
+    }
+}
+
+impl From<ms_streams::Policy> for FlowPolicy {
+    fn from(p: ms_streams::Policy) -> Self {
+        match p {
+            ms_streams::Policy::Block => FlowPolicy::Block,
+            ms_streams::Policy::DropOldest => FlowPolicy::DropOldest,
+            ms_streams::Policy::Conflate => FlowPolicy::Conflate,
+            ms_streams::Policy::Disconnect => FlowPolicy::Disconnect,
+        }
+    }
+}
+
+/// The policy of the stream ids `first..=last`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRangeConfig {
+    /// First stream id.
+    pub first: Spanned<u64>,
+    /// Last stream id, inclusive (>= `first`).
+    pub last: Spanned<u64>,
+    /// Policy of these streams.
+    pub policy: FlowPolicy,
+}
+
+/// Flow control: the credit a subscription starts with and what happens
+/// to streams whose subscribers fall behind. Every key changes live.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowConfig {
+    /// Credit a new subscription starts with, in bytes; at least
+    /// `ms_wire::PAYLOAD_MAX`, or a max-size message could never be sent.
+    pub initial_credit_bytes: Spanned<u32>,
+    /// Policy of streams no entry of `policies` names.
+    pub default_policy: FlowPolicy,
+    /// Policies by stream id range; the first range holding a stream wins.
+    /// At most `POLICY_RANGES_MAX` entries.
+    pub policies: Spanned<Vec<PolicyRangeConfig>>,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        let t = ms_streams::Tunables::default();
+        FlowConfig {
+            initial_credit_bytes: unset(t.initial_credit_bytes),
+            default_policy: t.default_policy.into(),
+            policies: unset(Vec::new()),
+        }
+    }
+}
+
+impl FlowConfig {
+    /// The policy ranges as the dataplane takes them.
+    fn ranges(&self) -> impl Iterator<Item = ms_streams::PolicyRange> + '_ {
+        self.policies.value.iter().map(|r| ms_streams::PolicyRange {
+            first: r.first.value,
+            last: r.last.value,
+            policy: r.policy.into(),
+        })
+    }
+
+    /// Same values (places in the file ignored).
+    fn same(&self, other: &FlowConfig) -> bool {
+        self.initial_credit_bytes.value == other.initial_credit_bytes.value
+            && self.default_policy == other.default_policy
+            && self.ranges().eq(other.ranges())
+    }
+}
+
+/// Default `memory.budget_bytes`: 256 MiB.
+pub const MEMORY_BUDGET_DEFAULT: u64 = 256 << 20;
+/// Largest `memory.budget_bytes`: 1 TiB.
+pub const MEMORY_BUDGET_MAX: u64 = 1 << 40;
+/// Smallest share of `memory.budget_bytes` a worker may get: 1 MiB.
+pub const WORKER_SHARE_MIN: u64 = 1 << 20;
+
+/// The memory queued messages may take, and the pool fill levels at which
+/// the dataplane sheds load. `budget_bytes` is allocated at startup (a
+/// restart changes it); the other keys change live.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Bytes for queued messages in all, split evenly over the workers;
+    /// each worker's share at least 1 MiB, the whole at most 1 TiB.
+    pub budget_bytes: Spanned<u64>,
+    /// Bytes one stream may hold queued before its policy applies; at least
+    /// `ms_wire::PAYLOAD_MAX` and at most a worker's share of the budget.
+    pub stream_queue_bytes_max: Spanned<u32>,
+    /// Pool fill (percent) from which stream queue limits are halved.
+    pub shrink_grants_at_percent: Spanned<u32>,
+    /// Pool fill (percent) from which new bulk messages are shed.
+    pub shed_bulk_at_percent: Spanned<u32>,
+    /// Pool fill (percent) from which new best-effort messages are dropped.
+    pub drop_newest_at_percent: Spanned<u32>,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        let t = ms_streams::Tunables::default();
+        MemoryConfig {
+            budget_bytes: unset(MEMORY_BUDGET_DEFAULT),
+            stream_queue_bytes_max: unset(t.stream_queue_bytes_max),
+            shrink_grants_at_percent: unset(u32::from(t.shrink_grants_at_percent)),
+            shed_bulk_at_percent: unset(u32::from(t.shed_bulk_at_percent)),
+            drop_newest_at_percent: unset(u32::from(t.drop_newest_at_percent)),
         }
     }
 }
@@ -530,6 +723,17 @@ struct CheckError {
     msg: String,
 }
 
+impl CheckError {
+    /// As an error naming `origin` (and line:column when known); `note`
+    /// is appended to the message.
+    fn located(self, origin: &str, note: &str) -> anyhow::Error {
+        match self.at {
+            Some(loc) => anyhow::anyhow!("{origin}:{}:{}: {}{note}", loc.line(), loc.column(), self.msg),
+            None => anyhow::anyhow!("{origin}: {}{note}", self.msg),
+        }
+    }
+}
+
 /// Fails a check at a location (`Some`) or at a key path only (`None`).
 macro_rules! fail {
     ($at:expr, $($fmt:tt)*) => {
@@ -554,11 +758,72 @@ impl Config {
                 None => anyhow::anyhow!("{origin}: {msg}"),
             }
         })?;
-        cfg.check().map_err(|e| match e.at {
-            Some(loc) => anyhow::anyhow!("{origin}:{}:{}: {}", loc.line(), loc.column(), e.msg),
-            None => anyhow::anyhow!("{origin}: {}", e.msg),
-        })?;
+        cfg.check().map_err(|e| e.located(origin, ""))?;
         Ok(cfg)
+    }
+
+    /// The running config `self` with every live key taken from `new` (a
+    /// checked config read from `origin`): what is in force after a live
+    /// apply until the next restart. Checked again as a whole, because
+    /// `new`'s live values were checked against its own restart-only ones
+    /// (e.g. `memory.stream_queue_bytes_max` against `memory.budget_bytes`
+    /// and `workers`), and the running ones stay until a restart.
+    pub fn with_live(&self, new: &Config, origin: &str) -> anyhow::Result<Config> {
+        let mut c = self.clone();
+        c.streams.subscription_lifetime_ms = new.streams.subscription_lifetime_ms;
+        c.scheduler = new.scheduler.clone();
+        c.flow = new.flow.clone();
+        c.memory = MemoryConfig { budget_bytes: c.memory.budget_bytes, ..new.memory.clone() };
+        c.check().map_err(|e| {
+            e.located(
+                origin,
+                " (checked against the running workers and memory.budget_bytes, which change only at a restart: \
+                 restart with the new file, or apply the live keys in a step of their own)",
+            )
+        })?;
+        Ok(c)
+    }
+
+    /// The settings workers take live, as the stream tables use them.
+    pub fn tunables(&self) -> ms_streams::Tunables {
+        let (s, f, m) = (&self.scheduler, &self.flow, &self.memory);
+        let percent = |v: &Spanned<u32>| u8::try_from(v.value).unwrap_or(u8::MAX);
+        let mut t = ms_streams::Tunables {
+            quantum_bytes: s.quantum_bytes.value,
+            starvation_guard: s.starvation_guard.value,
+            rx_burst_min: u16::try_from(s.rx_burst_min.value).unwrap_or(u16::MAX),
+            tx_budget_min: s.tx_budget_min.value,
+            tx_budget_max: s.tx_budget_max.value,
+            initial_credit_bytes: f.initial_credit_bytes.value,
+            default_policy: f.default_policy.into(),
+            stream_queue_bytes_max: m.stream_queue_bytes_max.value,
+            shrink_grants_at_percent: percent(&m.shrink_grants_at_percent),
+            shed_bulk_at_percent: percent(&m.shed_bulk_at_percent),
+            drop_newest_at_percent: percent(&m.drop_newest_at_percent),
+            ..Default::default()
+        };
+        let ranges: Vec<ms_streams::PolicyRange> = f.ranges().take(POLICY_RANGES_MAX).collect();
+        // At most POLICY_RANGES_MAX (checked, and taken): cannot fail.
+        let _ = t.set_policies(&ranges);
+        t
+    }
+
+    /// Each worker's stream table bounds and its share of
+    /// `memory.budget_bytes` for queued messages.
+    pub fn stream_limits(&self) -> ms_streams::Limits {
+        let st = &self.streams;
+        ms_streams::Limits {
+            streams: st.max_per_worker,
+            subscribers: st.subscribers_max,
+            subscriptions: st.subscriptions_max,
+            lifetime_ms: u64::from(st.subscription_lifetime_ms),
+            queue_bytes: self.worker_queue_bytes(),
+        }
+    }
+
+    /// One worker's share of `memory.budget_bytes`.
+    pub fn worker_queue_bytes(&self) -> u64 {
+        self.memory.budget_bytes.value / self.workers.lcores.value.len().max(1) as u64
     }
 
     /// Cross-field checks that no single value can make.
@@ -617,7 +882,140 @@ impl Config {
             fail!(None, "streams.subscription_lifetime_ms: at least 100, got {}", st.subscription_lifetime_ms);
         }
         self.check_ports()?;
-        self.check_mempool()
+        self.check_mempool()?;
+        self.check_scheduler()?;
+        self.check_flow()?;
+        self.check_memory()
+    }
+
+    fn check_scheduler(&self) -> Result<(), CheckError> {
+        let s = &self.scheduler;
+        let q = &s.quantum_bytes;
+        if !(64..=SCHEDULER_LIMIT).contains(&q.value) {
+            fail!(at(q), "scheduler.quantum_bytes: expected 64..={SCHEDULER_LIMIT} bytes, got {}", q.value);
+        }
+        let g = &s.starvation_guard;
+        if !(1..=1024).contains(&g.value) {
+            fail!(at(g), "scheduler.starvation_guard: expected 1..=1024 picks, got {}", g.value);
+        }
+        let (r, burst) = (&s.rx_burst_min, self.workers.rx_burst);
+        if !(1..=u32::from(burst)).contains(&r.value) {
+            fail!(at(r), "scheduler.rx_burst_min: expected 1..=workers.rx_burst ({burst}), got {}", r.value);
+        }
+        let (lo, hi) = (&s.tx_budget_min, &s.tx_budget_max);
+        if !(1..=SCHEDULER_LIMIT).contains(&hi.value) {
+            fail!(at(hi), "scheduler.tx_budget_max: expected 1..={SCHEDULER_LIMIT} messages, got {}", hi.value);
+        }
+        if lo.value == 0 || (lo.value > hi.value && at(lo).is_some()) {
+            fail!(
+                at(lo),
+                "scheduler.tx_budget_min: expected 1..=scheduler.tx_budget_max ({}), got {}; \
+                 lower tx_budget_min or raise tx_budget_max",
+                hi.value,
+                lo.value
+            );
+        }
+        if lo.value > hi.value {
+            fail!(
+                at(hi),
+                "scheduler.tx_budget_max: {} is below scheduler.tx_budget_min ({}, the default); \
+                 raise tx_budget_max or lower tx_budget_min",
+                hi.value,
+                lo.value
+            );
+        }
+        Ok(())
+    }
+
+    fn check_flow(&self) -> Result<(), CheckError> {
+        let f = &self.flow;
+        let c = &f.initial_credit_bytes;
+        if u64::from(c.value) < PAYLOAD_MAX {
+            fail!(
+                at(c),
+                "flow.initial_credit_bytes: expected at least {PAYLOAD_MAX} (the largest message payload; \
+                 a smaller credit could never send a max-size message), got {}",
+                c.value
+            );
+        }
+        let p = &f.policies;
+        if p.value.len() > POLICY_RANGES_MAX {
+            fail!(
+                at(p),
+                "flow.policies: expected at most {POLICY_RANGES_MAX} ranges, got {}; \
+                 merge ranges or let flow.default_policy cover the most common one",
+                p.value.len()
+            );
+        }
+        for (i, r) in p.value.iter().enumerate() {
+            if r.first.value > r.last.value {
+                fail!(
+                    at(&r.first),
+                    "flow.policies[{i}]: first ({}) is above last ({}); expected first <= last",
+                    r.first.value,
+                    r.last.value
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn check_memory(&self) -> Result<(), CheckError> {
+        let m = &self.memory;
+        let b = &m.budget_bytes;
+        if b.value > MEMORY_BUDGET_MAX {
+            fail!(at(b), "memory.budget_bytes: expected at most {MEMORY_BUDGET_MAX} (1 TiB), got {}", b.value);
+        }
+        let workers = self.workers.lcores.value.len().max(1) as u64;
+        let plural = if workers == 1 { "worker" } else { "workers" };
+        let share = self.worker_queue_bytes();
+        if share < WORKER_SHARE_MIN {
+            fail!(
+                at(b).or(Some(self.workers.lcores.referenced)),
+                "memory.budget_bytes: {} split over {workers} {plural} is {share} bytes each; \
+                 expected at least {} (1 MiB per worker): raise it or use fewer workers",
+                b.value,
+                WORKER_SHARE_MIN * workers
+            );
+        }
+        let q = &m.stream_queue_bytes_max;
+        if u64::from(q.value) < PAYLOAD_MAX {
+            fail!(
+                at(q),
+                "memory.stream_queue_bytes_max: expected at least {PAYLOAD_MAX} (the largest message payload), got {}",
+                q.value
+            );
+        }
+        if u64::from(q.value) > share {
+            fail!(
+                at(q).or(at(b)),
+                "memory.stream_queue_bytes_max: {} is above a worker's share of memory.budget_bytes \
+                 ({} / {workers} {plural} = {share}); lower it or raise memory.budget_bytes",
+                q.value,
+                b.value
+            );
+        }
+        let steps = [
+            ("shrink_grants_at_percent", &m.shrink_grants_at_percent),
+            ("shed_bulk_at_percent", &m.shed_bulk_at_percent),
+            ("drop_newest_at_percent", &m.drop_newest_at_percent),
+        ];
+        for (key, v) in steps {
+            if !(1..=100).contains(&v.value) {
+                fail!(at(v), "memory.{key}: expected 1..=100 (percent of the pool in use), got {}", v.value);
+            }
+        }
+        const ORDER: &str = "expected shrink_grants_at_percent <= shed_bulk_at_percent <= drop_newest_at_percent";
+        for w in steps.windows(2) {
+            let ((ka, a), (kb, b)) = (w[0], w[1]);
+            if a.value > b.value && at(a).is_some() {
+                fail!(at(a), "memory.{ka}: {} is above memory.{kb} ({}); {ORDER}", a.value, b.value);
+            }
+            if a.value > b.value {
+                fail!(at(b), "memory.{kb}: {} is below memory.{ka} ({}, the default); {ORDER}", b.value, a.value);
+            }
+        }
+        Ok(())
     }
 
     fn check_ports(&self) -> Result<(), CheckError> {
@@ -691,12 +1089,27 @@ impl Config {
         Ok(())
     }
 
-    /// What differs from `self` (the running config) in `new`.
+    /// What differs from `self` (the running config) in `new`. Sections
+    /// whose keys all change the same way are named as a section (`eal`,
+    /// `scheduler`); mixed ones key by key (`memory.budget_bytes`).
     pub fn diff(&self, new: &Config) -> Diff {
         let mut d = Diff::default();
-        if self.streams.subscription_lifetime_ms != new.streams.subscription_lifetime_ms {
-            d.live.push("streams.subscription_lifetime_ms");
-        }
+        let mut live = |changed: bool, key: &'static str| {
+            if changed {
+                d.live.push(key);
+            }
+        };
+        live(
+            self.streams.subscription_lifetime_ms != new.streams.subscription_lifetime_ms,
+            "streams.subscription_lifetime_ms",
+        );
+        live(self.scheduler.values() != new.scheduler.values(), "scheduler");
+        live(!self.flow.same(&new.flow), "flow");
+        let (a, b) = (&self.memory, &new.memory);
+        live(a.stream_queue_bytes_max.value != b.stream_queue_bytes_max.value, "memory.stream_queue_bytes_max");
+        live(a.shrink_grants_at_percent.value != b.shrink_grants_at_percent.value, "memory.shrink_grants_at_percent");
+        live(a.shed_bulk_at_percent.value != b.shed_bulk_at_percent.value, "memory.shed_bulk_at_percent");
+        live(a.drop_newest_at_percent.value != b.drop_newest_at_percent.value, "memory.drop_newest_at_percent");
         let mut restart = |changed: bool, key: &'static str| {
             if changed {
                 d.restart.push(key);
@@ -719,6 +1132,7 @@ impl Config {
         restart(a.max_per_worker != b.max_per_worker, "streams.max_per_worker");
         restart(a.subscribers_max != b.subscribers_max, "streams.subscribers_max");
         restart(a.subscriptions_max != b.subscriptions_max, "streams.subscriptions_max");
+        restart(self.memory.budget_bytes.value != new.memory.budget_bytes.value, "memory.budget_bytes");
         d
     }
 

@@ -137,3 +137,223 @@ fn port_names_must_be_label_safe() {
         assert!(e.contains("ports[0].name"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn tuning_defaults_are_the_streams_defaults() {
+    let c = Config::parse(GOOD, "t.yaml").unwrap();
+    assert_eq!(c.tunables(), ms_streams::Tunables::default());
+    assert_eq!(c.flow.default_policy, FlowPolicy::DropOldest);
+    let l = c.stream_limits();
+    assert_eq!((l.streams, l.lifetime_ms, l.queue_bytes), (65_536, 10_000, 256 << 20));
+}
+
+const TUNED: &str = r#"
+scheduler:
+  quantum_bytes: 9000
+  starvation_guard: 8
+  rx_burst_min: 2
+  tx_budget_min: 32
+  tx_budget_max: 1024
+flow:
+  initial_credit_bytes: 131072
+  default_policy: block
+  policies:
+    - { first: 0, last: 999, policy: conflate }
+    - { first: 1000, last: 1999, policy: disconnect }
+    - { first: 0, last: 4000, policy: drop-oldest }
+memory:
+  budget_bytes: 1073741824
+  stream_queue_bytes_max: 1048576
+  shrink_grants_at_percent: 40
+  shed_bulk_at_percent: 60
+  drop_newest_at_percent: 95
+"#;
+
+#[test]
+fn tuning_sections_map_to_tunables() {
+    use ms_streams::{Policy, PolicyRange, Tunables};
+    let c = Config::parse(&format!("{}{TUNED}", GOOD.replace("lcores: [1]", "lcores: [1, 2]")), "t.yaml").unwrap();
+    let mut want = Tunables {
+        quantum_bytes: 9000,
+        starvation_guard: 8,
+        rx_burst_min: 2,
+        tx_budget_min: 32,
+        tx_budget_max: 1024,
+        initial_credit_bytes: 131_072,
+        default_policy: Policy::Block,
+        stream_queue_bytes_max: 1 << 20,
+        shrink_grants_at_percent: 40,
+        shed_bulk_at_percent: 60,
+        drop_newest_at_percent: 95,
+        ..Tunables::default()
+    };
+    let r = |first, last, policy| PolicyRange { first, last, policy };
+    want.set_policies(&[
+        r(0, 999, Policy::Conflate),
+        r(1000, 1999, Policy::Disconnect),
+        r(0, 4000, Policy::DropOldest),
+    ])
+    .unwrap();
+    let t = c.tunables();
+    assert_eq!(t, want);
+    assert_eq!(
+        (t.policy_of(500), t.policy_of(1500), t.policy_of(3000), t.policy_of(5000)),
+        (Policy::Conflate, Policy::Disconnect, Policy::DropOldest, Policy::Block)
+    );
+    assert_eq!(c.stream_limits().queue_bytes, 512 << 20, "1 GiB over two workers");
+}
+
+#[test]
+fn tuning_rules_have_line_column_and_key() {
+    let payload_max = ms_wire::PAYLOAD_MAX;
+    let too_many: String =
+        (0..=POLICY_RANGES_MAX).map(|i| format!("    - {{ first: {i}, last: {i}, policy: block }}\n")).collect();
+    // GOOD ends at line 12, so the section starts at line 13 and its
+    // first key is on line 14.
+    let cases = [
+        ("scheduler:\n  quantum_bytes: 63\n", "t.yaml:14:18: scheduler.quantum_bytes: expected 64..=65536"),
+        ("scheduler:\n  quantum_bytes: 65537\n", "t.yaml:14:18: scheduler.quantum_bytes: expected 64..=65536"),
+        ("scheduler:\n  starvation_guard: 0\n", "t.yaml:14:21: scheduler.starvation_guard: expected 1..=1024"),
+        ("scheduler:\n  starvation_guard: 1025\n", "t.yaml:14:21: scheduler.starvation_guard: expected 1..=1024"),
+        ("scheduler:\n  rx_burst_min: 0\n", "t.yaml:14:17: scheduler.rx_burst_min: expected 1..=workers.rx_burst (32)"),
+        (
+            "scheduler:\n  rx_burst_min: 33\n",
+            "t.yaml:14:17: scheduler.rx_burst_min: expected 1..=workers.rx_burst (32)",
+        ),
+        ("scheduler:\n  tx_budget_max: 65537\n", "t.yaml:14:18: scheduler.tx_budget_max: expected 1..=65536"),
+        (
+            "scheduler:\n  tx_budget_min: 0\n",
+            "t.yaml:14:18: scheduler.tx_budget_min: expected 1..=scheduler.tx_budget_max",
+        ),
+        // tx_budget_min keeps its default (64): the error points at the key that is set.
+        (
+            "scheduler:\n  tx_budget_max: 32\n",
+            "t.yaml:14:18: scheduler.tx_budget_max: 32 is below scheduler.tx_budget_min (64, the default)",
+        ),
+        ("scheduler:\n  quantum: 1500\n", "t.yaml:14:3: unknown field `quantum`"),
+        ("flow:\n  initial_credit_bytes: 1000\n", "t.yaml:14:25: flow.initial_credit_bytes: expected at least"),
+        ("flow:\n  default_policy: drop_oldest\n", "t.yaml:14:19: unknown variant `drop_oldest`"),
+        (
+            "flow:\n  policies:\n    - { first: 5, last: 4, policy: block }\n",
+            "t.yaml:15:16: flow.policies[0]: first (5) is above last (4)",
+        ),
+        ("flow:\n  policies:\n    - { first: 5, last: 6 }\n", "t.yaml:15:19: missing field `policy`"),
+        (
+            "memory:\n  budget_bytes: 1099511627777\n",
+            "t.yaml:14:17: memory.budget_bytes: expected at most 1099511627776",
+        ),
+        (
+            "memory:\n  budget_bytes: 524288\n",
+            "t.yaml:14:17: memory.budget_bytes: 524288 split over 1 worker is 524288 bytes each",
+        ),
+        ("memory:\n  stream_queue_bytes_max: 1000\n", "t.yaml:14:27: memory.stream_queue_bytes_max: expected at least"),
+        (
+            "memory:\n  budget_bytes: 1048576\n  stream_queue_bytes_max: 2097152\n",
+            "t.yaml:15:27: memory.stream_queue_bytes_max: 2097152 is above a worker's share",
+        ),
+        ("memory:\n  shrink_grants_at_percent: 0\n", "t.yaml:14:29: memory.shrink_grants_at_percent: expected 1..=100"),
+        ("memory:\n  shed_bulk_at_percent: 101\n", "t.yaml:14:25: memory.shed_bulk_at_percent: expected 1..=100"),
+        ("memory:\n  drop_newest_at_percent: 0\n", "t.yaml:14:27: memory.drop_newest_at_percent: expected 1..=100"),
+        // The neighbour keeps its default: the error points at the key that is set.
+        (
+            "memory:\n  shrink_grants_at_percent: 80\n",
+            "t.yaml:14:29: memory.shrink_grants_at_percent: 80 is above memory.shed_bulk_at_percent (75)",
+        ),
+        (
+            "memory:\n  shed_bulk_at_percent: 40\n",
+            "t.yaml:14:25: memory.shed_bulk_at_percent: 40 is below memory.shrink_grants_at_percent (50, the default)",
+        ),
+        (
+            "memory:\n  drop_newest_at_percent: 70\n",
+            "t.yaml:14:27: memory.drop_newest_at_percent: 70 is below memory.shed_bulk_at_percent (75, the default)",
+        ),
+    ];
+    let both = "memory:\n  shed_bulk_at_percent: 60\n  drop_newest_at_percent: 50\n";
+    let e = err(&format!("{GOOD}{both}"));
+    assert!(
+        e.starts_with("t.yaml:14:25: memory.shed_bulk_at_percent: 60 is above memory.drop_newest_at_percent (50)"),
+        "{e}"
+    );
+    let e = err(&format!("{GOOD}scheduler:\n  tx_budget_min: 100\n  tx_budget_max: 99\n"));
+    assert!(
+        e.starts_with("t.yaml:14:18: scheduler.tx_budget_min: expected 1..=scheduler.tx_budget_max (99), got 100"),
+        "{e}"
+    );
+    for (section, want) in cases {
+        let e = err(&format!("{GOOD}{section}"));
+        assert!(e.starts_with(want), "want {want:?} at the start of {e}");
+    }
+    let e = err(&format!("{GOOD}flow:\n  policies:\n{too_many}"));
+    assert!(e.starts_with("t.yaml:15:5: flow.policies: expected at most 64 ranges, got 65"), "{e}");
+    // The operator is told the bound, whatever PAYLOAD_MAX is today.
+    let e = err(&format!("{GOOD}flow:\n  initial_credit_bytes: {}\n", payload_max - 1));
+    assert!(e.contains(&format!("expected at least {payload_max}")), "{e}");
+    Config::parse(&format!("{GOOD}flow:\n  initial_credit_bytes: {payload_max}\n"), "t.yaml").unwrap();
+    // Each worker's share of the budget counts.
+    let e = err(&format!("{}memory:\n  budget_bytes: 1572864\n", GOOD.replace("lcores: [1]", "lcores: [1, 2]")));
+    assert!(
+        e.starts_with("t.yaml:14:17: memory.budget_bytes: 1572864 split over 2 workers is 786432 bytes each"),
+        "{e}"
+    );
+}
+
+#[test]
+fn diff_classifies_tuning_keys() {
+    let base = Config::parse(GOOD, "t.yaml").unwrap();
+    let with = |s: &str| Config::parse(&format!("{GOOD}{s}"), "t.yaml").unwrap();
+    // Writing the defaults out is no change.
+    let same = with("scheduler: { quantum_bytes: 1500 }\nflow: { default_policy: drop-oldest }\nmemory: { budget_bytes: 268435456 }\n");
+    assert!(base.diff(&same).is_empty(), "{:?}", base.diff(&same));
+    let d = base.diff(&with("memory: { budget_bytes: 536870912 }\n"));
+    assert_eq!((d.live, d.restart), (vec![], vec!["memory.budget_bytes"]));
+    let d = base
+        .diff(&with("scheduler: { starvation_guard: 4 }\nflow:\n  policies: [{ first: 1, last: 2, policy: block }]\n"));
+    assert_eq!((d.live, d.restart), (vec!["scheduler", "flow"], vec![]));
+    let d = base.diff(&with(
+        "memory: { stream_queue_bytes_max: 4096, shrink_grants_at_percent: 10, shed_bulk_at_percent: 20, \
+         drop_newest_at_percent: 30, budget_bytes: 134217728 }\n",
+    ));
+    assert_eq!(
+        d.live,
+        [
+            "memory.stream_queue_bytes_max",
+            "memory.shrink_grants_at_percent",
+            "memory.shed_bulk_at_percent",
+            "memory.drop_newest_at_percent"
+        ]
+    );
+    assert_eq!(d.restart, ["memory.budget_bytes"]);
+    // A policy range that differs only in its policy is a change.
+    let a = with("flow:\n  policies: [{ first: 1, last: 2, policy: block }]\n");
+    let b = with("flow:\n  policies: [{ first: 1, last: 2, policy: conflate }]\n");
+    assert_eq!(a.diff(&b).live, ["flow"]);
+}
+
+#[test]
+fn live_keys_are_checked_against_the_running_restart_keys() {
+    let running = Config::parse(GOOD, "t.yaml").unwrap();
+    // Valid on its own: 512 MiB under a 1 GiB budget.
+    let new = Config::parse(
+        &format!("{GOOD}memory:\n  budget_bytes: 1073741824\n  stream_queue_bytes_max: 536870912\n"),
+        "n.yaml",
+    )
+    .unwrap();
+    let e = format!("{:#}", running.with_live(&new, "n.yaml").unwrap_err());
+    assert!(e.starts_with("n.yaml:15:27: memory.stream_queue_bytes_max: 536870912 is above"), "{e}");
+    assert!(e.contains("change only at a restart"), "{e}");
+    // Live keys are taken, restart keys stay.
+    let new = Config::parse(&format!("{GOOD}{TUNED}"), "n.yaml").unwrap();
+    let next = running.with_live(&new, "n.yaml").unwrap();
+    assert_eq!(next.tunables(), new.tunables());
+    assert_eq!(next.memory.budget_bytes.value, 256 << 20);
+    assert_eq!(running.diff(&next).restart, Vec::<&str>::new());
+}
+
+#[test]
+fn policy_names_are_the_streams_names() {
+    for name in ["block", "drop-oldest", "conflate", "disconnect"] {
+        let c = Config::parse(&format!("{GOOD}flow: {{ default_policy: {name} }}\n"), "t.yaml").unwrap();
+        assert_eq!(c.tunables().default_policy.name(), name);
+        assert_eq!(FlowPolicy::from(c.tunables().default_policy), c.flow.default_policy);
+    }
+}

@@ -178,7 +178,7 @@ fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Work
             live: Arc::clone(live),
             burst: usize::from(cfg.workers.rx_burst),
             tsc_per_ms,
-            service: crate::service::build(cfg.service.handler, cfg.streams.limits()),
+            service: crate::service::build(cfg.service.handler, cfg.stream_limits()),
             service_port: cfg.service.udp_port,
             pubsub: None,
         });

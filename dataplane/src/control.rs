@@ -7,13 +7,14 @@
 //! JSON object with `"ok": true|false`.
 
 use crate::config::Config;
+use ms_streams::Tunables;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 /// Connections handled per call, so the thread checks `stop` often.
@@ -29,12 +30,60 @@ const REQUEST_BYTES_MAX: u64 = 1 << 20;
 pub struct Live {
     /// `streams.subscription_lifetime_ms`.
     pub lifetime_ms: AtomicU64,
+    /// The `scheduler`, `flow` and live `memory` keys; written by the
+    /// control thread, copied out by workers between bursts.
+    tunables: Mutex<Tunables>,
+    /// Bumped (under the lock) each time `tunables` is replaced; starts at
+    /// 1, so a worker whose `seen` starts at 0 takes the first set too.
+    generation: AtomicU64,
 }
 
 impl Live {
     /// The live settings of `cfg`.
     pub fn new(cfg: &Config) -> Live {
-        Live { lifetime_ms: AtomicU64::new(u64::from(cfg.streams.subscription_lifetime_ms)) }
+        Live {
+            lifetime_ms: AtomicU64::new(u64::from(cfg.streams.subscription_lifetime_ms)),
+            tunables: Mutex::new(cfg.tunables()),
+            generation: AtomicU64::new(1),
+        }
+    }
+
+    /// The tunables, if they changed since generation `*seen` (which is
+    /// then updated). For workers, between bursts: one atomic load when
+    /// nothing changed, else a `try_lock` and a copy; never allocates or
+    /// blocks. `None` also when the control thread holds the lock at that
+    /// moment: `*seen` stays, so the next call tries again.
+    pub fn tunables_if_changed(&self, seen: &mut u64) -> Option<Tunables> {
+        if self.generation.load(Ordering::Acquire) == *seen {
+            return None;
+        }
+        let t = match self.tunables.try_lock() {
+            Ok(t) => t,
+            // The writer only stores a Copy value: what it left is whole.
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        // Read under the lock, so generation and values belong together.
+        *seen = self.generation.load(Ordering::Relaxed);
+        Some(*t)
+    }
+
+    /// The tunables in force (locks; for the control thread).
+    pub fn tunables(&self) -> Tunables {
+        *self.tunables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the tunables and bumps the generation, so every worker
+    /// takes them at its next check.
+    fn set_tunables(&self, t: Tunables) {
+        let mut cur = self.tunables.lock().unwrap_or_else(|p| p.into_inner());
+        *cur = t;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times the tunables were set (1 at start).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 }
 
@@ -185,9 +234,29 @@ fn status(st: &ControlState) -> Value {
         "log_level": st.log_level,
         "ports": ports,
         "workers": st.running.worker_lcores(),
-        "live": {
-            "streams.subscription_lifetime_ms": st.live.lifetime_ms.load(Ordering::Relaxed),
-        },
+        "live": live_values(&st.live),
+    })
+}
+
+/// The live settings in force, keyed as in the config file.
+fn live_values(live: &Live) -> Value {
+    let t = live.tunables();
+    let policies: Vec<Value> =
+        t.policies().iter().map(|r| json!({ "first": r.first, "last": r.last, "policy": r.policy.name() })).collect();
+    json!({
+        "streams.subscription_lifetime_ms": live.lifetime_ms.load(Ordering::Relaxed),
+        "scheduler.quantum_bytes": t.quantum_bytes,
+        "scheduler.starvation_guard": t.starvation_guard,
+        "scheduler.rx_burst_min": t.rx_burst_min,
+        "scheduler.tx_budget_min": t.tx_budget_min,
+        "scheduler.tx_budget_max": t.tx_budget_max,
+        "flow.initial_credit_bytes": t.initial_credit_bytes,
+        "flow.default_policy": t.default_policy.name(),
+        "flow.policies": policies,
+        "memory.stream_queue_bytes_max": t.stream_queue_bytes_max,
+        "memory.shrink_grants_at_percent": t.shrink_grants_at_percent,
+        "memory.shed_bulk_at_percent": t.shed_bulk_at_percent,
+        "memory.drop_newest_at_percent": t.drop_newest_at_percent,
     })
 }
 
@@ -198,10 +267,20 @@ fn apply(yaml: &str, origin: &str, st: &mut ControlState) -> Value {
         Ok(c) => c,
         Err(e) => return json!({ "ok": false, "error": format!("{e:#}") }),
     };
+    // The live keys of `new` with the running restart-only ones: checked
+    // before anything changes.
+    let next = match st.running.with_live(&new, origin) {
+        Ok(c) => c,
+        Err(e) => return json!({ "ok": false, "error": format!("{e:#}") }),
+    };
     let diff = st.running.diff(&new);
     let (live, restart) = (diff.live, diff.restart);
-    st.live.lifetime_ms.store(u64::from(new.streams.subscription_lifetime_ms), Ordering::Relaxed);
-    st.running.streams.subscription_lifetime_ms = new.streams.subscription_lifetime_ms;
+    st.live.lifetime_ms.store(u64::from(next.streams.subscription_lifetime_ms), Ordering::Relaxed);
+    let tunables = next.tunables();
+    if tunables != st.running.tunables() {
+        st.live.set_tunables(tunables);
+    }
+    st.running = next;
     tracing::info!(origin, applied = ?live, restart_needed = ?restart, "config applied");
     json!({ "ok": true, "applied": live, "restart_needed": restart })
 }
@@ -236,6 +315,7 @@ mod tests {
         assert_eq!(r["ok"], false);
         assert!(r["error"].as_str().unwrap().contains("new.yaml:4:"), "{r}");
         assert_eq!(st.live.lifetime_ms.load(Ordering::Relaxed), 10_000);
+        assert_eq!(st.live.generation(), 1);
     }
 
     #[test]
@@ -248,6 +328,72 @@ mod tests {
         assert_eq!(r["restart_needed"], json!(["arp"]));
         assert_eq!(st.live.lifetime_ms.load(Ordering::Relaxed), 2500);
         assert_eq!(status(&st)["live"]["streams.subscription_lifetime_ms"], 2500);
+    }
+
+    #[test]
+    fn live_tunables_reach_workers_once() {
+        let mut st = state();
+        let mut seen = 0;
+        let first = st.live.tunables_if_changed(&mut seen).expect("a new worker takes the first set");
+        assert_eq!(first, Tunables::default());
+        assert_eq!(st.live.tunables_if_changed(&mut seen), None);
+        let yaml = format!(
+            "{CFG}flow: {{ default_policy: conflate, policies: [{{ first: 0, last: 9, policy: block }}] }}\n\
+             memory: {{ stream_queue_bytes_max: 131072, budget_bytes: 536870912 }}\n"
+        );
+        let r = handle(&json!({"cmd": "apply", "yaml": yaml}), &mut st);
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["applied"], json!(["flow", "memory.stream_queue_bytes_max"]));
+        assert_eq!(r["restart_needed"], json!(["memory.budget_bytes"]));
+        assert_eq!(st.live.generation(), 2);
+        let t = st.live.tunables_if_changed(&mut seen).expect("changed");
+        assert_eq!((t.default_policy, t.stream_queue_bytes_max), (ms_streams::Policy::Conflate, 131_072));
+        assert_eq!(t.policy_of(5), ms_streams::Policy::Block);
+        assert_eq!(seen, 2);
+        assert_eq!(st.live.tunables_if_changed(&mut seen), None);
+        let live = &status(&st)["live"];
+        assert_eq!(live["flow.default_policy"], "conflate");
+        assert_eq!(live["flow.policies"], json!([{ "first": 0, "last": 9, "policy": "block" }]));
+        assert_eq!(live["memory.stream_queue_bytes_max"], 131_072);
+        assert_eq!(live["scheduler.quantum_bytes"], 1500);
+        // The budget is a restart key: the running one stays.
+        assert_eq!(st.running.memory.budget_bytes.value, 256 << 20);
+
+        // The same again: nothing changes, the generation stays.
+        let r = handle(&json!({"cmd": "apply", "yaml": yaml}), &mut st);
+        assert_eq!(r["applied"], json!([]), "{r}");
+        assert_eq!(st.live.generation(), 2);
+        assert_eq!(st.live.tunables_if_changed(&mut seen), None);
+    }
+
+    #[test]
+    fn busy_lock_means_try_again() {
+        let st = state();
+        let mut seen = 0;
+        {
+            let _held = st.live.tunables.lock().unwrap();
+            assert_eq!(st.live.tunables_if_changed(&mut seen), None);
+            assert_eq!(seen, 0, "not taken: the next turn tries again");
+        }
+        assert!(st.live.tunables_if_changed(&mut seen).is_some());
+        assert_eq!(seen, 1);
+    }
+
+    #[test]
+    fn live_values_are_checked_against_the_running_budget() {
+        let mut st = state();
+        // Valid on its own (512 MiB under a 1 GiB budget), but the running
+        // budget of 256 MiB stays until a restart.
+        let yaml = format!("{CFG}memory: {{ budget_bytes: 1073741824, stream_queue_bytes_max: 536870912 }}\n");
+        let r = handle(&json!({"cmd": "apply", "yaml": yaml, "origin": "new.yaml"}), &mut st);
+        assert_eq!(r["ok"], false, "{r}");
+        let e = r["error"].as_str().unwrap();
+        assert!(
+            e.starts_with("new.yaml:5:") && e.contains("memory.stream_queue_bytes_max") && e.contains("restart"),
+            "{e}"
+        );
+        assert_eq!(st.live.generation(), 1);
+        assert_eq!(st.running.memory.stream_queue_bytes_max.value, 65_536);
     }
 
     #[test]
