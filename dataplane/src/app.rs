@@ -236,7 +236,14 @@ fn run_workers(plant: &Plant<'_>, main: Main) -> anyhow::Result<Vec<WorkerReport
     }
     let mut control = None;
     if launched.is_ok() {
+        let live = Arc::clone(&main.live);
         control = Some(spawn_control(main, stop)?);
+        // Ready once every worker built its tables (the message pool is
+        // touched page by page) and polls.
+        while live.workers_started.load(Ordering::Acquire) < blocks.len() && !stop.load(Ordering::Relaxed) {
+            stats.beat(unix_ns());
+            std::thread::sleep(Duration::from_millis(5));
+        }
         tracing::info!(workers = blocks.len(), ports = ports.len(), "ready");
         while !stop.load(Ordering::Relaxed) {
             stats.beat(unix_ns());

@@ -36,6 +36,8 @@ pub struct Live {
     /// Bumped (under the lock) each time `tunables` is replaced; starts at
     /// 1, so a worker whose `seen` starts at 0 takes the first set too.
     generation: AtomicU64,
+    /// Workers that finished building their tables and entered their loop.
+    pub workers_started: std::sync::atomic::AtomicUsize,
 }
 
 impl Live {
@@ -45,6 +47,7 @@ impl Live {
             lifetime_ms: AtomicU64::new(u64::from(cfg.streams.subscription_lifetime_ms)),
             tunables: Mutex::new(cfg.tunables()),
             generation: AtomicU64::new(1),
+            workers_started: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

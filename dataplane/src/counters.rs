@@ -53,7 +53,7 @@ counters! {
     DeliverDatagrams => "deliver_datagrams", "DELIVER datagrams sent.";
     DeliverMessages => "deliver_messages", "Messages sent inside DELIVER datagrams (one per subscriber per message).";
     DeliverMessagesDropped => "deliver_messages_dropped", "Messages dropped because their DELIVER could not be sent (subscriber unresolved or unroutable).";
-    DeliverNoBuffer => "deliver_no_buffer", "Messages dropped because no mbuf was free for a DELIVER.";
+    DeliverNoBuffer => "deliver_no_buffer", "Times the scheduler stopped for a turn because no mbuf was free for a DELIVER (the message stays queued).";
     Subscriptions => "subscriptions_added", "Subscriptions created.";
     Unsubscriptions => "subscriptions_removed", "Subscriptions removed by UNSUBSCRIBE.";
     SubscribeRefused => "subscribe_refused", "SUBSCRIBE requests refused because a table was full.";
@@ -69,6 +69,29 @@ counters! {
     StreamsActive => "streams_active", "Gauge: streams with at least one subscriber.";
     SubscribersActive => "subscribers_active", "Gauge: subscriber addresses with at least one subscription.";
     SubscriptionsActive => "subscriptions_active", "Gauge: (stream, subscriber) pairs.";
+    MessagesQueued => "messages_queued", "Published messages stored in their stream's queue (once, whatever the fan-out).";
+    DeliveriesQueued => "deliveries_queued", "Deliveries queued: each queued message times the subscriptions it is queued for.";
+    RefusedBackpressure => "messages_refused_backpressure", "Messages refused under the block policy because their stream's queue was full (publisher told with BACKPRESSURE).";
+    ShedBulk => "messages_shed_bulk", "Bulk messages dropped on arrival because the message pool passed memory.shed_bulk_at_percent.";
+    ShedBestEffort => "messages_shed_best_effort", "Normal and bulk messages dropped on arrival because the pool passed memory.drop_newest_at_percent.";
+    RefusedPoolFull => "messages_refused_pool_full", "Messages dropped on arrival because the message pool (the memory budget) was full.";
+    DroppedOldest => "deliveries_dropped_oldest", "Deliveries dropped by the drop-oldest policy (the subscriber sees a sequence gap).";
+    DroppedConflated => "deliveries_conflated", "Deliveries skipped by the conflate policy (the subscriber got a newer message instead).";
+    DroppedDisconnected => "deliveries_disconnected", "Deliveries dropped when the disconnect policy removed a slow subscription.";
+    DroppedUnsubscribed => "deliveries_unsubscribed", "Deliveries still queued when their subscriber unsubscribed.";
+    DroppedExpired => "deliveries_expired", "Deliveries still queued when their subscriber expired.";
+    CreditsReceived => "credits_received", "CREDIT grants received.";
+    CreditsUnknown => "credits_unknown", "CREDIT grants for a subscription that does not exist (ignored).";
+    HandoffCredit => "handoff_credit", "CREDIT grants handed to the worker that owns their stream.";
+    BackpressureSent => "backpressure_sent", "BACKPRESSURE frames sent to publishers.";
+    SlowConsumerNotices => "slow_consumer_notices", "ERROR SlowConsumer frames sent to subscribers removed by the disconnect policy.";
+    NoticesLost => "slow_consumer_notices_lost", "SlowConsumer notices not sent because too many came in one loop turn.";
+    QueuedMessages => "queued_messages", "Gauge: messages queued in this worker's pool.";
+    PoolUsedBytes => "pool_used_bytes", "Gauge: bytes of the message pool in use.";
+    PoolBytes => "pool_bytes", "Gauge: bytes of the message pool (this worker's share of memory.budget_bytes).";
+    DegradationLevel => "degradation_level", "Gauge: memory degradation step in force: 0 normal, 1 stream queue limits halved, 2 bulk shed, 3 best effort shed.";
+    RxBurst => "rx_burst_current", "Gauge: packets asked for per RX poll now (adaptive, between scheduler.rx_burst_min and workers.rx_burst).";
+    TxBudget => "tx_budget_current", "Gauge: messages the scheduler may send per loop turn now (adaptive, scheduler.tx_budget_min..max).";
     PollsBusy => "polls_busy", "RX polls that returned packets.";
     PollsIdle => "polls_idle", "RX polls that returned nothing.";
 }
@@ -93,8 +116,11 @@ const TOP_BASE: usize = CLASS_BASE + CLASSES;
 const PORT_BASE: usize = TOP_BASE + 3 * TOP_N;
 /// Ports counted separately (the config's limit).
 pub const PORTS: usize = ms_config::PORTS_MAX;
+/// (stream, subscriber) pairs that lost the most messages, per worker.
+pub const AFFECTED_N: usize = ms_streams::AFFECTED_MAX;
+const AFFECTED_BASE: usize = PORT_BASE + 2 * PORTS;
 /// Every slot of a worker's block.
-pub const SLOTS_LEN: usize = PORT_BASE + 2 * PORTS;
+pub const SLOTS_LEN: usize = AFFECTED_BASE + 3 * AFFECTED_N;
 
 /// The bucket of a latency in ns.
 pub fn bucket_of(ns: u64) -> usize {
@@ -132,7 +158,18 @@ pub fn slot_names() -> impl Iterator<Item = (String, &'static str)> {
 
 /// True for slots that hold a current value rather than a count.
 pub fn is_gauge(c: Counter) -> bool {
-    matches!(c, Counter::StreamsActive | Counter::SubscribersActive | Counter::SubscriptionsActive)
+    matches!(
+        c,
+        Counter::StreamsActive
+            | Counter::SubscribersActive
+            | Counter::SubscriptionsActive
+            | Counter::QueuedMessages
+            | Counter::PoolUsedBytes
+            | Counter::PoolBytes
+            | Counter::DegradationLevel
+            | Counter::RxBurst
+            | Counter::TxBudget
+    )
 }
 
 /// The stats segment directory: every slot with its kind and help, in
@@ -147,6 +184,19 @@ pub fn directory_for(ports: &[&str]) -> Vec<ms_stats::Slot> {
         for i in 0..PORTS {
             let name = format!("{what}:port={}", ports.get(i).copied().unwrap_or(""));
             d.push(ms_stats::Slot { name, kind: ms_stats::Kind::Counter, help: help.into() });
+        }
+    }
+    let affected = [
+        ("affected_stream", "Streams and subscribers that lost the most messages (space-saving): stream id."),
+        (
+            "affected_peer",
+            "... subscriber as IPv4 << 16 | UDP port; 0 when every subscriber lost it (refused on arrival).",
+        ),
+        ("affected_count", "... messages lost (an estimate that may exceed the true count)."),
+    ];
+    for r in 0..AFFECTED_N {
+        for (what, help) in affected {
+            d.push(ms_stats::Slot { name: format!("{what}:rank={r}"), kind: ms_stats::Kind::Info, help: help.into() });
         }
     }
     d
@@ -312,6 +362,15 @@ impl LocalCounters {
             self.gauges[TOP_BASE + 3 * rank] = Some(stream);
             self.gauges[TOP_BASE + 3 * rank + 1] = Some(count);
             self.gauges[TOP_BASE + 3 * rank + 2] = Some(error);
+            self.dirty = true;
+        }
+    }
+
+    /// Publishes the most-affected sketch (rank order as given).
+    pub fn affected(&mut self, rank: usize, stream: u64, peer: u64, count: u64) {
+        if rank < AFFECTED_N {
+            let at = AFFECTED_BASE + 3 * rank;
+            (self.gauges[at], self.gauges[at + 1], self.gauges[at + 2]) = (Some(stream), Some(peer), Some(count));
             self.dirty = true;
         }
     }

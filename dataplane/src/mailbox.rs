@@ -88,6 +88,17 @@ pub enum Handoff {
         /// Subscriber UDP port.
         udp_port: u16,
     },
+    /// A CREDIT grant for a stream this worker owns.
+    Credit {
+        /// Subscriber address.
+        ip: Ipv4Addr,
+        /// Subscriber UDP port.
+        udp_port: u16,
+        /// Stream id.
+        stream: u64,
+        /// Granted position.
+        position: u64,
+    },
 }
 
 /// One mailbox per worker.

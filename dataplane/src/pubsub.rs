@@ -1,12 +1,16 @@
-//! The streams protocol on a worker: PUBLISH fan-out into per-subscriber
-//! DELIVER datagrams, (un)subscriptions, heartbeats, expiry, and the
-//! handoff of work to the worker that owns a stream.
+//! The streams protocol on a worker: PUBLISH into stream queues, the
+//! scheduler's output into per-subscriber DELIVER datagrams, credit,
+//! (un)subscriptions, heartbeats, expiry, and the handoff of work to the
+//! worker that owns a stream.
 //!
-//! Per burst, each subscriber gets at most one DELIVER being filled in an
-//! mbuf from the worker's pool; messages for it are appended (one copy of
-//! the payload per subscriber, into that datagram) and the datagram is sent
-//! when full or when the burst ends. See docs/streams.md for why payloads
-//! are copied rather than chained.
+//! A published message is copied once into its stream's queue (ms-streams'
+//! bounded pool). At the end of every loop turn the scheduler picks up to
+//! the turn's budget of (subscriber, message) pairs, in class order with
+//! deficit round robin inside a class and never past a subscriber's
+//! credit; each subscriber gets at most one DELIVER being filled in an mbuf
+//! from the worker's pool, sent when full or when the turn ends. See
+//! docs/streams.md for why payloads are copied rather than chained, and
+//! docs/flow-control.md for the policies.
 
 use crate::counters::{Counter, LocalCounters, TOP_N};
 use crate::mailbox::{Handoff, MbufPtr, RangeOp, RangeWork};
@@ -15,15 +19,20 @@ use crate::worker::{Batch, Egress, Worker};
 use ms_dpdk_sys as sys;
 use ms_netstack::host::{ServiceDatagram, UDP_PAYLOAD_OFFSET};
 use ms_netstack::{Ipv4Addr, MacAddr};
-use ms_streams::{Full, Limits, Peer, Streams};
-use ms_wire::control::{self, Ack, Control, ErrorCode, ErrorEntry, RangeRequest, RANGE_IDS_MAX};
-use ms_wire::deliver::{DeliverState, Delivery};
+use ms_streams::{Full, Limits, Out, Outcome, Peer, Refusal, Streams, Tally, Tunables};
+use ms_wire::control::{self, Ack, Backpressure, Control, ErrorCode, ErrorEntry, RangeRequest, RANGE_IDS_MAX};
+use ms_wire::deliver::{DeliverState, DeliveryMeta};
 use ms_wire::publish::Publish;
 use ms_wire::shard::owner;
 use ms_wire::{Frame, WireError, DATAGRAM_MAX, VERSION};
 
 /// Subscriber slots the expiry sweep looks at per loop turn.
 const EXPIRE_PER_TURN: u32 = 16;
+
+/// Streams of one PUBLISH datagram that can be reported in its
+/// BACKPRESSURE answer (a datagram holds at most ~110 messages; more
+/// blocked streams are still refused and counted, just not listed).
+const BLOCKED_MAX: usize = 64;
 
 /// Wall-clock nanoseconds from the TSC, without a syscall per burst.
 #[derive(Debug, Clone, Copy)]
@@ -62,17 +71,33 @@ struct Pending {
 
 const NO_PENDING: Pending = Pending { m: std::ptr::null_mut(), st: DeliverState { len: 0, count: 0 }, messages: 0 };
 
+/// Per-subscriber DELIVER datagrams being filled, and where they go.
+struct Fanout {
+    pending: Vec<Pending>,
+    dirty: Vec<u32>,
+    /// Address and port index of each subscriber slot, noted when it
+    /// subscribes, so a DELIVER goes out without a table lookup.
+    sub_addr: Vec<(Ipv4Addr, u16, u16)>,
+}
+
 /// One worker's streams state and fan-out buffers.
 pub struct PubSub {
     streams: Streams,
-    pending: Vec<Pending>,
-    dirty: Vec<u32>,
-    sub_port: Vec<u16>,
-    fanout: Vec<u32>,
+    fan: Fanout,
+    /// Streams of the current PUBLISH datagram refused under `block`, with
+    /// how many of their messages were refused.
+    blocked: [Backpressure; BLOCKED_MAX],
+    blocked_len: usize,
+    /// Messages the scheduler may send this turn (adaptive).
+    tx_budget: u32,
+    /// Generation of the live tunables last taken.
+    tunables_seen: u64,
+    /// The most-affected sketch last published.
+    affected_published: [(u64, Peer, u64); ms_streams::AFFECTED_MAX],
     workers: u32,
     me: u32,
     clock: Clock,
-    published_gauges: Option<ms_streams::Gauges>,
+    published_gauges: Option<(ms_streams::Gauges, u32)>,
     /// Space-saving sketch of the busiest streams: (stream, count, error).
     top: [(u64, u64, u64); TOP_N],
     top_changed: bool,
@@ -106,16 +131,94 @@ unsafe fn payload_area<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
     &mut frame[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + DATAGRAM_MAX]
 }
 
+impl Fanout {
+    /// Appends one scheduled message to subscriber `sub`'s DELIVER; false
+    /// when no mbuf is free (the message stays queued for the next turn).
+    fn append(
+        &mut self,
+        w: &mut Worker,
+        sub: u32,
+        out: &Out<'_>,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) -> bool {
+        let i = sub as usize;
+        if !self.pending[i].m.is_null() && !self.pending[i].st.fits(out.len, DATAGRAM_MAX) {
+            self.flush_one(w, sub, now_ms, batch, c);
+        }
+        if self.pending[i].m.is_null() {
+            if self.dirty.len() == self.dirty.capacity() {
+                self.flush_all(w, now_ms, batch, c);
+            }
+            let Some(m) = w.pool.alloc() else {
+                c.add(Counter::DeliverNoBuffer, 1);
+                return false;
+            };
+            // SAFETY: a fresh single-segment mbuf; 1514 bytes fit the
+            // default data room (2048).
+            if !unsafe { mbuf::set_len(m, UDP_PAYLOAD_OFFSET + DATAGRAM_MAX) } {
+                batch.release(m);
+                c.add(Counter::DeliverNoBuffer, 1);
+                return false;
+            }
+            // SAFETY: just sized above; owned by this worker.
+            let st = DeliverState::start(unsafe { payload_area(m) });
+            self.pending[i] = Pending { m, st, messages: 0 };
+            self.dirty.push(sub);
+        }
+        let p = &mut self.pending[i];
+        let meta = DeliveryMeta {
+            stream: out.stream,
+            seq: out.seq,
+            position: out.position,
+            timestamp_ns: out.timestamp_ns,
+            class: out.class,
+            flags: out.flags,
+        };
+        // SAFETY: p.m is the pending mbuf sized in the branch above.
+        p.st.push_with(unsafe { payload_area(p.m) }, &meta, out.len, |dst| out.copy_payload(dst));
+        p.messages += 1;
+        true
+    }
+
+    /// Sends subscriber `sub`'s pending DELIVER, if any.
+    fn flush_one(&mut self, w: &mut Worker, sub: u32, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        let p = std::mem::replace(&mut self.pending[sub as usize], NO_PENDING);
+        if p.m.is_null() {
+            return;
+        }
+        let (ip, port, q) = self.sub_addr[sub as usize];
+        match w.egress(usize::from(q), p.m, ip, port, usize::from(p.st.len), now_ms, batch, c) {
+            // Counted as delivered or dropped once the driver takes it or not.
+            Egress::Sent => batch.tag_last_deliver(p.messages),
+            Egress::Unresolved | Egress::Dropped => c.add(Counter::DeliverMessagesDropped, u64::from(p.messages)),
+        }
+    }
+
+    fn flush_all(&mut self, w: &mut Worker, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        while let Some(sub) = self.dirty.pop() {
+            self.flush_one(w, sub, now_ms, batch, c);
+        }
+    }
+}
+
 impl PubSub {
-    /// Allocates the tables (startup only).
+    /// Allocates the tables and the message pool (startup only).
     pub fn new(limits: Limits, workers: u32, me: u32, clock: Clock) -> PubSub {
         let subs = limits.subscribers as usize;
         PubSub {
             streams: Streams::new(limits),
-            pending: vec![NO_PENDING; subs],
-            dirty: Vec::with_capacity(subs),
-            sub_port: vec![0; subs],
-            fanout: Vec::with_capacity(subs),
+            fan: Fanout {
+                pending: vec![NO_PENDING; subs],
+                dirty: Vec::with_capacity(subs),
+                sub_addr: vec![(Ipv4Addr::UNSPECIFIED, 0, 0); subs],
+            },
+            blocked: [Backpressure { stream: 0, refused: 0 }; BLOCKED_MAX],
+            blocked_len: 0,
+            tx_budget: Tunables::default().tx_budget_min,
+            tunables_seen: u64::MAX,
+            affected_published: [(0, Peer::default(), 0); ms_streams::AFFECTED_MAX],
             workers: workers.max(1),
             me,
             clock,
@@ -221,8 +324,10 @@ impl PubSub {
         self.reply_error(w, q, ip, port, ErrorEntry { request: 0, code, detail }, now_ms, batch, c);
     }
 
-    /// Assigns sequence numbers and appends each message to the DELIVER of
-    /// every subscriber of its stream.
+    /// Queues each message in its stream (the scheduler sends them at the
+    /// end of the turn). Under `block`, once a stream refuses a message,
+    /// its later messages in the datagram are refused too, so the publisher
+    /// can resend exactly the last `refused` ones, in order.
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &mut self,
@@ -237,6 +342,7 @@ impl PubSub {
     ) {
         let (now_ns, now_ms) = (self.clock.ns(tsc), tsc / w.tsc_per_ms);
         let mut refused = None;
+        self.blocked_len = 0;
         for msg in p.messages() {
             self.streams.prefetch(msg.stream);
         }
@@ -249,95 +355,121 @@ impl PubSub {
             c.add(Counter::MessagesPublished, 1);
             c.class(msg.class, 1);
             self.count_top(msg.stream);
-            let Some(pb) = self.streams.publish(msg.stream) else {
-                c.add(Counter::MessagesNoSubscriber, 1);
+            if self.blocked[..self.blocked_len].iter().any(|b| b.stream == msg.stream) {
+                c.add(Counter::RefusedBackpressure, 1);
+                self.note_blocked(msg.stream);
                 continue;
-            };
-            self.fanout.clear();
-            let fanout = &mut self.fanout;
-            self.streams.subscribers_of(pb.stream, |s| fanout.push(s));
-            let d = Delivery {
-                stream: msg.stream,
-                seq: pb.seq,
-                position: 0, // TODO(flow): the stream's position after this message.
-                timestamp_ns: now_ns,
-                class: msg.class,
-                flags: 0,
-                payload: msg.payload,
-            };
-            for i in 0..self.fanout.len() {
-                let sub = self.fanout[i];
-                self.append(w, sub, &d, now_ms, batch, c);
+            }
+            match self.streams.publish(msg.stream, msg.class, now_ns, msg.payload) {
+                Outcome::NoSubscriber => c.add(Counter::MessagesNoSubscriber, 1),
+                Outcome::Refused(Refusal::Backpressure) => self.note_blocked(msg.stream),
+                // Queued and shed messages are counted from the tally.
+                Outcome::Queued { .. } | Outcome::Refused(_) => {}
             }
         }
         if let Some(stream) = refused {
             let e = ErrorEntry { request: 0, code: ErrorCode::MixedShards, detail: stream };
             self.reply_error(w, q, ip, port, e, now_ms, batch, c);
         }
+        if self.blocked_len > 0 {
+            let entries = self.blocked;
+            let n = self.blocked_len;
+            self.reply(w, q, ip, port, |b| control::emit_backpressure(b, &entries[..n]), now_ms, batch, c);
+            c.add(Counter::BackpressureSent, 1);
+        }
     }
 
-    fn append(
-        &mut self,
-        w: &mut Worker,
-        sub: u32,
-        d: &Delivery<'_>,
-        now_ms: u64,
-        batch: &mut Batch,
-        c: &mut LocalCounters,
-    ) {
-        let i = sub as usize;
-        if !self.pending[i].m.is_null() && !self.pending[i].st.fits(d.payload.len(), DATAGRAM_MAX) {
-            self.flush_one(w, sub, now_ms, batch, c);
+    fn note_blocked(&mut self, stream: u64) {
+        let list = &mut self.blocked[..self.blocked_len];
+        if let Some(b) = list.iter_mut().find(|b| b.stream == stream) {
+            b.refused += 1;
+        } else if self.blocked_len < BLOCKED_MAX {
+            self.blocked[self.blocked_len] = Backpressure { stream, refused: 1 };
+            self.blocked_len += 1;
         }
-        if self.pending[i].m.is_null() {
-            if self.dirty.len() == self.dirty.capacity() {
-                self.flush_all(w, now_ms, batch, c);
+    }
+
+    /// Runs the scheduler for this turn's budget, sends the DELIVERs it
+    /// filled, tells disconnected subscribers, and counts what happened.
+    pub(crate) fn serve(&mut self, w: &mut Worker, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        let budget = self.tx_budget;
+        let fan = &mut self.fan;
+        let served = self.streams.serve(budget, |sub, out| fan.append(w, sub, out, now_ms, batch, c));
+        let t = *self.streams.tunables();
+        self.tx_budget = if served.more && served.messages >= budget {
+            budget.saturating_mul(2).min(t.tx_budget_max)
+        } else if served.messages < budget / 4 {
+            (budget / 2).max(t.tx_budget_min)
+        } else {
+            budget
+        }
+        .clamp(t.tx_budget_min.max(1), t.tx_budget_max.max(1));
+        self.flush_all(w, now_ms, batch, c);
+        let mut notices = [ms_streams::Notice { peer: Peer::default(), stream: 0 }; ms_streams::NOTICES_MAX];
+        let mut n = 0;
+        c.add(
+            Counter::NoticesLost,
+            self.streams.take_notices(|x| {
+                notices[n] = x;
+                n += 1;
+            }),
+        );
+        for x in &notices[..n] {
+            let (ip, port) = (Ipv4Addr::from(x.peer.ip), x.peer.port);
+            let e = ErrorEntry { request: 0, code: ErrorCode::SlowConsumer, detail: x.stream };
+            // Any port index reaches the subscriber through its route.
+            self.reply_error(w, 0, ip, port, e, now_ms, batch, c);
+            c.add(Counter::SlowConsumerNotices, 1);
+        }
+        self.count_tally(c);
+    }
+
+    /// Turns the streams' tally into counters.
+    fn count_tally(&mut self, c: &mut LocalCounters) {
+        let t: Tally = self.streams.take_tally();
+        c.add(Counter::MessagesQueued, t.queued);
+        c.add(Counter::DeliveriesQueued, t.fanout);
+        let refused =
+            [Counter::RefusedBackpressure, Counter::ShedBulk, Counter::ShedBestEffort, Counter::RefusedPoolFull];
+        for (i, counter) in refused.into_iter().enumerate() {
+            c.add(counter, t.refused[i]);
+        }
+        let dropped = [
+            Counter::DroppedOldest,
+            Counter::DroppedConflated,
+            Counter::DroppedDisconnected,
+            Counter::DroppedUnsubscribed,
+            Counter::DroppedExpired,
+        ];
+        for (i, counter) in dropped.into_iter().enumerate() {
+            c.add(counter, t.dropped[i]);
+        }
+        if t.affected != self.affected_published {
+            self.affected_published = t.affected;
+            let mut sorted = t.affected;
+            sorted.sort_unstable_by_key(|e| std::cmp::Reverse(e.2));
+            for (rank, (stream, peer, count)) in sorted.iter().enumerate() {
+                c.affected(rank, *stream, u64::from(peer.ip) << 16 | u64::from(peer.port), *count);
             }
-            let Some(m) = w.pool.alloc() else {
-                c.add(Counter::DeliverNoBuffer, 1);
-                return;
-            };
-            // SAFETY: a fresh single-segment mbuf; 1514 bytes fit the
-            // default data room (2048).
-            if !unsafe { mbuf::set_len(m, UDP_PAYLOAD_OFFSET + DATAGRAM_MAX) } {
-                batch.release(m);
-                c.add(Counter::DeliverNoBuffer, 1);
-                return;
-            }
-            // SAFETY: just sized above; owned by this worker.
-            let st = DeliverState::start(unsafe { payload_area(m) });
-            self.pending[i] = Pending { m, st, messages: 0 };
-            self.dirty.push(sub);
-        }
-        let p = &mut self.pending[i];
-        // SAFETY: p.m is the pending mbuf sized in the branch above.
-        p.st.push(unsafe { payload_area(p.m) }, d);
-        p.messages += 1;
-    }
-
-    /// Sends subscriber `sub`'s pending DELIVER, if any.
-    fn flush_one(&mut self, w: &mut Worker, sub: u32, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
-        let p = std::mem::replace(&mut self.pending[sub as usize], NO_PENDING);
-        if p.m.is_null() {
-            return;
-        }
-        let peer = self.streams.peer(sub);
-        let q = usize::from(self.sub_port[sub as usize]);
-        let ip = Ipv4Addr::from(peer.ip);
-        match w.egress(q, p.m, ip, peer.port, usize::from(p.st.len), now_ms, batch, c) {
-            // Counted as delivered or dropped once the driver takes it or not.
-            Egress::Sent => batch.tag_last_deliver(p.messages),
-            Egress::Unresolved | Egress::Dropped => c.add(Counter::DeliverMessagesDropped, u64::from(p.messages)),
         }
     }
 
-    /// Sends every pending DELIVER (end of burst, or before control work).
+    /// Takes live tunables when the control plane changed them.
+    pub(crate) fn refresh_tunables(&mut self, live: &crate::control::Live) {
+        if let Some(t) = live.tunables_if_changed(&mut self.tunables_seen) {
+            self.streams.set_tunables(t);
+        }
+    }
+
+    /// The rx burst floor of the tunables in force.
+    pub(crate) fn rx_burst_min(&self) -> usize {
+        usize::from(self.streams.tunables().rx_burst_min)
+    }
+
+    /// Sends every pending DELIVER (end of turn, or before control work).
     pub(crate) fn flush_all(&mut self, w: &mut Worker, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
-        while let Some(sub) = self.dirty.pop() {
-            self.flush_one(w, sub, now_ms, batch, c);
-        }
+        self.fan.flush_all(w, now_ms, batch, c);
     }
-
     #[allow(clippy::too_many_arguments)]
     fn control(
         &mut self,
@@ -378,9 +510,31 @@ impl PubSub {
                     w.mail.broadcast(self.me as usize, Handoff::Heartbeat { ip, udp_port: port }),
                 );
             }
-            // TODO(flow): apply the grants.
-            Control::Credit(_) => {}
+            Control::Credit(credits) => {
+                for cr in credits {
+                    self.route_credit(w, ip, port, cr.stream, cr.position, c);
+                }
+            }
             Control::Ack(_) | Control::Error(_) | Control::Backpressure(_) => c.add(Counter::ProtoUnexpected, 1),
+        }
+    }
+
+    /// Applies a grant here or hands it to the worker that owns the stream.
+    fn route_credit(&mut self, w: &Worker, ip: Ipv4Addr, port: u16, stream: u64, position: u64, c: &mut LocalCounters) {
+        let to = owner(stream, self.workers);
+        if to == self.me {
+            self.credit(ip, port, stream, position, c);
+        } else if w.mail.post(to as usize, Handoff::Credit { ip, udp_port: port, stream, position }).is_ok() {
+            c.add(Counter::HandoffCredit, 1);
+        } else {
+            c.add(Counter::HandoffFull, 1); // harmless: the client repeats its grants
+        }
+    }
+
+    fn credit(&mut self, ip: Ipv4Addr, port: u16, stream: u64, position: u64, c: &mut LocalCounters) {
+        c.add(Counter::CreditsReceived, 1);
+        if !self.streams.credit(peer_of(ip, port), stream, position) {
+            c.add(Counter::CreditsUnknown, 1);
         }
     }
 
@@ -448,7 +602,7 @@ impl PubSub {
             }
         }
         if let Some(slot) = self.streams.subscriber(peer) {
-            self.sub_port[slot as usize] = work.port as u16;
+            self.fan.sub_addr[slot as usize] = (work.ip, work.udp_port, work.port as u16);
         }
         let counter = if work.op == RangeOp::Subscribe { Counter::Subscriptions } else { Counter::Unsubscriptions };
         c.add(counter, u64::from(changed));
@@ -493,6 +647,7 @@ impl PubSub {
             Handoff::Heartbeat { ip, udp_port } => {
                 self.streams.heartbeat(peer_of(ip, udp_port), now_ms);
             }
+            Handoff::Credit { ip, udp_port, stream, position } => self.credit(ip, udp_port, stream, position, c),
             Handoff::Neighbor { .. } => {}
         }
     }
@@ -501,7 +656,7 @@ impl PubSub {
     /// Runs between bursts, when no DELIVER is pending, so a freed slot has
     /// nothing in flight.
     pub(crate) fn expire(&mut self, now_ms: u64, lifetime_ms: u64, c: &mut LocalCounters) {
-        debug_assert!(self.dirty.is_empty(), "expiry runs with DELIVERs pending");
+        debug_assert!(self.fan.dirty.is_empty(), "expiry runs with DELIVERs pending");
         if self.streams.limits().lifetime_ms != lifetime_ms {
             self.streams.set_lifetime_ms(lifetime_ms);
         }
@@ -545,13 +700,18 @@ impl PubSub {
             }
         }
         let g = self.streams.gauges();
-        if self.published_gauges == Some(g) {
+        if self.published_gauges == Some((g, self.tx_budget)) {
             return;
         }
-        self.published_gauges = Some(g);
+        self.published_gauges = Some((g, self.tx_budget));
         c.set(Counter::StreamsActive, u64::from(g.streams));
         c.set(Counter::SubscribersActive, u64::from(g.subscribers));
         c.set(Counter::SubscriptionsActive, u64::from(g.subscriptions));
+        c.set(Counter::QueuedMessages, u64::from(g.queued_messages));
+        c.set(Counter::PoolUsedBytes, g.pool_used_bytes);
+        c.set(Counter::PoolBytes, self.streams.pool_bytes());
+        c.set(Counter::DegradationLevel, u64::from(g.level));
+        c.set(Counter::TxBudget, u64::from(self.tx_budget));
     }
 
     #[allow(clippy::too_many_arguments)]

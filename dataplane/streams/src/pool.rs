@@ -55,9 +55,14 @@ impl Pool {
         let n = (budget_bytes / SLOT_BYTES).min(u64::from(NIL - 1)) as u32;
         let link = |i: u32| if i + 1 < n { i + 1 } else { NIL };
         let msgs = (0..n).map(|i| Msg { next: link(i), ..FREE_MSG }).collect();
-        // Written, not zero-allocated: the pages are resident from the
-        // start, so the process never grows under load.
-        let chunks = (0..n).map(|i| [i as u8; CHUNK_BYTES]).collect();
+        let mut chunks = vec![[0u8; CHUNK_BYTES]; n as usize];
+        // Zeroed allocations are mapped lazily: touch every page now, so the
+        // pool is resident from the start and the process never grows
+        // under load.
+        for c in chunks.iter_mut().step_by(4096 / CHUNK_BYTES) {
+            // SAFETY: `c` is a valid, exclusive reference into the vector.
+            unsafe { std::ptr::write_volatile(&mut c[0], 1) };
+        }
         let chunk_next = (0..n).map(link).collect();
         let head = if n > 0 { 0 } else { NIL };
         Pool { msgs, msg_free: head, msgs_used: 0, chunks, chunk_next, chunk_free: head, chunks_used: 0 }
