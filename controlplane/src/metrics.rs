@@ -150,27 +150,55 @@ fn render_histograms(out: &mut String, dir: &[Slot], blocks: &[Vec<u64>]) {
     }
 }
 
-/// The busiest streams over all workers: (stream, estimated messages,
-/// guaranteed messages), largest estimate first.
-pub fn top_streams(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(u64, u64, u64)> {
+/// Rows of a per-worker ranked sketch: for every worker and every rank
+/// that has a `{fields[0]}:rank=r` slot, the values of `fields` at rank r.
+fn ranked(dir: &[Slot], blocks: &[Vec<u64>], fields: &[&str]) -> Vec<Vec<u64>> {
+    let at = |what: &str, rank: &str| {
+        let name = format!("{what}:rank={rank}");
+        dir.iter().position(|x| x.name == name)
+    };
     let mut out = Vec::new();
     for b in blocks {
-        for (i, s) in dir.iter().enumerate() {
+        for s in dir {
             if let (base, Some(("rank", rank))) = split_label(&s.name) {
-                if base == "top_stream" {
-                    let slot = |what: &str| {
-                        let name = format!("{what}:rank={rank}");
-                        dir.iter().position(|x| x.name == name).and_then(|j| b.get(j)).copied().unwrap_or(0)
-                    };
-                    let (count, error) = (slot("top_count"), slot("top_error"));
-                    if count > 0 {
-                        out.push((b.get(i).copied().unwrap_or(0), count, count.saturating_sub(error)));
-                    }
+                if base == fields[0] {
+                    out.push(fields.iter().map(|f| at(f, rank).and_then(|j| b.get(j)).copied().unwrap_or(0)).collect());
                 }
             }
         }
     }
+    out
+}
+
+/// The busiest streams over all workers: (stream, estimated messages,
+/// guaranteed messages), largest estimate first.
+pub fn top_streams(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(u64, u64, u64)> {
+    let mut out: Vec<(u64, u64, u64)> = ranked(dir, blocks, &["top_stream", "top_count", "top_error"])
+        .into_iter()
+        .filter(|r| r[1] > 0)
+        .map(|r| (r[0], r[1], r[1].saturating_sub(r[2])))
+        .collect();
     out.sort_unstable_by_key(|e| std::cmp::Reverse(e.1));
+    out
+}
+
+/// The (stream, subscriber) pairs that lost the most messages to flow
+/// control and the memory budget, over all workers: (stream, subscriber
+/// as "ip:port" or "every subscriber" for messages refused on arrival,
+/// messages), most first.
+pub fn affected(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(u64, String, u64)> {
+    let mut out: Vec<(u64, String, u64)> = ranked(dir, blocks, &["affected_stream", "affected_peer", "affected_count"])
+        .into_iter()
+        .filter(|r| r[2] > 0)
+        .map(|r| {
+            let who = match r[1] {
+                0 => "every subscriber".to_string(),
+                p => format!("{}:{}", std::net::Ipv4Addr::from((p >> 16) as u32), p & 0xffff),
+            };
+            (r[0], who, r[2])
+        })
+        .collect();
+    out.sort_unstable_by_key(|e| std::cmp::Reverse(e.2));
     out
 }
 
@@ -222,6 +250,12 @@ mod tests {
         assert!(text.contains("ms_messages_by_class_total{worker=\"0\",class=\"1\"} 20"), "{text}");
         assert_eq!(text.matches("# TYPE ms_messages_by_class_total").count(), 1);
         assert!(!text.contains("top_"), "top-N is for msctl, not Prometheus");
-        assert_eq!(top_streams(&dir, &[block]), [(42, 77, 77)]);
+        assert_eq!(top_streams(&dir, std::slice::from_ref(&block)), [(42, 77, 77)]);
+        for what in ["affected_stream", "affected_peer", "affected_count"] {
+            dir.push(Slot { name: format!("{what}:rank=0"), kind: Kind::Info, help: "".into() });
+        }
+        let peer = u64::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 2))) << 16 | 40_000;
+        let block = [block, vec![5, peer, 12]].concat();
+        assert_eq!(affected(&dir, &[block]), [(5, "198.18.0.2:40000".to_string(), 12)]);
     }
 }

@@ -96,6 +96,14 @@ impl Daemon {
                     .collect();
                 json!({ "ok": true, "top": top })
             }),
+            Some("streams_affected") => self.stats().map(|seg| {
+                let (dir, blocks) = metrics::snapshot(&seg);
+                let rows: Vec<Value> = metrics::affected(&dir, &blocks)
+                    .iter()
+                    .map(|(s, who, n)| json!({ "stream": s, "subscriber": who, "messages_lost": n }))
+                    .collect();
+                json!({ "ok": true, "affected": rows })
+            }),
             Some("config_validate") => self.parse_req(req).map(|_| json!({ "ok": true })),
             Some("config_diff") => self.parse_req(req).map(|new| {
                 let d = self.running().diff(&new);
@@ -177,7 +185,12 @@ impl Daemon {
         )?;
         if r["ok"] == true {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            running.streams.subscription_lifetime_ms = new.streams.subscription_lifetime_ms;
+            // The dataplane took the live keys (and checked them against what
+            // it runs); keep the rest as it is until a restart.
+            let origin = req["origin"].as_str().unwrap_or("request");
+            if let Ok(next) = running.with_live(&new, origin) {
+                *running = next;
+            }
             r["controlplane_restart"] = controlplane_restart.into();
         }
         Ok(r)

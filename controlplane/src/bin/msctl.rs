@@ -57,6 +57,9 @@ enum Cmd {
 enum StreamsOp {
     /// Streams with the most published messages.
     Top,
+    /// Streams and subscribers that lost the most messages to flow control
+    /// and the memory budget (docs/flow-control.md).
+    Affected,
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +127,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 println!("{:>20} {:>14} {:>14}", "stream", "messages (est)", "at least");
                 for e in r["top"].as_array().into_iter().flatten() {
                     println!("{:>20} {:>14} {:>14}", e["stream"], e["messages"], e["at_least"]);
+                }
+            })
+        }
+        Cmd::Streams { op: StreamsOp::Affected } => {
+            let r = call(cli, json!({ "cmd": "streams_affected" }))?;
+            print_or(cli, &r, |r| {
+                println!("{:>20} {:>24} {:>14}", "stream", "subscriber", "messages lost");
+                for e in r["affected"].as_array().into_iter().flatten() {
+                    let who = e["subscriber"].as_str().unwrap_or("?");
+                    println!("{:>20} {:>24} {:>14}", e["stream"], who, e["messages_lost"]);
                 }
             })
         }
@@ -250,7 +263,11 @@ fn print_stats(r: &Value, prev: Option<&Value>) {
         let v = v.as_u64().unwrap_or(0);
         // Zero drop reasons, histogram buckets and the top-N sketch
         // (`msctl streams top`) would drown the table; --json has them all.
-        if (v == 0 && k.starts_with("drop_")) || k.contains("_bucket:") || k.starts_with("top_") || k.ends_with("port=")
+        if (v == 0 && k.starts_with("drop_"))
+            || k.contains("_bucket:")
+            || k.starts_with("top_")
+            || k.starts_with("affected_")
+            || k.ends_with("port=")
         {
             continue;
         }
