@@ -6,7 +6,13 @@
 //!   "Steering").
 //! - [`Subscriber`] subscribes to streams or ranges (waiting for every ACK
 //!   part), sends heartbeats, receives DELIVERs and checks every stream's
-//!   sequence numbers for gaps and reordering.
+//!   sequence numbers for gaps and reordering. It grants credit by itself
+//!   as messages are consumed (a window per stream, re-sent with the
+//!   heartbeats) or leaves it to the caller, and records the streams the
+//!   appliance dropped it from as a slow consumer.
+//! - The [`Publisher`] reads the BACKPRESSURE frames the appliance answers
+//!   with when streams under the `block` policy refuse messages
+//!   ([`Publisher::poll_backpressure`]).
 
 #![warn(missing_docs)]
 
@@ -15,7 +21,7 @@ mod publisher;
 mod subscriber;
 
 pub use publisher::Publisher;
-pub use subscriber::{Delivery, StreamState, Subscriber, SubscriberStats};
+pub use subscriber::{Delivery, StreamState, Subscriber, SubscriberStats, DEFAULT_CREDIT_WINDOW};
 
 /// What can go wrong talking to the appliance.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,11 @@
 //! Batching publisher.
 
 use crate::ClientError;
+use ms_wire::control::Control;
 use ms_wire::publish::PublishBuilder;
 use ms_wire::shard::{shard, SHARDS};
-use ms_wire::{DATAGRAM_MAX, PAYLOAD_MAX};
+use ms_wire::{Frame, DATAGRAM_MAX, PAYLOAD_MAX};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 
 /// Publishes messages to the appliance.
@@ -12,6 +14,11 @@ use std::net::{SocketAddr, UdpSocket};
 /// and each shard always leaves through the same socket, so messages of a
 /// stream arrive in order through one UDP flow. Batches go out when full
 /// or on [`Publisher::flush`].
+///
+/// The appliance answers a PUBLISH whose messages a full stream under the
+/// `block` policy refused with a BACKPRESSURE frame; call
+/// [`Publisher::poll_backpressure`] now and then (it never blocks) to read
+/// them and slow down.
 pub struct Publisher {
     target: SocketAddr,
     sockets: Vec<UdpSocket>,
@@ -22,6 +29,10 @@ pub struct Publisher {
     dirty: Vec<u32>,
     datagrams: u64,
     messages: u64,
+    rbuf: Vec<u8>,
+    refused: u64,
+    backpressure_frames: u64,
+    other_frames: u64,
 }
 
 impl Publisher {
@@ -45,6 +56,10 @@ impl Publisher {
             dirty: Vec::with_capacity(shards),
             datagrams: 0,
             messages: 0,
+            rbuf: vec![0; DATAGRAM_MAX + 64],
+            refused: 0,
+            backpressure_frames: 0,
+            other_frames: 0,
         })
     }
 
@@ -113,6 +128,60 @@ impl Publisher {
     /// (messages queued, datagrams sent) so far.
     pub fn counts(&self) -> (u64, u64) {
         (self.messages, self.datagrams)
+    }
+
+    /// Reads, without blocking, every datagram waiting on the publisher's
+    /// sockets; returns the messages refused in the BACKPRESSURE frames
+    /// among them. A BACKPRESSURE entry `(stream, refused)` says the last
+    /// `refused` messages of `stream` in the PUBLISH it answers were not
+    /// accepted (no sequence number): the stream's queue is full because a
+    /// subscriber is behind; they may be published again later. Anything
+    /// else (an ERROR such as MixedShards, an unparsable datagram) is only
+    /// counted ([`Publisher::other_frames`]).
+    pub fn poll_backpressure(&mut self) -> Result<u64, ClientError> {
+        let mut refused = 0;
+        for i in 0..self.sockets.len() {
+            self.sockets[i].set_nonblocking(true)?;
+            let drained = self.drain(i, &mut refused);
+            self.sockets[i].set_nonblocking(false)?;
+            drained?;
+        }
+        self.refused += refused;
+        Ok(refused)
+    }
+
+    fn drain(&mut self, i: usize, refused: &mut u64) -> Result<(), ClientError> {
+        loop {
+            let n = match self.sockets[i].recv(&mut self.rbuf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match ms_wire::parse(&self.rbuf[..n]) {
+                Ok(Frame::Control(Control::Backpressure(entries))) => {
+                    self.backpressure_frames += 1;
+                    *refused += entries.map(|b| u64::from(b.refused)).sum::<u64>();
+                }
+                _ => self.other_frames += 1,
+            }
+        }
+    }
+
+    /// Messages refused in the BACKPRESSURE frames read so far.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// BACKPRESSURE frames read so far.
+    pub fn backpressure_frames(&self) -> u64 {
+        self.backpressure_frames
+    }
+
+    /// Other datagrams [`Publisher::poll_backpressure`] read (ERRORs such
+    /// as MixedShards, or anything unparsable).
+    pub fn other_frames(&self) -> u64 {
+        self.other_frames
     }
 
     /// Sends raw bytes from the first socket (for tests of malformed input).

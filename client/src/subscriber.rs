@@ -1,9 +1,9 @@
-//! Subscriber: subscriptions with acknowledgement, heartbeats, and
-//! per-stream gap and order checking.
+//! Subscriber: subscriptions with acknowledgement, heartbeats, per-stream
+//! gap and order checking, and flow control (CREDIT grants).
 
 use crate::ClientError;
-use ms_wire::control::{self, Control, ErrorCode, RangeRequest};
-use ms_wire::{Frame, FrameType, DATAGRAM_MAX};
+use ms_wire::control::{self, Control, Credit, ErrorCode, ErrorEntry, RangeRequest, CREDIT_ENTRY_LEN};
+use ms_wire::{Frame, FrameType, DATAGRAM_MAX, HEADER_LEN};
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -11,6 +11,19 @@ use std::time::{Duration, Instant};
 
 /// Attempts per request before giving up.
 const ATTEMPTS: u32 = 5;
+
+/// The credit window a new [`Subscriber`] grants with: the appliance's
+/// default `flow.initial_credit_bytes`.
+pub const DEFAULT_CREDIT_WINDOW: u64 = 65_536;
+
+/// CREDIT entries that fit one datagram (91).
+const CREDITS_PER_DATAGRAM: usize = (DATAGRAM_MAX - HEADER_LEN) / CREDIT_ENTRY_LEN;
+
+/// Most CREDIT datagrams a heartbeat re-sends.
+const HEARTBEAT_CREDIT_DATAGRAMS: usize = 4;
+
+/// Most SlowConsumer notices kept (the rest are only counted).
+const NOTICES_MAX: usize = 1024;
 
 /// One received message, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +71,37 @@ pub struct SubscriberStats {
     pub datagrams: u64,
     /// Datagrams that were not valid DELIVER/ACK/ERROR frames.
     pub malformed: u64,
+    /// ERROR `SlowConsumer` notices: subscriptions the appliance removed
+    /// because this subscriber fell behind (see
+    /// [`Subscriber::slow_consumer_notices`]).
+    pub slow_consumer: u64,
+    /// CREDIT datagrams sent (automatic, manual and heartbeat re-sends).
+    pub credits_sent: u64,
+}
+
+/// Flow-control state of one stream.
+#[derive(Debug, Clone, Copy, Default)]
+struct Flow {
+    /// End position of the last message `recv` returned.
+    last_position: Option<u64>,
+    /// The latest grant (sent or queued).
+    grant: Option<u64>,
+    /// Heartbeat epoch in which `grant` last changed.
+    changed: u64,
+    /// Epoch whose `recent` list holds this stream.
+    listed: Option<u64>,
+    /// In `pending`, waiting to be sent.
+    queued: bool,
 }
 
 /// A subscriber on one UDP socket (its address is the subscription's).
+///
+/// Flow control (docs/protocol.md, "Flow control"): by default the
+/// subscriber grants credit by itself as [`Subscriber::recv`] hands
+/// messages over, a window of [`DEFAULT_CREDIT_WINDOW`] bytes past the last
+/// message returned of each stream (see [`Subscriber::set_credit_window`]),
+/// and re-sends recent grants with its heartbeats so a lost CREDIT cannot
+/// stall a stream.
 pub struct Subscriber {
     sock: UdpSocket,
     target: SocketAddr,
@@ -71,6 +112,17 @@ pub struct Subscriber {
     backlog: VecDeque<Delivery>,
     stats: SubscriberStats,
     buf: Vec<u8>,
+    credit_window: Option<u64>,
+    flows: HashMap<u64, Flow>,
+    /// Streams whose grant waits to be sent (each once while `queued`).
+    pending: Vec<u64>,
+    /// Heartbeats sent so far: grants changed in this epoch or the one
+    /// before are re-sent with the next heartbeat.
+    epoch: u64,
+    /// Streams whose grant changed in this epoch, and in the one before.
+    recent: Vec<u64>,
+    recent_before: Vec<u64>,
+    notices: Vec<u64>,
 }
 
 impl Subscriber {
@@ -89,7 +141,74 @@ impl Subscriber {
             backlog: VecDeque::new(),
             stats: SubscriberStats::default(),
             buf: vec![0; DATAGRAM_MAX + 64],
+            credit_window: Some(DEFAULT_CREDIT_WINDOW),
+            flows: HashMap::new(),
+            pending: Vec::new(),
+            epoch: 0,
+            recent: Vec::new(),
+            recent_before: Vec::new(),
+            notices: Vec::new(),
         })
+    }
+
+    /// Sets automatic flow control. With `Some(w)` (the default is
+    /// `Some(`[`DEFAULT_CREDIT_WINDOW`]`)`), once [`Subscriber::recv`] has
+    /// returned a message of stream S ending at position P, the subscriber
+    /// grants S up to `P + w` whenever that is at least `w / 2` beyond its
+    /// last grant for S (or S has none yet). Grants are batched into CREDIT
+    /// datagrams, sent before `recv` returns with nothing more buffered or
+    /// waits for the network. `None` (or `Some(0)`) is manual: the
+    /// subscriber grants nothing by itself, beyond the appliance's initial
+    /// credit a stream only moves on [`Subscriber::grant`].
+    pub fn set_credit_window(&mut self, window: Option<u64>) {
+        self.credit_window = window.filter(|w| *w > 0);
+    }
+
+    /// The automatic credit window (`None` = manual).
+    pub fn credit_window(&self) -> Option<u64> {
+        self.credit_window
+    }
+
+    /// Grants `stream` credit up to `position` now (one CREDIT datagram)
+    /// and records it as the stream's latest grant, which the following
+    /// heartbeats re-send like automatic ones. Grants are absolute and the
+    /// appliance keeps the largest it has seen: a grant below an earlier
+    /// one changes nothing there.
+    pub fn grant(&mut self, stream: u64, position: u64) -> Result<(), ClientError> {
+        self.grant_many(&[(stream, position)])
+    }
+
+    /// Like [`Subscriber::grant`] for several `(stream, position)` grants,
+    /// batched into as few CREDIT datagrams as they fit.
+    pub fn grant_many(&mut self, grants: &[(u64, u64)]) -> Result<(), ClientError> {
+        for &(stream, position) in grants {
+            self.set_grant(stream, position);
+            if let Some(f) = self.flows.get_mut(&stream) {
+                f.queued = false;
+            }
+        }
+        let credits: Vec<Credit> = grants.iter().map(|&(stream, position)| Credit { stream, position }).collect();
+        self.send_credits(&credits)
+    }
+
+    /// End position of the last message of `stream` that
+    /// [`Subscriber::recv`] returned.
+    pub fn last_position(&self, stream: u64) -> Option<u64> {
+        self.flows.get(&stream).and_then(|f| f.last_position)
+    }
+
+    /// The latest grant for `stream` (automatic or manual; the appliance
+    /// may still hold an earlier, larger one).
+    pub fn last_grant(&self, stream: u64) -> Option<u64> {
+        self.flows.get(&stream).and_then(|f| f.grant)
+    }
+
+    /// Streams whose subscription the appliance removed with an ERROR
+    /// `SlowConsumer` (this subscriber fell behind under the `disconnect`
+    /// policy), in arrival order. At most 1024 are kept;
+    /// [`SubscriberStats::slow_consumer`] counts them all.
+    pub fn slow_consumer_notices(&self) -> &[u64] {
+        &self.notices
     }
 
     /// The local address (the one the appliance delivers to).
@@ -129,10 +248,20 @@ impl Subscriber {
                             *p = Some(p.unwrap_or(0).max(a.streams));
                         }
                         if parts.iter().all(Option::is_some) {
+                            let range = first..=last;
                             if t == FrameType::Subscribe {
                                 // A stream may be new in the appliance: its
-                                // sequence numbers start again.
-                                self.streams.retain(|s, _| !(first..=last).contains(s));
+                                // sequence numbers and positions start again.
+                                self.streams.retain(|s, _| !range.contains(s));
+                                // (Kept where queued or listed for re-sending.)
+                                for (_, f) in self.flows.iter_mut().filter(|(s, _)| range.contains(s)) {
+                                    *f = Flow { listed: f.listed, queued: f.queued, ..Flow::default() };
+                                }
+                            } else {
+                                // Nothing left to grant: stop re-sending.
+                                for (_, f) in self.flows.iter_mut().filter(|(s, _)| range.contains(s)) {
+                                    f.grant = None;
+                                }
                             }
                             return Ok(parts.iter().map(|p| p.unwrap_or(0)).sum());
                         }
@@ -152,13 +281,41 @@ impl Subscriber {
         Err(ClientError::Timeout { target: self.target, attempts: ATTEMPTS })
     }
 
-    /// Sends a HEARTBEAT now.
+    /// Sends a HEARTBEAT now, then a CREDIT re-sending the latest grant of
+    /// every stream whose grant changed since the previous heartbeat or the
+    /// one before (at most 4 datagrams, 364 grants; the oldest changes
+    /// first), so a lost grant delays a stream by one heartbeat period
+    /// instead of stalling it.
     pub fn heartbeat(&mut self) -> Result<(), ClientError> {
         let mut out = [0u8; 8];
         let len = control::emit_heartbeat(&mut out).expect("fits");
         self.sock.send(&out[..len])?;
         self.last_heartbeat = Instant::now();
-        Ok(())
+        let e = self.epoch;
+        let limit = HEARTBEAT_CREDIT_DATAGRAMS * CREDITS_PER_DATAGRAM;
+        let mut credits = Vec::new();
+        let lists = [(&self.recent_before, e.wrapping_sub(1)), (&self.recent, e)];
+        'lists: for (list, epoch) in lists {
+            for s in list {
+                if credits.len() >= limit {
+                    break 'lists;
+                }
+                match self.flows.get_mut(s) {
+                    Some(f) if f.changed == epoch => {
+                        if let Some(position) = f.grant {
+                            f.queued = false;
+                            credits.push(Credit { stream: *s, position });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // The epoch ends whether or not the re-send gets out.
+        self.epoch = e.wrapping_add(1);
+        std::mem::swap(&mut self.recent, &mut self.recent_before);
+        self.recent.clear();
+        self.send_credits(&credits)
     }
 
     /// Stops sending heartbeats from [`Subscriber::recv`] (tests use it to
@@ -168,7 +325,8 @@ impl Subscriber {
     }
 
     /// The next message, waiting up to `timeout`. Sends a heartbeat when
-    /// one is due.
+    /// one is due, and the grants automatic flow control queued (see
+    /// [`Subscriber::set_credit_window`]).
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Delivery>, ClientError> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -176,8 +334,15 @@ impl Subscriber {
                 self.heartbeat()?;
             }
             if let Some(d) = self.backlog.pop_front() {
+                self.consumed(d.stream, d.position);
+                if self.backlog.is_empty() || self.pending.len() >= CREDITS_PER_DATAGRAM {
+                    // A failed send keeps the grants queued: the next call
+                    // retries before it waits, and reports the error then.
+                    let _ = self.flush_credits();
+                }
                 return Ok(Some(d));
             }
+            self.flush_credits()?;
             let now = Instant::now();
             if now >= deadline {
                 return Ok(None);
@@ -217,13 +382,95 @@ impl Subscriber {
                 Ok(acks.filter(|a| Some(a.request) == request).map(Answer::Ack).next())
             }
             Ok(Frame::Control(Control::Error(errs))) => {
-                Ok(errs.filter(|e| Some(e.request) == request || e.request == 0).map(Answer::Error).next())
+                let mut answer = None;
+                for e in errs {
+                    if e.code == ErrorCode::SlowConsumer {
+                        slow_consumer(&mut self.stats, &mut self.notices, &mut self.flows, e.detail);
+                    } else if answer.is_none() && answers(&e, request) {
+                        answer = Some(Answer::Error(e));
+                    }
+                }
+                Ok(answer)
             }
             _ => {
                 self.stats.malformed += 1;
                 Ok(None)
             }
         }
+    }
+
+    /// Records that `recv` returned a message of `stream` ending at
+    /// `position`, and queues a grant when one is due.
+    fn consumed(&mut self, stream: u64, position: u64) {
+        let f = self.flows.entry(stream).or_default();
+        f.last_position = Some(position);
+        let Some(w) = self.credit_window else { return };
+        let want = position.saturating_add(w);
+        let due = match f.grant {
+            None => true,
+            Some(g) => want > g && want - g >= (w / 2).max(1),
+        };
+        if due {
+            self.set_grant(stream, want);
+            let f = self.flows.get_mut(&stream).expect("inserted above");
+            if !f.queued {
+                f.queued = true;
+                self.pending.push(stream);
+            }
+        }
+    }
+
+    /// Records `position` as the latest grant of `stream`, changed in this
+    /// heartbeat epoch.
+    fn set_grant(&mut self, stream: u64, position: u64) {
+        let f = self.flows.entry(stream).or_default();
+        f.grant = Some(position);
+        f.changed = self.epoch;
+        if f.listed != Some(self.epoch) {
+            f.listed = Some(self.epoch);
+            self.recent.push(stream);
+        }
+    }
+
+    /// Sends the queued grants, as many per datagram as fit. On error the
+    /// grants not sent stay queued.
+    fn flush_credits(&mut self) -> Result<(), ClientError> {
+        let mut batch = Vec::with_capacity(CREDITS_PER_DATAGRAM.min(self.pending.len()));
+        let mut done = 0;
+        while done < self.pending.len() {
+            batch.clear();
+            let mut end = done;
+            while end < self.pending.len() && batch.len() < CREDITS_PER_DATAGRAM {
+                let s = self.pending[end];
+                end += 1;
+                if let Some(Flow { queued: true, grant: Some(position), .. }) = self.flows.get(&s) {
+                    batch.push(Credit { stream: s, position: *position });
+                }
+            }
+            if let Err(e) = self.send_credits(&batch) {
+                self.pending.drain(..done);
+                return Err(e);
+            }
+            for s in &self.pending[done..end] {
+                if let Some(f) = self.flows.get_mut(s) {
+                    f.queued = false;
+                }
+            }
+            done = end;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Sends `credits` in as few CREDIT datagrams as they fit.
+    fn send_credits(&mut self, credits: &[Credit]) -> Result<(), ClientError> {
+        let mut out = [0u8; DATAGRAM_MAX];
+        for chunk in credits.chunks(CREDITS_PER_DATAGRAM) {
+            let len = control::emit_credits(&mut out, chunk).expect("a chunk fits a datagram");
+            self.sock.send(&out[..len])?;
+            self.stats.credits_sent += 1;
+        }
+        Ok(())
     }
 
     /// Totals so far.
@@ -242,9 +489,46 @@ impl Subscriber {
     }
 }
 
+/// The appliance removed our subscription to `stream` (ERROR SlowConsumer).
+fn slow_consumer(stats: &mut SubscriberStats, notices: &mut Vec<u64>, flows: &mut HashMap<u64, Flow>, stream: u64) {
+    stats.slow_consumer += 1;
+    if notices.len() < NOTICES_MAX {
+        notices.push(stream);
+    }
+    // Grants for it are ignored now: stop re-sending them.
+    if let Some(f) = flows.get_mut(&stream) {
+        f.grant = None;
+    }
+}
+
 enum Answer {
     Ack(ms_wire::control::Ack),
-    Error(ms_wire::control::ErrorEntry),
+    Error(ErrorEntry),
+}
+
+/// True when ERROR `e` answers the pending `request`: it names it, or it
+/// has no request id (0) and its code refuses a whole datagram or request
+/// (the appliance answers a datagram it could not parse with
+/// UnsupportedVersion, UnknownType or Malformed and request 0). Notices
+/// (SlowConsumer), MixedShards (which answers a PUBLISH) and codes this
+/// version does not know never answer a request.
+fn answers(e: &ErrorEntry, request: Option<u32>) -> bool {
+    let Some(request) = request else { return false };
+    if e.request == request {
+        return true;
+    }
+    e.request == 0
+        && matches!(
+            e.code,
+            ErrorCode::UnsupportedVersion
+                | ErrorCode::Malformed
+                | ErrorCode::UnknownType
+                | ErrorCode::RangeTooLarge
+                | ErrorCode::StreamTableFull
+                | ErrorCode::SubscribersFull
+                | ErrorCode::SubscriptionsFull
+                | ErrorCode::Busy
+        )
 }
 
 /// Updates a stream's state with a received sequence number. A forward
@@ -282,5 +566,20 @@ mod tests {
         }
         assert_eq!(st, StreamState { next_seq: Some(11), received: 5, lost: 2, out_of_order: 1 });
         assert_eq!((t.received, t.lost, t.out_of_order), (5, 2, 1));
+    }
+
+    #[test]
+    fn which_errors_answer_a_request() {
+        let e = |request, code| ErrorEntry { request, code, detail: 0 };
+        assert!(answers(&e(7, ErrorCode::SubscriptionsFull), Some(7)));
+        assert!(answers(&e(7, ErrorCode::Busy), Some(7)));
+        assert!(!answers(&e(8, ErrorCode::Busy), Some(7)), "another request's");
+        assert!(answers(&e(0, ErrorCode::Malformed), Some(7)));
+        assert!(answers(&e(0, ErrorCode::UnsupportedVersion), Some(7)));
+        assert!(answers(&e(0, ErrorCode::UnknownType), Some(7)));
+        assert!(!answers(&e(0, ErrorCode::SlowConsumer), Some(7)), "a notice");
+        assert!(!answers(&e(0, ErrorCode::MixedShards), Some(7)), "answers a PUBLISH");
+        assert!(!answers(&e(0, ErrorCode::Unknown(99)), Some(7)));
+        assert!(!answers(&e(0, ErrorCode::Malformed), None), "no request pending");
     }
 }

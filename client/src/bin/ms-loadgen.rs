@@ -5,7 +5,9 @@
 //! so a stall anywhere (here, the kernel, the appliance) shows up in the
 //! tail instead of silently slowing the sender (coordinated omission).
 //! Every subscriber subscribes to every stream, so each message is
-//! expected `--subscribers` times.
+//! expected `--subscribers` times, except the messages the appliance
+//! refused with BACKPRESSURE (streams under the `block` policy whose queue
+//! was full), which the publisher counts and does not resend.
 
 use anyhow::Context;
 use clap::Parser;
@@ -60,12 +62,27 @@ struct Args {
     fail_on_loss: bool,
 }
 
+/// How often the publisher reads BACKPRESSURE frames.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
 /// One receiver's tallies, shared with the progress line.
 #[derive(Default)]
 struct Tally {
     received: AtomicU64,
     gaps: AtomicU64,
     out_of_order: AtomicU64,
+    /// Subscriptions the appliance removed (ERROR SlowConsumer).
+    slow_consumer: AtomicU64,
+}
+
+/// What the publisher did.
+struct Sent {
+    /// Messages published.
+    messages: u64,
+    /// Messages the appliance refused (BACKPRESSURE).
+    refused: u64,
+    /// BACKPRESSURE frames read.
+    backpressure_frames: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,19 +112,24 @@ fn main() -> anyhow::Result<()> {
         let stop = Arc::clone(&stop);
         receivers.push(thread::spawn(move || receive(s, t0, &tally, &stop)));
     }
-    let sent = publish(&a, t0, &tallies)?;
-    // Drain: wait until everything expected arrived, at most 3 s.
-    let expected = sent * a.subscribers as u64;
+    let (mut p, sent) = publish(&a, t0, &tallies)?;
+    // Drain: wait until everything expected arrived, at most 3 s; read the
+    // last BACKPRESSURE frames meanwhile.
+    let expected = |p: &Publisher| sent.saturating_sub(p.refused()) * a.subscribers as u64;
     let drain_end = Instant::now() + Duration::from_secs(3);
-    while total(&tallies, |t| &t.received) < expected && Instant::now() < drain_end {
+    p.poll_backpressure().context("read backpressure")?;
+    while total(&tallies, |t| &t.received) < expected(&p) && Instant::now() < drain_end {
         thread::sleep(Duration::from_millis(20));
+        p.poll_backpressure().context("read backpressure")?;
     }
+    let expected = expected(&p);
+    let sent = Sent { messages: sent, refused: p.refused(), backpressure_frames: p.backpressure_frames() };
     stop.store(true, Ordering::Relaxed);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     for r in receivers {
         hist.add(r.join().expect("receiver thread")).expect("same bounds");
     }
-    report(&a, sent, &tallies, &hist, t0);
+    report(&a, &sent, expected, &tallies, &hist, t0);
     let lost = expected.saturating_sub(total(&tallies, |t| &t.received));
     if a.fail_on_loss && lost > 0 {
         std::process::exit(1);
@@ -119,8 +141,9 @@ fn total(tallies: &[Arc<Tally>], f: impl Fn(&Tally) -> &AtomicU64) -> u64 {
     tallies.iter().map(|t| f(t).load(Ordering::Relaxed)).sum()
 }
 
-/// Publishes on schedule; returns the number of messages sent.
-fn publish(a: &Args, t0: Instant, tallies: &[Arc<Tally>]) -> anyhow::Result<u64> {
+/// Publishes on schedule; returns the publisher (to read the last
+/// BACKPRESSURE frames) and the number of messages sent.
+fn publish(a: &Args, t0: Instant, tallies: &[Arc<Tally>]) -> anyhow::Result<(Publisher, u64)> {
     let mut p = Publisher::new(a.target, SocketAddr::new(a.bind, 0), a.sockets).context("open publisher")?;
     let total_msgs = (a.rate as f64 * a.duration) as u64;
     let ns_per_msg = 1_000_000_000 / a.rate.max(1);
@@ -128,7 +151,8 @@ fn publish(a: &Args, t0: Instant, tallies: &[Arc<Tally>]) -> anyhow::Result<u64>
     let base = start.duration_since(t0).as_nanos() as u64;
     let flush_every = Duration::from_micros(a.flush_us.max(1));
     let mut payload = vec![0u8; a.payload];
-    let (mut i, mut last_flush, mut last_progress) = (0u64, Instant::now(), Instant::now());
+    let (mut i, mut last_flush, mut last_progress, mut last_poll) =
+        (0u64, Instant::now(), Instant::now(), Instant::now());
     while i < total_msgs {
         let now_ns = t0.elapsed().as_nanos() as u64;
         while i < total_msgs && base + i * ns_per_msg <= now_ns {
@@ -140,6 +164,10 @@ fn publish(a: &Args, t0: Instant, tallies: &[Arc<Tally>]) -> anyhow::Result<u64>
         if last_flush.elapsed() >= flush_every {
             p.flush()?;
             last_flush = Instant::now();
+        }
+        if last_poll.elapsed() >= POLL_EVERY {
+            p.poll_backpressure().context("read backpressure")?;
+            last_poll = Instant::now();
         }
         if !a.quiet && last_progress.elapsed() >= Duration::from_secs(1) {
             progress(a, start, i, tallies);
@@ -155,7 +183,7 @@ fn publish(a: &Args, t0: Instant, tallies: &[Arc<Tally>]) -> anyhow::Result<u64>
         progress(a, start, i, tallies);
         eprintln!();
     }
-    Ok(i)
+    Ok((p, i))
 }
 
 fn progress(a: &Args, start: Instant, sent: u64, tallies: &[Arc<Tally>]) {
@@ -192,8 +220,9 @@ fn receive(mut s: Subscriber, t0: Instant, tally: &Tally, stop: &AtomicBool) -> 
                     tally.gaps.store(gaps, Ordering::Relaxed);
                     tally.out_of_order.store(ooo, Ordering::Relaxed);
                 }
+                tally.slow_consumer.store(st.slow_consumer, Ordering::Relaxed);
             }
-            Ok(None) => {}
+            Ok(None) => tally.slow_consumer.store(s.stats().slow_consumer, Ordering::Relaxed),
             Err(e) => {
                 eprintln!("[loadgen] receiver error: {e}");
                 break;
@@ -203,14 +232,15 @@ fn receive(mut s: Subscriber, t0: Instant, tally: &Tally, stop: &AtomicBool) -> 
     hist
 }
 
-fn report(a: &Args, sent: u64, tallies: &[Arc<Tally>], hist: &Histogram<u64>, t0: Instant) {
-    let expected = sent * a.subscribers as u64;
+fn report(a: &Args, s: &Sent, expected: u64, tallies: &[Arc<Tally>], hist: &Histogram<u64>, t0: Instant) {
+    let sent = s.messages;
+    let slow = total(tallies, |t| &t.slow_consumer);
     let delivered = total(tallies, |t| &t.received);
     let lost = expected.saturating_sub(delivered);
     let gaps = total(tallies, |t| &t.gaps);
     let ooo = total(tallies, |t| &t.out_of_order);
     let q = |p: f64| hist.value_at_quantile(p);
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "streams": a.streams, "subscribers": a.subscribers, "offered_rate": a.rate, "duration_s": a.duration,
         "published": sent, "expected": expected, "delivered": delivered, "lost": lost,
         "sequence_gaps": gaps, "out_of_order": ooo,
@@ -218,6 +248,14 @@ fn report(a: &Args, sent: u64, tallies: &[Arc<Tally>], hist: &Histogram<u64>, t0
         "latency_us": { "p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": hist.max() },
         "elapsed_s": t0.elapsed().as_secs_f64(),
     });
+    // Only when flow control acted, so the usual output stays as it was.
+    if s.backpressure_frames > 0 {
+        summary["refused"] = s.refused.into();
+        summary["backpressure_frames"] = s.backpressure_frames.into();
+    }
+    if slow > 0 {
+        summary["slow_consumer"] = slow.into();
+    }
     if a.json {
         println!("{summary}");
         return;
@@ -227,11 +265,17 @@ fn report(a: &Args, sent: u64, tallies: &[Arc<Tally>], hist: &Histogram<u64>, t0
         a.streams, a.subscribers, a.rate, a.duration, a.payload
     );
     println!("  {:<28}{:>14}", "published", sent);
+    if s.backpressure_frames > 0 {
+        println!("  {:<28}{:>14}", "refused (backpressure)", s.refused);
+    }
     println!("  {:<28}{:>14}", "expected deliveries", expected);
     println!("  {:<28}{:>14}", "delivered", delivered);
     println!("  {:<28}{:>14}", "lost", lost);
     println!("  {:<28}{:>14}", "sequence gaps seen", gaps);
     println!("  {:<28}{:>14}", "out of order", ooo);
+    if slow > 0 {
+        println!("  {:<28}{:>14}", "slow-consumer removals", slow);
+    }
     println!("  {:<28}{:>14.0}", "published msg/s", sent as f64 / a.duration);
     println!("  {:<28}{:>14.0}", "delivered msg/s", delivered as f64 / a.duration);
     println!("  {:<28}{:>14}", "latency p50 (us)", q(0.5));

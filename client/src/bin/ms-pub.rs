@@ -5,6 +5,9 @@ use clap::Parser;
 use ms_client::{cli, Publisher};
 use std::time::{Duration, Instant};
 
+/// How often the publisher reads BACKPRESSURE frames.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
 /// Publishes `--count` messages round-robin over `--streams` at `--rate`.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
     let (first, n) = (*a.at.streams.start(), (a.at.streams.end() - a.at.streams.start()).saturating_add(1));
     let mut payload = vec![0u8; a.payload.max(8)];
     let start = Instant::now();
+    let mut last_poll = start;
     for i in 0..a.count {
         if let Some(offset) = i.saturating_mul(1_000_000_000).checked_div(a.rate) {
             let due = start + Duration::from_nanos(offset);
@@ -44,12 +48,24 @@ fn main() -> anyhow::Result<()> {
         }
         payload[..8].copy_from_slice(&i.to_le_bytes());
         p.publish(first.wrapping_add(i % n), a.class, &payload).context("publish")?;
+        if last_poll.elapsed() >= POLL_EVERY {
+            p.poll_backpressure().context("read backpressure")?;
+            last_poll = Instant::now();
+        }
     }
     p.flush()?;
+    let seconds = start.elapsed().as_secs_f64();
+    // The appliance answers the last datagrams right away, if at all.
+    std::thread::sleep(Duration::from_millis(20));
+    p.poll_backpressure().context("read backpressure")?;
     let (messages, datagrams) = p.counts();
-    println!(
-        "{}",
-        serde_json::json!({ "messages": messages, "datagrams": datagrams, "seconds": start.elapsed().as_secs_f64() })
-    );
+    let mut summary = serde_json::json!({ "messages": messages, "datagrams": datagrams, "seconds": seconds });
+    if p.backpressure_frames() > 0 {
+        // Messages of streams under the `block` policy that the appliance
+        // refused because a subscriber is behind (they are not in the stream).
+        summary["refused"] = p.refused().into();
+        summary["backpressure_frames"] = p.backpressure_frames().into();
+    }
+    println!("{summary}");
     Ok(())
 }
