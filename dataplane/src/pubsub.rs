@@ -405,7 +405,16 @@ impl PubSub {
         }
         .clamp(t.tx_budget_min.max(1), t.tx_budget_max.max(1));
         self.flush_all(w, now_ms, batch, c);
-        let mut notices = [ms_streams::Notice { peer: Peer::default(), stream: 0 }; ms_streams::NOTICES_MAX];
+        if self.streams.has_notices() {
+            self.tell_slow_consumers(w, now_ms, batch, c);
+        }
+        self.count_tally(c);
+    }
+
+    /// Sends ERROR SlowConsumer to the subscribers the disconnect policy
+    /// removed.
+    fn tell_slow_consumers(&mut self, w: &mut Worker, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        let mut notices = [ms_streams::Notice { peer: Peer::default(), stream: 0, slot: 0 }; ms_streams::NOTICES_MAX];
         let mut n = 0;
         c.add(
             Counter::NoticesLost,
@@ -417,11 +426,13 @@ impl PubSub {
         for x in &notices[..n] {
             let (ip, port) = (Ipv4Addr::from(x.peer.ip), x.peer.port);
             let e = ErrorEntry { request: 0, code: ErrorCode::SlowConsumer, detail: x.stream };
-            // Any port index reaches the subscriber through its route.
-            self.reply_error(w, 0, ip, port, e, now_ms, batch, c);
+            // The port the subscriber was served on, unless its freed slot
+            // was taken by someone else in the meantime.
+            let (sip, sport, q) = self.fan.sub_addr[x.slot as usize];
+            let q = if (sip, sport) == (ip, port) { usize::from(q) } else { 0 };
+            self.reply_error(w, q, ip, port, e, now_ms, batch, c);
             c.add(Counter::SlowConsumerNotices, 1);
         }
-        self.count_tally(c);
     }
 
     /// Turns the streams' tally into counters.

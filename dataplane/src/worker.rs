@@ -185,6 +185,7 @@ impl Worker {
         let counters = Arc::clone(&self.counters);
         let mut last_flush_tsc = 0u64;
         let mut rx_burst = self.burst;
+        local.set(Counter::RxBurst, rx_burst as u64);
         // Everything is allocated: from here on, any heap allocation on
         // this lcore is a bug that the counting allocator reports.
         crate::alloc::count_this_thread(true);

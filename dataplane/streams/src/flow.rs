@@ -139,6 +139,8 @@ pub struct Notice {
     pub peer: Peer,
     /// Which stream.
     pub stream: u64,
+    /// The subscriber's slot when it was removed (it may be free now).
+    pub slot: u32,
 }
 
 #[derive(Debug)]
@@ -151,7 +153,7 @@ pub(crate) struct Notices {
 
 impl Default for Notices {
     fn default() -> Self {
-        Notices { items: [Notice { peer: Peer { ip: 0, port: 0 }, stream: 0 }; NOTICES_MAX], len: 0, lost: 0 }
+        Notices { items: [Notice { peer: Peer { ip: 0, port: 0 }, stream: 0, slot: 0 }; NOTICES_MAX], len: 0, lost: 0 }
     }
 }
 
@@ -263,7 +265,8 @@ impl Streams {
     }
 
     fn apply_policy(&mut self, n: u32, policy: Policy, id: u64) {
-        let peer = self.subs[self.nodes[n as usize].subscriber as usize].peer;
+        let slot = self.nodes[n as usize].subscriber;
+        let peer = self.subs[slot as usize].peer;
         match policy {
             Policy::DropOldest => {
                 self.tally.drop(DropReason::DropOldest, id, peer, 1);
@@ -277,7 +280,7 @@ impl Streams {
                 self.release_pending(n, DropReason::Conflated);
             }
             Policy::Disconnect => {
-                self.notice(Notice { peer, stream: id });
+                self.notice(Notice { peer, stream: id, slot });
                 self.remove_node(n, DropReason::Disconnected);
             }
             Policy::Block => unreachable!("block never makes room"),
@@ -292,6 +295,12 @@ impl Streams {
         } else {
             q.lost += 1;
         }
+    }
+
+    /// True when disconnect notices wait for [`Streams::take_notices`].
+    #[inline]
+    pub fn has_notices(&self) -> bool {
+        self.notices.len > 0 || self.notices.lost > 0
     }
 
     /// Hands out (and forgets) the disconnect notices; returns how many

@@ -199,7 +199,7 @@ fn disconnect_removes_the_slow_subscriber_and_says_so() {
     assert!(!t.credit(peer(1), 5, OPEN), "subscription gone");
     let mut notices = Vec::new();
     assert_eq!(t.take_notices(|n| notices.push(n)), 0);
-    assert_eq!(notices, [Notice { peer: peer(1), stream: 5 }]);
+    assert_eq!(notices, [Notice { peer: peer(1), stream: 5, slot: 0 }]);
     assert_eq!(tally.dropped[DropReason::Disconnected as usize], 10, "messages 2..=11, still queued for it");
     assert_eq!(t.gauges().subscriptions, 1);
 }
