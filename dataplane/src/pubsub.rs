@@ -21,7 +21,7 @@ use ms_netstack::host::{ServiceDatagram, UDP_PAYLOAD_OFFSET};
 use ms_netstack::{Ipv4Addr, MacAddr};
 use ms_streams::{Full, Limits, Out, Outcome, Peer, Refusal, Streams, Tally, Tunables};
 use ms_wire::control::{self, Ack, Backpressure, Control, ErrorCode, ErrorEntry, RangeRequest, RANGE_IDS_MAX};
-use ms_wire::deliver::{DeliverState, DeliveryMeta};
+use ms_wire::deliver::DeliverState;
 use ms_wire::publish::Publish;
 use ms_wire::shard::owner;
 use ms_wire::{Frame, WireError, DATAGRAM_MAX, VERSION};
@@ -168,16 +168,8 @@ impl Fanout {
             self.dirty.push(sub);
         }
         let p = &mut self.pending[i];
-        let meta = DeliveryMeta {
-            stream: out.stream,
-            seq: out.seq,
-            position: out.position,
-            timestamp_ns: out.timestamp_ns,
-            class: out.class,
-            flags: out.flags,
-        };
         // SAFETY: p.m is the pending mbuf sized in the branch above.
-        p.st.push_with(unsafe { payload_area(p.m) }, &meta, out.len, |dst| out.copy_payload(dst));
+        p.st.push_with(unsafe { payload_area(p.m) }, &out.meta, out.len, |dst| out.copy_payload(dst));
         p.messages += 1;
         true
     }

@@ -26,8 +26,8 @@ fn serve_all(t: &mut Streams, budget: u32, got: &mut Got) -> Served {
     let s = t.serve(budget, |sub, o| {
         let mut buf = vec![0; o.len];
         o.copy_payload(&mut buf);
-        assert!(buf.iter().all(|b| *b == (o.seq as u8)), "payload belongs to its message");
-        sends.push((sub, o.stream, o.seq, o.len));
+        assert!(buf.iter().all(|b| *b == (o.meta.seq as u8)), "payload belongs to its message");
+        sends.push((sub, o.meta.stream, o.meta.seq, o.len));
         true
     });
     for (sub, stream, seq, len) in sends {
@@ -331,7 +331,7 @@ proptest! {
                 }
                 Op::Serve(n) => {
                     let mut sent = Vec::new();
-                    t.serve(u32::from(n), |sub, o| { sent.push((sub, o.stream, o.seq, o.position)); true });
+                    t.serve(u32::from(n), |sub, o| { sent.push((sub, o.meta.stream, o.meta.seq, o.meta.position)); true });
                     for (sub, s, q, pos) in sent {
                         let p = t.peer(sub);
                         if let Some(prev) = last.insert((p, s), q) { prop_assert!(q > prev, "in order, no duplicate"); }

@@ -11,6 +11,7 @@
 use crate::pool::Pool;
 use crate::tunables::{class_of, Tunables, CLASSES};
 use crate::{DropReason, Node, Streams, INACTIVE, NIL};
+use ms_wire::deliver::DeliveryMeta;
 
 /// Active lists, one per class.
 #[derive(Debug)]
@@ -123,18 +124,9 @@ impl Sched {
 /// One message to send to one subscriber, borrowed from the pool.
 #[derive(Debug)]
 pub struct Out<'a> {
-    /// Stream id.
-    pub stream: u64,
-    /// The stream's sequence number of the message.
-    pub seq: u64,
-    /// Stream position at the end of the message.
-    pub position: u64,
-    /// When the appliance received it.
-    pub timestamp_ns: u64,
-    /// Wire class.
-    pub class: u8,
-    /// Wire flags.
-    pub flags: u8,
+    /// Its DELIVER entry header: stream, sequence number, end position,
+    /// arrival time, class and flags.
+    pub meta: DeliveryMeta,
     /// Payload length.
     pub len: usize,
     pool: &'a Pool,
@@ -226,17 +218,15 @@ impl Streams {
                 self.sched.rotate(&mut self.nodes, c);
                 return true;
             }
-            let out = Out {
+            let meta = DeliveryMeta {
                 stream: self.streams[node.stream as usize].id,
                 seq: msg.seq,
                 position: msg.end_pos,
                 timestamp_ns: msg.timestamp_ns,
                 class: msg.class,
                 flags: msg.flags,
-                len: usize::from(msg.len),
-                pool: &self.pool,
-                msg: node.cursor,
             };
+            let out = Out { meta, len: usize::from(msg.len), pool: &self.pool, msg: node.cursor };
             if !emit(node.subscriber, &out) {
                 return false;
             }
