@@ -20,11 +20,13 @@ test: setup
 demo: setup
 	@bash ci/demo.sh
 
-# Every benchmark scenario (in-DPDK generator, rate sweeps) and the testpmd
-# ceiling in one run; results in docs/PERFORMANCE.md.
+# Every benchmark scenario (in-DPDK generator, rate sweeps, a million
+# streams' memory), the testpmd ceiling, then the overload scenario (30 s);
+# results in docs/PERFORMANCE.md.
 bench: setup
 	$(CARGO) build --release -p ms-dataplane --bin ms-bench
 	./target/release/ms-bench --suite
+	./target/release/ms-bench --overload
 
 # The demo's load, with perf sampling the dataplane; writes target/flamegraph.svg.
 flamegraph: setup
