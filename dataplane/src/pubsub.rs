@@ -384,10 +384,14 @@ impl PubSub {
     /// Runs the scheduler for this turn's budget, sends the DELIVERs it
     /// filled, tells disconnected subscribers, and counts what happened.
     pub(crate) fn serve(&mut self, w: &mut Worker, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
-        let budget = self.tx_budget;
+        let t = *self.streams.tunables();
+        // At least what this turn took in (one datagram may fan out to
+        // hundreds of deliveries), so intake never outruns the sending
+        // while the adaptive budget is still small.
+        let intake = u32::try_from(self.streams.tally().fanout).unwrap_or(u32::MAX);
+        let budget = self.tx_budget.max(intake.min(t.tx_budget_max));
         let fan = &mut self.fan;
         let served = self.streams.serve(budget, |sub, out| fan.append(w, sub, out, now_ms, batch, c));
-        let t = *self.streams.tunables();
         self.tx_budget = if served.more && served.messages >= budget {
             budget.saturating_mul(2).min(t.tx_budget_max)
         } else if served.messages < budget / 4 {

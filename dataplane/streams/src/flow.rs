@@ -312,6 +312,11 @@ impl Streams {
         std::mem::take(&mut q.lost)
     }
 
+    /// The counts since the last [`Streams::take_tally`], without resetting.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
     /// Hands out (and resets) the counts since the last call.
     pub fn take_tally(&mut self) -> Tally {
         std::mem::take(&mut self.tally)

@@ -21,7 +21,15 @@ impl Index {
     /// power of two).
     pub fn with_capacity(max: usize) -> Index {
         let n = (max.max(1) * 2).next_power_of_two();
-        Index { buckets: vec![EMPTY; n], mask: n - 1, len: 0 }
+        let mut buckets = vec![EMPTY; n];
+        // A zeroed allocation is mapped lazily; touch every page now so the
+        // index is resident from the start and the process does not grow
+        // as streams come (measured: +8 MB at a million streams otherwise).
+        for b in buckets.iter_mut().step_by(4096 / std::mem::size_of::<u32>()) {
+            // SAFETY: `b` is a valid, exclusive reference into the vector.
+            unsafe { std::ptr::write_volatile(b, EMPTY) };
+        }
+        Index { buckets, mask: n - 1, len: 0 }
     }
 
     /// Keys stored.
