@@ -89,7 +89,7 @@ counters! {
     QueuedMessages => "queued_messages", "Gauge: messages queued in this worker's pool.";
     PoolUsedBytes => "pool_used_bytes", "Gauge: bytes of the message pool in use.";
     PoolBytes => "pool_bytes", "Gauge: bytes of the message pool (this worker's share of memory.budget_bytes).";
-    DegradationLevel => "degradation_level", "Gauge: memory degradation step in force: 0 normal, 1 stream queue limits halved, 2 bulk shed, 3 best effort shed.";
+    DegradationLevel => "degradation_level", "Gauge: memory degradation step in force: 0 normal, 1 stream queue limits halved, 2 also bulk shed (limits quartered), 3 also best effort shed (limits an eighth).";
     RxBurst => "rx_burst_current", "Gauge: packets asked for per RX poll now (adaptive, between scheduler.rx_burst_min and workers.rx_burst).";
     TxBudget => "tx_budget_current", "Gauge: messages the scheduler may send per loop turn now (adaptive, scheduler.tx_budget_min..max).";
     PollsBusy => "polls_busy", "RX polls that returned packets.";

@@ -29,10 +29,11 @@ use ms_wire::{Frame, WireError, DATAGRAM_MAX, VERSION};
 /// Subscriber slots the expiry sweep looks at per loop turn.
 const EXPIRE_PER_TURN: u32 = 16;
 
-/// Streams of one PUBLISH datagram that can be reported in its
-/// BACKPRESSURE answer (a datagram holds at most ~110 messages; more
-/// blocked streams are still refused and counted, just not listed).
-const BLOCKED_MAX: usize = 64;
+/// Streams one PUBLISH datagram can name: one per message at most.
+const BLOCKED_MAX: usize = (DATAGRAM_MAX - ms_wire::HEADER_LEN) / ms_wire::publish::ENTRY_HEADER_LEN;
+
+/// Stream slots the degraded-pool sweep looks at per loop turn.
+const RELIEVE_PER_TURN: u32 = 64;
 
 /// Wall-clock nanoseconds from the TSC, without a syscall per burst.
 #[derive(Debug, Clone, Copy)]
@@ -365,7 +366,9 @@ impl PubSub {
         }
         if self.blocked_len > 0 {
             let entries = self.blocked;
-            let n = self.blocked_len;
+            // What one datagram carries; the rest are still refused and counted.
+            let fit = (DATAGRAM_MAX - ms_wire::HEADER_LEN) / control::BACKPRESSURE_ENTRY_LEN;
+            let n = self.blocked_len.min(fit);
             self.reply(w, q, ip, port, |b| control::emit_backpressure(b, &entries[..n]), now_ms, batch, c);
             c.add(Counter::BackpressureSent, 1);
         }
@@ -401,6 +404,7 @@ impl PubSub {
         }
         .clamp(t.tx_budget_min.max(1), t.tx_budget_max.max(1));
         self.flush_all(w, now_ms, batch, c);
+        self.streams.relieve(RELIEVE_PER_TURN);
         if self.streams.has_notices() {
             self.tell_slow_consumers(w, now_ms, batch, c);
         }

@@ -21,7 +21,7 @@ const N: u64 = 400;
 const PAYLOAD: usize = 100;
 /// The slow subscriber's credit: 40 messages of 100 bytes.
 const INITIAL_CREDIT: u64 = 4096;
-/// Each stream's queue: 163 messages of 100 bytes.
+/// Each stream's queue: 117 messages of 100 bytes (140 with descriptors).
 const QUEUE: u64 = 16_384;
 
 const POLICIES: &str = r#"
@@ -150,7 +150,8 @@ fn each_policy_with_a_slow_and_a_fast_subscriber() {
         assert_eq!(f[&stream], all, "the fast subscriber of stream {stream} loses nothing");
     }
     let credit_msgs = INITIAL_CREDIT / PAYLOAD as u64;
-    let kept = QUEUE / PAYLOAD as u64;
+    // Each queued message counts its payload and its 40-byte descriptor.
+    let kept = QUEUE / (PAYLOAD as u64 + u64::from(ms_streams::MSG_CHARGE_BYTES));
     // drop-oldest: the first 40 (its credit), then the newest queue-full.
     let want: Vec<u64> = (0..credit_msgs).chain(N - kept..N).collect();
     assert_eq!(s[&1], want, "slow, drop-oldest");

@@ -7,7 +7,9 @@
 //! | level | from                        | effect                                        |
 //! |-------|-----------------------------|-----------------------------------------------|
 //! | 0     |                             | normal service                                |
-//! | 1     | `shrink_grants_at_percent`  | every stream's queue limit is halved          |
+//! | 1     | `shrink_grants_at_percent`  | every stream's queue limit is halved (and     |
+//! |       |                             | halved again at each further level; applied   |
+//! |       |                             | on arrival and by [`Streams::relieve`])       |
 //! | 2     | `shed_bulk_at_percent`      | new bulk messages are dropped                 |
 //! | 3     | `drop_newest_at_percent`    | new normal and bulk messages are dropped      |
 //! | full  | no free slot or chunk       | every new message is dropped                  |
@@ -17,6 +19,15 @@
 //! publisher was told and may send it again).
 
 use crate::tunables::{class_of, Policy, BEST_EFFORT_CLASS, CLASSES};
+
+/// Bytes a queued message's descriptor counts against its stream's queue
+/// limit, on top of its payload: empty messages are bounded too.
+pub const MSG_CHARGE_BYTES: u32 = std::mem::size_of::<crate::pool::Msg>() as u32;
+
+/// What a message of `len` payload bytes counts against its stream's limit.
+pub(crate) const fn charge(len: u32) -> u32 {
+    len + MSG_CHARGE_BYTES
+}
 use crate::{Peer, Streams, NIL};
 
 /// Why a queued message was not sent to one subscription.
@@ -170,9 +181,30 @@ impl Streams {
         }
     }
 
+    /// The queue limit of every stream at degradation `level`: halved at
+    /// each step, never below one full-size message.
+    fn stream_limit(&self, level: u8) -> u32 {
+        match level {
+            0 => self.tun.stream_queue_bytes_max,
+            l => (self.tun.stream_queue_bytes_max >> l).max(charge(ms_wire::PAYLOAD_MAX as u32)),
+        }
+    }
+
     /// Queues a message for every subscriber of stream `id` on this worker.
     pub fn publish(&mut self, id: u64, class: u8, timestamp_ns: u64, payload: &[u8]) -> Outcome {
         let Some(st) = self.stream_slot(id) else { return Outcome::NoSubscriber };
+        let cost = charge(payload.len() as u32);
+        let limit = self.stream_limit(self.level());
+        if self.streams[st as usize].queued_bytes + cost > limit {
+            // The stream's own backlog goes first, before anything is shed.
+            if !self.make_room(st, limit.saturating_sub(cost)) {
+                self.tally.refuse(Refusal::Backpressure, id);
+                return Outcome::Refused(Refusal::Backpressure);
+            }
+            if self.stream_slot(id) != Some(st) {
+                return Outcome::NoSubscriber; // the disconnect policy removed every subscriber
+            }
+        }
         let level = self.level();
         let c = class_of(class);
         if level >= 2 && c == CLASSES - 1 {
@@ -181,22 +213,31 @@ impl Streams {
         if level >= 3 && c >= BEST_EFFORT_CLASS {
             return self.refuse(st, Refusal::ShedBestEffort);
         }
-        let mut limit = self.tun.stream_queue_bytes_max;
-        if level >= 1 {
-            limit /= 2;
-        }
-        let len = payload.len() as u32;
-        if self.streams[st as usize].queued_bytes + len > limit {
-            if !self.make_room(st, limit.saturating_sub(len)) {
-                self.tally.refuse(Refusal::Backpressure, id);
-                return Outcome::Refused(Refusal::Backpressure);
-            }
-            if self.stream_slot(id) != Some(st) {
-                return Outcome::NoSubscriber; // the disconnect policy removed every subscriber
-            }
-        }
         let Some(m) = self.pool.alloc(payload) else { return self.refuse(st, Refusal::PoolFull) };
         self.link(st, m, class, timestamp_ns)
+    }
+
+    /// While the pool is degraded, applies the shrunken queue limit to up
+    /// to `budget` streams (a bounded slice per loop turn; successive calls
+    /// sweep the table), so backlogs of subscribers that stopped granting
+    /// give memory back even when nothing is published to their streams.
+    /// Returns the streams looked at.
+    pub fn relieve(&mut self, budget: u32) -> u32 {
+        let level = self.level();
+        let cap = self.streams.len() as u32;
+        if level == 0 || cap == 0 {
+            return 0;
+        }
+        let limit = self.stream_limit(level);
+        for _ in 0..budget.min(cap) {
+            let st = self.relieve_cursor;
+            self.relieve_cursor = (st + 1) % cap;
+            let s = &self.streams[st as usize];
+            if s.head != NIL && s.queued_bytes > limit {
+                self.make_room(st, limit);
+            }
+        }
+        budget.min(cap)
     }
 
     /// A refusal that takes a sequence number, so subscribers see the gap.
@@ -215,7 +256,7 @@ impl Streams {
         let seq = stream.next_seq;
         stream.next_seq += 1;
         stream.tail_pos += u64::from(len);
-        stream.queued_bytes += u32::from(len);
+        stream.queued_bytes += charge(u32::from(len));
         let fanout = stream.subscribers;
         let msg = self.pool.get_mut(m);
         (msg.seq, msg.end_pos, msg.timestamp_ns, msg.class, msg.refs) =
@@ -238,27 +279,37 @@ impl Streams {
         Outcome::Queued { seq, fanout }
     }
 
-    /// Applies the stream's policy to the subscriptions holding its oldest
-    /// message until at most `target` bytes stay queued. False under
-    /// `block` (nothing changed).
+    /// Applies the stream's policy to the subscriptions that hold its
+    /// oldest message without the credit to take it, until at most `target`
+    /// bytes stay queued. A subscription with credit for what it holds is
+    /// never behind: it is sent its messages at the end of this turn, so
+    /// the queue may stay over its limit until then (the pool still bounds
+    /// it). False under `block` when someone is behind (nothing changed).
     fn make_room(&mut self, st: u32, target: u32) -> bool {
         let id = self.streams[st as usize].id;
         let policy = self.tun.policy_of(id);
-        if policy == Policy::Block {
-            return false;
-        }
         while self.stream_slot(id) == Some(st)
             && self.streams[st as usize].queued_bytes > target
             && self.streams[st as usize].q_head != NIL
         {
             let head = self.streams[st as usize].q_head;
+            let head_end = self.pool.get(head).end_pos;
+            let mut behind = false;
             let mut n = self.streams[st as usize].head;
             while n != NIL {
                 let next = self.nodes[n as usize].s_next;
-                if self.nodes[n as usize].cursor == head {
+                let node = &self.nodes[n as usize];
+                if node.cursor == head && head_end > node.grant {
+                    if policy == Policy::Block {
+                        return false;
+                    }
+                    behind = true;
                     self.apply_policy(n, policy, id);
                 }
                 n = next;
+            }
+            if !behind {
+                break;
             }
         }
         true
@@ -317,9 +368,13 @@ impl Streams {
         &self.tally
     }
 
-    /// Hands out (and resets) the counts since the last call.
+    /// Hands out (and resets) the counts since the last call; the
+    /// most-affected sketch is kept (it is cumulative).
     pub fn take_tally(&mut self) -> Tally {
-        std::mem::take(&mut self.tally)
+        let affected = self.tally.affected;
+        let t = std::mem::take(&mut self.tally);
+        self.tally.affected = affected;
+        t
     }
 
     /// Raises `peer`'s credit on stream `id` to `position` (grants only

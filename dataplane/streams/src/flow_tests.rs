@@ -98,7 +98,7 @@ fn the_starvation_guard_gives_lower_classes_a_turn() {
         let mut got = Got::new();
         for _ in 0..200 {
             for (id, class) in [(1u64, 3u8), (2, 0)] {
-                while t.queued_bytes(id) < 400 {
+                while t.queued_bytes(id) < 800 {
                     pub_msg(&mut t, id, class, 100);
                 }
             }
@@ -150,7 +150,7 @@ fn slow_and_fast(policy: Policy) -> (Vec<u64>, Vec<u64>, Tally, Vec<Outcome>, St
     let mut outcomes = Vec::new();
     for _ in 0..50 {
         outcomes.push(pub_msg(&mut t, 5, 2, 100));
-        assert!(t.queued_bytes(5) <= 1000, "the stream queue limit holds");
+        assert!(t.queued_bytes(5) <= 1000 + 140, "the limit holds, but for what the fast one takes this turn");
         serve_all(&mut t, 8, &mut got);
     }
     let seqs = |p| got.get(&peer(p)).map_or(vec![], |v| v.iter().map(|m| m.1).collect());
@@ -171,11 +171,11 @@ fn drop_oldest_skips_for_the_slow_subscriber_only() {
     let mut got = Got::new();
     serve_all(&mut t, 100, &mut got);
     let after: Vec<u64> = got[&peer(1)].iter().map(|m| m.1).collect();
-    assert_eq!(after, (40..50).collect::<Vec<_>>(), "the newest queue-full, a gap before it");
-    assert_eq!(tally.dropped[DropReason::DropOldest as usize], 38);
+    assert_eq!(after, (43..50).collect::<Vec<_>>(), "the newest queue-full (7 x 140 B), a gap before it");
+    assert_eq!(tally.dropped[DropReason::DropOldest as usize], 41);
     let all = t.take_tally().merge(tally);
     accounting_holds(&t, &all);
-    assert!(tally.affected.iter().any(|a| a.0 == 5 && a.1 == peer(1) && a.2 == 38), "names who lost what");
+    assert!(tally.affected.iter().any(|a| a.0 == 5 && a.1 == peer(1) && a.2 == 41), "names who lost what");
 }
 
 #[test]
@@ -187,7 +187,7 @@ fn conflate_keeps_only_the_latest_for_the_slow_subscriber() {
     let mut got = Got::new();
     serve_all(&mut t, 100, &mut got);
     let after: Vec<u64> = got[&peer(1)].iter().map(|m| m.1).collect();
-    assert!(after.len() <= 10 && after.last() == Some(&49), "skipped to the newest: {after:?}");
+    assert!(after.len() <= 7 && after.last() == Some(&49), "skipped to the newest: {after:?}");
     assert!(tally.dropped[DropReason::Conflated as usize] > 0);
 }
 
@@ -200,7 +200,7 @@ fn disconnect_removes_the_slow_subscriber_and_says_so() {
     let mut notices = Vec::new();
     assert_eq!(t.take_notices(|n| notices.push(n)), 0);
     assert_eq!(notices, [Notice { peer: peer(1), stream: 5, slot: 0 }]);
-    assert_eq!(tally.dropped[DropReason::Disconnected as usize], 10, "messages 2..=11, still queued for it");
+    assert_eq!(tally.dropped[DropReason::Disconnected as usize], 7, "messages 2..=8, still queued for it");
     assert_eq!(t.gauges().subscriptions, 1);
 }
 
@@ -247,18 +247,31 @@ fn the_budget_degrades_in_steps_and_is_never_exceeded() {
 
 #[test]
 fn the_stream_queue_limit_halves_under_pressure() {
-    let tun = Tunables { stream_queue_bytes_max: 64 * 20, ..Tunables::default() };
-    let mut t = table(30 * SLOT_BYTES, tun);
+    // 40 messages of 64 B (plus the descriptor each counts) per stream;
+    // no credit, so nothing is sent and both subscriptions are behind.
+    let charge = 64 + MSG_CHARGE_BYTES;
+    let tun = Tunables {
+        stream_queue_bytes_max: charge * 40,
+        initial_credit_bytes: 0,
+        shed_bulk_at_percent: 90,
+        drop_newest_at_percent: 95,
+        ..Tunables::default()
+    };
+    let mut t = table(80 * SLOT_BYTES, tun);
     t.subscribe(peer(1), 1, 0).unwrap();
     t.subscribe(peer(1), 2, 0).unwrap();
-    for _ in 0..15 {
+    for _ in 0..40 {
         pub_msg(&mut t, 1, 3, 64); // 50% of the pool, control: never shed
     }
     assert_eq!(t.level(), 1);
-    for _ in 0..15 {
+    for _ in 0..30 {
         pub_msg(&mut t, 2, 3, 64);
     }
-    assert_eq!(t.queued_bytes(2), 64 * 10, "half of 20 messages' worth");
+    assert_eq!(t.queued_bytes(2), charge * 20, "half of 40 messages' worth");
+    assert_eq!(t.queued_bytes(1), charge * 40, "untouched until relieved");
+    assert_eq!(t.level(), 1, "60 of 80 slots");
+    t.relieve(64);
+    assert_eq!(t.queued_bytes(1), charge * 20, "the sweep applies the halved limit to idle streams too");
 }
 
 impl Tally {
@@ -348,4 +361,39 @@ proptest! {
         prop_assert_eq!(t.gauges().pool_used_bytes, 0);
         prop_assert_eq!(t.gauges().streams, 0);
     }
+}
+
+#[test]
+fn subscribers_with_credit_are_never_behind_even_when_a_burst_exceeds_the_limit() {
+    for policy in [Policy::Block, Policy::DropOldest, Policy::Conflate, Policy::Disconnect] {
+        let tun = Tunables { stream_queue_bytes_max: 1000, default_policy: policy, ..Tunables::default() };
+        let mut t = table(1 << 20, tun);
+        t.subscribe(peer(1), 5, 0).unwrap();
+        t.subscribe(peer(2), 5, 0).unwrap();
+        // One loop turn's intake: 30 messages before the scheduler runs.
+        for _ in 0..30 {
+            assert!(matches!(pub_msg(&mut t, 5, 1, 100), Outcome::Queued { .. }), "{policy:?}");
+        }
+        let mut got = Got::new();
+        serve_all(&mut t, 100, &mut got);
+        for p in [1, 2] {
+            let seqs: Vec<u64> = got[&peer(p)].iter().map(|m| m.1).collect();
+            assert_eq!(seqs, (0..30).collect::<Vec<_>>(), "{policy:?}: nothing dropped for a subscriber with credit");
+        }
+        assert_eq!(t.take_tally().dropped_total(), 0);
+    }
+}
+
+#[test]
+fn empty_messages_count_against_the_stream_limit() {
+    let tun = Tunables { stream_queue_bytes_max: 1000, initial_credit_bytes: 0, ..Tunables::default() };
+    let mut t = table(1 << 20, tun);
+    t.subscribe(peer(1), 5, 0).unwrap();
+    pub_msg(&mut t, 5, 1, 1); // past the (zero) credit: the subscriber is behind
+    for _ in 0..1000 {
+        pub_msg(&mut t, 5, 1, 0);
+    }
+    assert!(t.queued_bytes(5) <= 1000, "descriptors are charged: {}", t.queued_bytes(5));
+    assert!(t.gauges().queued_messages <= 1000 / MSG_CHARGE_BYTES);
+    assert!(t.take_tally().dropped[DropReason::DropOldest as usize] > 900);
 }

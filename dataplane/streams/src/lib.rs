@@ -29,7 +29,9 @@ mod pool;
 mod sched;
 pub mod tunables;
 
-pub use flow::{DropReason, Notice, Outcome, Refusal, Tally, AFFECTED_MAX, DROP_REASONS, NOTICES_MAX, REFUSALS};
+pub use flow::{
+    DropReason, Notice, Outcome, Refusal, Tally, AFFECTED_MAX, DROP_REASONS, MSG_CHARGE_BYTES, NOTICES_MAX, REFUSALS,
+};
 pub use pool::{CHUNK_BYTES, SLOT_BYTES};
 pub use sched::{Out, Served};
 
@@ -95,7 +97,8 @@ struct Stream {
     /// Oldest and newest queued message, or NIL.
     q_head: u32,
     q_tail: u32,
-    /// Payload bytes queued (held for at least one subscription).
+    /// Bytes queued (held for at least one subscription): payloads plus
+    /// [`MSG_CHARGE_BYTES`] per message.
     queued_bytes: u32,
     /// Free-list link when unused.
     next_free: u32,
@@ -203,6 +206,7 @@ pub struct Streams {
     node_free: u32,
     gauges: Gauges,
     sweep_cursor: u32,
+    relieve_cursor: u32,
     pool: pool::Pool,
     sched: sched::Sched,
     tally: flow::Tally,
@@ -242,6 +246,7 @@ impl Streams {
             node_free: head(limits.subscriptions),
             gauges: Gauges::default(),
             sweep_cursor: 0,
+            relieve_cursor: 0,
             pool: pool::Pool::with_budget(limits.queue_bytes),
             sched: sched::Sched::default(),
             tally: flow::Tally::default(),
@@ -367,6 +372,7 @@ impl Streams {
 
     fn free_stream(&mut self, slot: u32) {
         debug_assert_eq!(self.streams[slot as usize].q_head, NIL, "a freed stream holds no message");
+        debug_assert_eq!(self.streams[slot as usize].queued_bytes, 0, "a freed stream counts no queued byte");
         let id = self.streams[slot as usize].id;
         let streams = &self.streams;
         self.stream_index.remove(id, |s| streams[s as usize].id);

@@ -174,7 +174,11 @@ impl Streams {
     pub fn serve(&mut self, budget: u32, mut emit: impl FnMut(u32, &Out<'_>) -> bool) -> Served {
         let mut served = Served::default();
         let tun: Tunables = self.tun;
-        while served.messages < budget {
+        // Visits count against the budget too: with a quantum smaller than
+        // the messages, a visit may only add to a deficit and rotate.
+        let mut visits = 0u32;
+        while served.messages < budget && visits < budget {
+            visits += 1;
             let Some(c) = self.sched.pick(tun.starvation_guard) else { break };
             let n = self.sched.head[c];
             if !self.sched.visiting[c] {
@@ -255,7 +259,7 @@ impl Streams {
             let m = stream.q_head;
             let msg = *self.pool.get(m);
             stream.q_head = msg.next;
-            stream.queued_bytes -= u32::from(msg.len);
+            stream.queued_bytes -= crate::flow::charge(u32::from(msg.len));
             self.pool.free(m);
         }
         if stream.q_head == NIL {
