@@ -19,7 +19,8 @@ pub const DEFAULT_CREDIT_WINDOW: u64 = 65_536;
 /// CREDIT entries that fit one datagram (91).
 const CREDITS_PER_DATAGRAM: usize = (DATAGRAM_MAX - HEADER_LEN) / CREDIT_ENTRY_LEN;
 
-/// Most CREDIT datagrams a heartbeat re-sends.
+/// Most CREDIT datagrams a heartbeat re-sends for grants that changed
+/// recently, and as many again for grants a stream may be waiting on.
 const HEARTBEAT_CREDIT_DATAGRAMS: usize = 4;
 
 /// Most SlowConsumer notices kept (the rest are only counted).
@@ -92,6 +93,17 @@ struct Flow {
     listed: Option<u64>,
     /// In `pending`, waiting to be sent.
     queued: bool,
+    /// The largest grant before `grant`: a delivery ending past it shows
+    /// that the appliance holds `grant` (it never sends past its grant),
+    /// unless the subscription's initial credit, which the subscriber does
+    /// not know, is larger still (a window below the appliance's
+    /// `flow.initial_credit_bytes`, early in the subscription).
+    floor: Option<u64>,
+    /// No delivery has shown yet that the appliance holds `grant`: the
+    /// stream may be waiting on it, so heartbeats keep re-sending it.
+    waiting: bool,
+    /// In the `waiting` list.
+    in_waiting: bool,
 }
 
 /// A subscriber on one UDP socket (its address is the subscription's).
@@ -100,8 +112,9 @@ struct Flow {
 /// subscriber grants credit by itself as [`Subscriber::recv`] hands
 /// messages over, a window of [`DEFAULT_CREDIT_WINDOW`] bytes past the last
 /// message returned of each stream (see [`Subscriber::set_credit_window`]),
-/// and re-sends recent grants with its heartbeats so a lost CREDIT cannot
-/// stall a stream.
+/// and re-sends recent grants, and grants not yet followed by a delivery,
+/// with its heartbeats so a lost CREDIT cannot stall a stream (see
+/// [`Subscriber::heartbeat`]).
 pub struct Subscriber {
     sock: UdpSocket,
     target: SocketAddr,
@@ -122,6 +135,10 @@ pub struct Subscriber {
     /// Streams whose grant changed in this epoch, and in the one before.
     recent: Vec<u64>,
     recent_before: Vec<u64>,
+    /// Streams that may be waiting on their latest grant (`Flow::waiting`;
+    /// entries no longer waiting are dropped as heartbeats meet them), in
+    /// the order heartbeats re-send them: each re-sent one goes to the back.
+    waiting: VecDeque<u64>,
     notices: Vec<u64>,
 }
 
@@ -147,6 +164,7 @@ impl Subscriber {
             epoch: 0,
             recent: Vec::new(),
             recent_before: Vec::new(),
+            waiting: VecDeque::new(),
             notices: Vec::new(),
         })
     }
@@ -255,7 +273,12 @@ impl Subscriber {
                                 self.streams.retain(|s, _| !range.contains(s));
                                 // (Kept where queued or listed for re-sending.)
                                 for (_, f) in self.flows.iter_mut().filter(|(s, _)| range.contains(s)) {
-                                    *f = Flow { listed: f.listed, queued: f.queued, ..Flow::default() };
+                                    *f = Flow {
+                                        listed: f.listed,
+                                        queued: f.queued,
+                                        in_waiting: f.in_waiting,
+                                        ..Flow::default()
+                                    };
                                 }
                             } else {
                                 // Nothing left to grant: stop re-sending.
@@ -281,11 +304,21 @@ impl Subscriber {
         Err(ClientError::Timeout { target: self.target, attempts: ATTEMPTS })
     }
 
-    /// Sends a HEARTBEAT now, then a CREDIT re-sending the latest grant of
+    /// Sends a HEARTBEAT now, then CREDITs re-sending the latest grant of
     /// every stream whose grant changed since the previous heartbeat or the
     /// one before (at most 4 datagrams, 364 grants; the oldest changes
     /// first), so a lost grant delays a stream by one heartbeat period
     /// instead of stalling it.
+    ///
+    /// Every copy of a grant may still be lost, and then the stream stops
+    /// at an earlier grant, possibly below where the subscriber would grant
+    /// again. So a latest grant is also re-sent with every later heartbeat
+    /// until a delivery ending past the stream's previous grant arrives
+    /// (only a stream's first grant waits for a later one instead), which
+    /// shows that the appliance holds it: at most 4 more datagrams, the
+    /// streams taking turns over the heartbeats when there are more.
+    /// Deliveries that the appliance sent under the earlier grant do not
+    /// count, so streams that keep receiving are not re-sent this way.
     pub fn heartbeat(&mut self) -> Result<(), ClientError> {
         let mut out = [0u8; 8];
         let len = control::emit_heartbeat(&mut out).expect("fits");
@@ -309,6 +342,28 @@ impl Subscriber {
                     }
                     _ => {}
                 }
+            }
+        }
+        // Then grants the streams may be waiting on, taking turns: each
+        // entry is looked at once at most, a re-sent one goes to the back.
+        let recent = credits.len();
+        for _ in 0..self.waiting.len() {
+            if credits.len() - recent >= limit {
+                break;
+            }
+            let Some(s) = self.waiting.pop_front() else { break };
+            let Some(f) = self.flows.get_mut(&s) else { continue };
+            match f.grant {
+                Some(position) if f.waiting => {
+                    self.waiting.push_back(s);
+                    // Changed in this epoch or the one before: the first
+                    // pass re-sends it (unless it ran out of room).
+                    if e.wrapping_sub(f.changed) > 1 {
+                        f.queued = false;
+                        credits.push(Credit { stream: s, position });
+                    }
+                }
+                _ => f.in_waiting = false,
             }
         }
         // The epoch ends whether or not the re-send gets out.
@@ -367,6 +422,12 @@ impl Subscriber {
                 for x in d.deliveries() {
                     let st = self.streams.entry(x.stream).or_default();
                     check_sequence(st, x.seq, &mut self.stats);
+                    if let Some(f) = self.flows.get_mut(&x.stream) {
+                        // Past the previous grant: the appliance has this one.
+                        if f.waiting && f.floor.is_some_and(|floor| x.position > floor) {
+                            f.waiting = false;
+                        }
+                    }
                     self.backlog.push_back(Delivery {
                         stream: x.stream,
                         seq: x.seq,
@@ -421,14 +482,20 @@ impl Subscriber {
     }
 
     /// Records `position` as the latest grant of `stream`, changed in this
-    /// heartbeat epoch.
+    /// heartbeat epoch and not yet followed by a delivery.
     fn set_grant(&mut self, stream: u64, position: u64) {
         let f = self.flows.entry(stream).or_default();
+        f.floor = f.floor.max(f.grant);
         f.grant = Some(position);
         f.changed = self.epoch;
+        f.waiting = true;
         if f.listed != Some(self.epoch) {
             f.listed = Some(self.epoch);
             self.recent.push(stream);
+        }
+        if !f.in_waiting {
+            f.in_waiting = true;
+            self.waiting.push_back(stream);
         }
     }
 

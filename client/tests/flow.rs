@@ -147,15 +147,21 @@ fn grants_are_resent_with_the_next_two_heartbeats() {
     let fake = Fake::new();
     let mut s = fake.subscriber(NO_HEARTBEATS);
     s.set_credit_window(Some(1000));
-    fake.deliver(&[(5, 0, 50, 50)]);
+    // Grants 1050 (at 50) and 1600 (at 600): one CREDIT.
+    fake.deliver(&[(5, 0, 50, 50), (5, 1, 600, 550)]);
+    take(&mut s, 2);
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 1600)])]);
+    // A message past the previous grant (1050) shows that the appliance
+    // holds 1600 (and grants nothing: 2080 is within half a window).
+    fake.deliver(&[(5, 2, 1080, 480)]);
     take(&mut s, 1);
-    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 1050)])]);
+    assert_eq!(fake.recv_all(), []);
     // Changed in this heartbeat period: re-sent with this heartbeat and the
-    // next, then no more (it is no longer recent).
+    // next, then no more (it is no longer recent, and a delivery followed).
     for round in 0..3 {
         s.heartbeat().unwrap();
         let want: &[Got] =
-            if round < 2 { &[Got::Heartbeat, Got::Credit(vec![credit(5, 1050)])] } else { &[Got::Heartbeat] };
+            if round < 2 { &[Got::Heartbeat, Got::Credit(vec![credit(5, 1600)])] } else { &[Got::Heartbeat] };
         assert_eq!(fake.recv_all(), want, "heartbeat {round}");
     }
     // A manual grant is re-sent the same way.
@@ -166,14 +172,103 @@ fn grants_are_resent_with_the_next_two_heartbeats() {
     assert_eq!(s.stats().credits_sent, 5);
 
     // Heartbeats from recv carry the re-sends too.
-    fake.deliver(&[(5, 1, 700, 650)]);
+    fake.deliver(&[(5, 3, 1700, 620)]);
     take(&mut s, 1);
-    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 1700)])]);
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 2700)])]);
     s.set_heartbeat_every(Duration::from_millis(40));
     assert_eq!(s.recv(Duration::from_millis(100)).unwrap(), None);
     let got = fake.recv_all();
     assert_eq!(got.first(), Some(&Got::Heartbeat), "{got:?}");
-    assert_eq!(got.get(1), Some(&Got::Credit(vec![credit(6, 4242), credit(5, 1700)])), "{got:?}");
+    assert_eq!(got.get(1), Some(&Got::Credit(vec![credit(6, 4242), credit(5, 2700)])), "{got:?}");
+}
+
+#[test]
+fn a_lost_grant_is_resent_until_a_delivery_follows_it() {
+    let fake = Fake::new();
+    let mut s = fake.subscriber(NO_HEARTBEATS);
+    s.set_credit_window(Some(1000));
+    // Streams 5 and 7 are granted 1050 (at 50), then 1600 (at 600). The
+    // appliance got 1050, but every copy of 1600 is lost (the fake ignores
+    // the CREDITs).
+    fake.deliver(&[(5, 0, 50, 50), (7, 0, 50, 50), (5, 1, 600, 550), (7, 1, 600, 550)]);
+    take(&mut s, 4);
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 1600), credit(7, 1600)])]);
+    // Stream 5 receives what the appliance sent under 1050 (after the grant
+    // of 1600: it was on its way), and nothing more: 1000 + 1000 is within
+    // half a window of 1600, so the subscriber grants nothing by itself.
+    // Stream 7 receives a message past 1050: the appliance holds 1600.
+    fake.deliver(&[(5, 2, 1000, 400), (7, 2, 1080, 480)]);
+    take(&mut s, 2);
+    assert_eq!(fake.recv_all(), []);
+    // Both are recent for two heartbeats; then only stream 5's grant is
+    // re-sent, with every heartbeat.
+    for round in 0..8 {
+        s.heartbeat().unwrap();
+        let resent = if round < 2 { vec![credit(5, 1600), credit(7, 1600)] } else { vec![credit(5, 1600)] };
+        assert_eq!(fake.recv_all(), [Got::Heartbeat, Got::Credit(resent)], "heartbeat {round}");
+    }
+    assert_eq!(s.stats().credits_sent, 9);
+    // Once a message past 1050 arrives, stream 5 is not waiting any more.
+    fake.deliver(&[(5, 3, 1090, 90)]);
+    take(&mut s, 1);
+    s.heartbeat().unwrap();
+    assert_eq!(fake.recv_all(), [Got::Heartbeat]);
+    assert_eq!(s.last_grant(5), Some(1600));
+
+    // A first grant has no earlier one to be past: it waits for the next
+    // grant (here a manual one, whose previous grant is 1200).
+    s.grant(9, 1200).unwrap();
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(9, 1200)])]);
+    fake.deliver(&[(9, 0, 100, 100)]);
+    take(&mut s, 1);
+    assert_eq!(fake.recv_all(), [], "100 + 1000 is below 1200");
+    for round in 0..4 {
+        s.heartbeat().unwrap();
+        assert_eq!(fake.recv_all(), [Got::Heartbeat, Got::Credit(vec![credit(9, 1200)])], "heartbeat {round}");
+    }
+    s.grant(9, 3000).unwrap();
+    fake.deliver(&[(9, 1, 1300, 1200)]);
+    take(&mut s, 1);
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(9, 3000)])]);
+    for round in 0..3 {
+        s.heartbeat().unwrap();
+        let want: &[Got] =
+            if round < 2 { &[Got::Heartbeat, Got::Credit(vec![credit(9, 3000)])] } else { &[Got::Heartbeat] };
+        assert_eq!(fake.recv_all(), want, "heartbeat {round}");
+    }
+}
+
+#[test]
+fn waiting_grants_take_turns_over_the_heartbeats() {
+    let fake = Fake::new();
+    let mut s = fake.subscriber(NO_HEARTBEATS);
+    s.set_credit_window(None);
+    // 500 grants nothing follows, more than 4 CREDITs (364 grants) hold.
+    let grants: Vec<(u64, u64)> = (1000..1500).map(|stream| (stream, 777)).collect();
+    s.grant_many(&grants).unwrap();
+    assert_eq!(fake.recv_all().len(), 6);
+    // A heartbeat; the streams whose grants came with it, in order.
+    let mut resent = || {
+        s.heartbeat().unwrap();
+        let got = fake.recv_all();
+        assert_eq!(got.first(), Some(&Got::Heartbeat));
+        assert!(got.len() <= 5, "at most 4 CREDITs: {}", got.len() - 1);
+        let mut streams = Vec::new();
+        for g in &got[1..] {
+            let Got::Credit(cs) = g else { panic!("{g:?}") };
+            streams.extend(cs.iter().map(|c| c.stream));
+        }
+        streams
+    };
+    // Recent for two heartbeats (the first 364 of them each time).
+    for _ in 0..2 {
+        assert_eq!(resent(), (1000..1364).collect::<Vec<_>>());
+    }
+    // Then every heartbeat re-sends 364, taking turns: all 500 within two
+    // heartbeats, and the turn goes on.
+    assert_eq!(resent(), (1000..1364).collect::<Vec<_>>());
+    assert_eq!(resent(), (1364..1500).chain(1000..1228).collect::<Vec<_>>());
+    assert_eq!(resent(), (1228..1500).chain(1000..1092).collect::<Vec<_>>());
 }
 
 #[test]
