@@ -538,7 +538,7 @@ impl PubSub {
         } else if w.mail.post(to as usize, Handoff::Credit { ip, udp_port: port, stream, position }).is_ok() {
             c.add(Counter::HandoffCredit, 1);
         } else {
-            c.add(Counter::HandoffFull, 1); // harmless: the client repeats its grants
+            c.add(Counter::HandoffFull, 1); // harmless: clients re-send a grant until a delivery shows it arrived
         }
     }
 
