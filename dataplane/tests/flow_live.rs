@@ -3,7 +3,8 @@
 //! subscriber (granting credit as it reads) and a slow one (never granting
 //! past its initial credit until the publisher is done). The fast one
 //! loses nothing; the slow one gets exactly what its stream's policy says;
-//! every message is accounted for in the counters.
+//! every message is accounted for in the counters. The policies are applied
+//! live, while the dataplane runs.
 
 mod common;
 
@@ -34,6 +35,22 @@ flow:
     - { first: 3, last: 3, policy: disconnect }
 memory: { budget_bytes: 33554432, stream_queue_bytes_max: 16384 }
 "#;
+
+/// What the dataplane starts with: the default policy and limits
+/// everywhere. The policies above are applied live, through the control
+/// socket, before anyone subscribes.
+const AT_START: &str = "memory: { budget_bytes: 33554432 }\n";
+
+/// One request to the dataplane's control socket (JSON lines).
+fn control(dp: &Dataplane, req: serde_json::Value) -> serde_json::Value {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(dp.dir.path().join("dataplane.sock")).expect("control socket");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    writeln!(s, "{req}").unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).expect("control answer");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
 
 fn appliance() -> SocketAddr {
     "198.18.0.1:9000".parse().unwrap()
@@ -95,8 +112,21 @@ fn each_policy_with_a_slow_and_a_fast_subscriber() {
     let tag = common::tag();
     let iface = format!("msf{tag}");
     let ns = Netns::new(&format!("ms-flow-{tag}"));
-    let mut dp = Dataplane::spawn(&format!("{}{POLICIES}", common::streams_config(&iface, 1, 10_000)));
+    let base = common::streams_config(&iface, 1, 10_000);
+    let mut dp = Dataplane::spawn(&format!("{base}{AT_START}"));
     dp.wait_ready(Duration::from_secs(30));
+    // The same file with the policies, applied live (the telemetry paths are
+    // the ones the test harness gave the running dataplane).
+    let d = dp.dir.path().display();
+    let telemetry =
+        format!("telemetry: {{ stats_path: \"{d}/dataplane.stats\", control_socket: \"{d}/dataplane.sock\" }}\n");
+    let yaml = format!("{base}{POLICIES}{telemetry}");
+    let r = control(&dp, serde_json::json!({ "cmd": "apply", "yaml": yaml, "origin": "policies.yaml" }));
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(r["applied"], serde_json::json!(["flow", "memory.stream_queue_bytes_max"]), "{r:#}");
+    let st = control(&dp, serde_json::json!({ "cmd": "status" }));
+    assert_eq!(st["live"]["memory.stream_queue_bytes_max"], 16_384, "{st:#}");
+    thread::sleep(Duration::from_millis(50)); // workers take it between two loop turns
     ns.adopt(&iface);
     let any: SocketAddr = "198.18.0.2:0".parse().unwrap();
     let (mut fast, mut slow, mut publisher) = ns.enter(move || {
