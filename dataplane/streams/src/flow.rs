@@ -279,49 +279,67 @@ impl Streams {
         Outcome::Queued { seq, fanout }
     }
 
-    /// Applies the stream's policy to the subscriptions that hold its
-    /// oldest message without the credit to take it, until at most `target`
-    /// bytes stay queued. A subscription with credit for what it holds is
-    /// never behind: it is sent its messages at the end of this turn, so
+    /// Applies the stream's policy to the subscriptions that are behind:
+    /// those still to take one of the oldest messages that must go for at
+    /// most `target` bytes to stay queued, without the credit for the
+    /// message they are at. A subscription with credit for what it holds
+    /// is never behind: it is sent its messages at the end of this turn, so
     /// the queue may stay over its limit until then (the pool still bounds
-    /// it). False under `block` when someone is behind (nothing changed).
+    /// it). One pass over the queue and one over the subscriptions. False
+    /// under `block` when someone is behind (nothing changed).
     fn make_room(&mut self, st: u32, target: u32) -> bool {
         let id = self.streams[st as usize].id;
         let policy = self.tun.policy_of(id);
-        while self.stream_slot(id) == Some(st)
-            && self.streams[st as usize].queued_bytes > target
-            && self.streams[st as usize].q_head != NIL
-        {
-            let head = self.streams[st as usize].q_head;
-            let head_end = self.pool.get(head).end_pos;
-            let mut behind = false;
-            let mut n = self.streams[st as usize].head;
-            while n != NIL {
-                let next = self.nodes[n as usize].s_next;
-                let node = &self.nodes[n as usize];
-                if node.cursor == head && head_end > node.grant {
+        let cut = self.cut_seq(st, target);
+        let mut n = self.streams[st as usize].head;
+        while n != NIL {
+            // Read before the policy may unlink `n` (if the stream goes with
+            // it, `n` was its last subscription and `next` is NIL).
+            let next = self.nodes[n as usize].s_next;
+            let node = self.nodes[n as usize];
+            if node.cursor != NIL {
+                let at = self.pool.get(node.cursor);
+                if at.seq < cut && at.end_pos > node.grant {
                     if policy == Policy::Block {
                         return false;
                     }
-                    behind = true;
-                    self.apply_policy(n, policy, id);
+                    self.apply_policy(n, policy, id, cut);
                 }
-                n = next;
             }
-            if !behind {
-                break;
-            }
+            n = next;
         }
         true
     }
 
-    fn apply_policy(&mut self, n: u32, policy: Policy, id: u64) {
+    /// The sequence number from which stream `st`'s newest messages fit in
+    /// `target` bytes: older ones must go.
+    fn cut_seq(&self, st: u32, target: u32) -> u64 {
+        let stream = &self.streams[st as usize];
+        let (mut m, mut queued) = (stream.q_head, stream.queued_bytes);
+        while m != NIL && queued > target {
+            queued -= charge(u32::from(self.pool.get(m).len));
+            m = self.pool.get(m).next;
+        }
+        if m == NIL {
+            stream.next_seq
+        } else {
+            self.pool.get(m).seq
+        }
+    }
+
+    /// Applies `policy` to subscription `n`, which is behind on messages
+    /// before sequence `cut`.
+    fn apply_policy(&mut self, n: u32, policy: Policy, id: u64, cut: u64) {
         let slot = self.nodes[n as usize].subscriber;
         let peer = self.subs[slot as usize].peer;
         match policy {
             Policy::DropOldest => {
-                self.tally.drop(DropReason::DropOldest, id, peer, 1);
-                self.advance(n);
+                let mut dropped = 0;
+                while self.nodes[n as usize].cursor != NIL && self.pool.get(self.nodes[n as usize].cursor).seq < cut {
+                    self.advance(n);
+                    dropped += 1;
+                }
+                self.tally.drop(DropReason::DropOldest, id, peer, dropped);
                 if self.nodes[n as usize].cursor == NIL {
                     self.sched.deactivate(&mut self.nodes, n);
                 }
