@@ -529,34 +529,46 @@ impl Streams {
     }
 
     /// Expires subscribers not heard from within the lifetime, looking at
-    /// no more than `budget` subscriber slots (a bounded slice of work per
-    /// call; successive calls sweep the whole table). Calls `on_expired`
-    /// with each expired subscriber's slot before its state is freed, and
-    /// returns how many expired.
+    /// no more than `budget` subscriber slots and removing no more than
+    /// [`EXPIRE_SUBSCRIPTIONS_MAX`] subscriptions per call (a bounded slice
+    /// of work; successive calls sweep the whole table, and finish a
+    /// subscriber with more subscriptions than that over several calls).
+    /// Calls `on_expired` with each subscriber's slot and address once all
+    /// of its state is freed, and returns how many expired.
     pub fn expire(&mut self, now_ms: u64, budget: u32, mut on_expired: impl FnMut(u32, Peer)) -> u32 {
         let cap = self.subs.len() as u32;
-        let mut expired = 0;
+        let (mut expired, mut removals) = (0, EXPIRE_SUBSCRIPTIONS_MAX);
         for _ in 0..budget.min(cap) {
             let slot = self.sweep_cursor;
-            self.sweep_cursor = (self.sweep_cursor + 1) % cap;
             let s = self.subs[slot as usize];
             if s.used && now_ms.saturating_sub(s.last_seen_ms) >= self.limits.lifetime_ms {
+                removals -= self.remove_subscriptions(slot, removals);
+                if self.subs[slot as usize].used {
+                    break; // out of removals: this subscriber goes on next call
+                }
                 on_expired(slot, s.peer);
-                self.remove_subscriber(slot);
                 expired += 1;
             }
+            self.sweep_cursor = (slot + 1) % cap;
         }
         expired
     }
 
-    /// Drops every subscription of subscriber `slot` (frees it too).
-    fn remove_subscriber(&mut self, slot: u32) {
-        while self.subs[slot as usize].used && self.subs[slot as usize].head != NIL {
+    /// Drops up to `max` subscriptions of subscriber `slot` (the last one
+    /// frees the subscriber); returns how many.
+    fn remove_subscriptions(&mut self, slot: u32, max: u32) -> u32 {
+        let mut removed = 0;
+        while removed < max && self.subs[slot as usize].used && self.subs[slot as usize].head != NIL {
             let n = self.subs[slot as usize].head;
             self.remove_node(n, DropReason::Expired);
+            removed += 1;
         }
+        removed
     }
 }
+
+/// Subscriptions one [`Streams::expire`] call removes at most.
+pub const EXPIRE_SUBSCRIPTIONS_MAX: u32 = 1024;
 
 #[cfg(test)]
 mod tests;
