@@ -387,22 +387,23 @@ impl PubSub {
     /// Runs the scheduler for this turn's budget, sends the DELIVERs it
     /// filled, tells disconnected subscribers, and counts what happened.
     pub(crate) fn serve(&mut self, w: &mut Worker, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
-        let t = *self.streams.tunables();
+        let (min, max) = (self.streams.tunables().tx_budget_min.max(1), self.streams.tunables().tx_budget_max);
+        let max = max.max(min);
         // At least what this turn took in (one datagram may fan out to
         // hundreds of deliveries), so intake never outruns the sending
         // while the adaptive budget is still small.
         let intake = u32::try_from(self.streams.tally().fanout).unwrap_or(u32::MAX);
-        let budget = self.tx_budget.max(intake.min(t.tx_budget_max));
+        let budget = self.tx_budget.max(intake.min(max));
         let fan = &mut self.fan;
         let served = self.streams.serve(budget, |sub, out| fan.append(w, sub, out, now_ms, batch, c));
         self.tx_budget = if served.more && served.messages >= budget {
-            budget.saturating_mul(2).min(t.tx_budget_max)
+            budget.saturating_mul(2)
         } else if served.messages < budget / 4 {
-            (budget / 2).max(t.tx_budget_min)
+            budget / 2
         } else {
             budget
         }
-        .clamp(t.tx_budget_min.max(1), t.tx_budget_max.max(1));
+        .clamp(min, max);
         self.flush_all(w, now_ms, batch, c);
         self.streams.relieve(RELIEVE_PER_TURN);
         if self.streams.has_notices() {
@@ -437,6 +438,9 @@ impl PubSub {
 
     /// Turns the streams' tally into counters.
     fn count_tally(&mut self, c: &mut LocalCounters) {
+        if self.streams.tally().is_quiet() {
+            return; // an idle turn: nothing to copy or compare
+        }
         let t: Tally = self.streams.take_tally();
         c.add(Counter::MessagesQueued, t.queued);
         c.add(Counter::DeliveriesQueued, t.fanout);

@@ -707,17 +707,13 @@ fn calibrate(a: &Args) -> anyhow::Result<Value> {
 fn overload(a: &Args) -> anyhow::Result<()> {
     let cfg = config(a)?;
     let load = a.load();
-    let calibration = match a.rate {
-        Some(_) => None,
+    let (sustainable, calibration) = match a.rate {
+        Some(r) => (r, None),
         None => {
             eprintln!("[bench] overload: calibrating the sustainable rate (2 s at saturation, RX burst 32)");
-            Some(calibrate(a)?)
+            let c = calibrate(a)?;
+            ((c["achieved_msgs_per_s"].as_f64().unwrap_or(0.0) as u64).max(1000), Some(c))
         }
-    };
-    let sustainable = match (&calibration, a.rate) {
-        (_, Some(r)) => r,
-        (Some(c), None) => (c["achieved_msgs_per_s"].as_f64().unwrap_or(0.0) as u64).max(1000),
-        (None, None) => unreachable!("calibrated when no rate is given"),
     };
     let spec = OverloadSpec { sustainable, factor: 1.5, seconds: a.seconds(), recovery_limit_s: 10.0 };
     eprintln!(

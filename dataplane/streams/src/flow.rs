@@ -134,6 +134,15 @@ impl Tally {
         }
     }
 
+    /// Nothing was counted since the last take (the sketch aside).
+    pub fn is_quiet(&self) -> bool {
+        self.queued == 0
+            && self.fanout == 0
+            && self.sent == 0
+            && self.dropped.iter().all(|d| *d == 0)
+            && self.refused.iter().all(|r| *r == 0)
+    }
+
     /// Deliveries dropped for every reason.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().sum()
