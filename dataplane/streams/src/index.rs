@@ -22,13 +22,8 @@ impl Index {
     pub fn with_capacity(max: usize) -> Index {
         let n = (max.max(1) * 2).next_power_of_two();
         let mut buckets = vec![EMPTY; n];
-        // A zeroed allocation is mapped lazily; touch every page now so the
-        // index is resident from the start and the process does not grow
-        // as streams come (measured: +8 MB at a million streams otherwise).
-        for b in buckets.iter_mut().step_by(4096 / std::mem::size_of::<u32>()) {
-            // SAFETY: `b` is a valid, exclusive reference into the vector.
-            unsafe { std::ptr::write_volatile(b, EMPTY) };
-        }
+        // Measured: +8 MB of RSS at a million streams otherwise.
+        crate::resident(&mut buckets);
         Index { buckets, mask: n - 1, len: 0 }
     }
 

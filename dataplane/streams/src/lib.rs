@@ -570,6 +570,19 @@ impl Streams {
 /// Subscriptions one [`Streams::expire`] call removes at most.
 pub const EXPIRE_SUBSCRIPTIONS_MAX: u32 = 1024;
 
+/// Makes a freshly allocated table resident now. Zeroed allocations are
+/// mapped lazily by the kernel, page by page on first write; touching one
+/// element per page at startup means the process does not grow (or fault)
+/// under load.
+fn resident<T: Copy>(table: &mut [T]) {
+    let per_page = (4096 / std::mem::size_of::<T>().max(1)).max(1);
+    for e in table.iter_mut().step_by(per_page) {
+        // SAFETY: `e` is a valid, exclusive reference into the slice; the
+        // volatile write of its own value keeps the store from being elided.
+        unsafe { std::ptr::write_volatile(e, *e) };
+    }
+}
+
 #[cfg(test)]
 mod tests;
 

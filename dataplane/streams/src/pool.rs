@@ -56,13 +56,7 @@ impl Pool {
         let link = |i: u32| if i + 1 < n { i + 1 } else { NIL };
         let msgs = (0..n).map(|i| Msg { next: link(i), ..FREE_MSG }).collect();
         let mut chunks = vec![[0u8; CHUNK_BYTES]; n as usize];
-        // Zeroed allocations are mapped lazily: touch every page now, so the
-        // pool is resident from the start and the process never grows
-        // under load.
-        for c in chunks.iter_mut().step_by(4096 / CHUNK_BYTES) {
-            // SAFETY: `c` is a valid, exclusive reference into the vector.
-            unsafe { std::ptr::write_volatile(&mut c[0], 1) };
-        }
+        crate::resident(&mut chunks);
         let chunk_next = (0..n).map(link).collect();
         let head = if n > 0 { 0 } else { NIL };
         Pool { msgs, msg_free: head, msgs_used: 0, chunks, chunk_next, chunk_free: head, chunks_used: 0 }
