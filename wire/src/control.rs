@@ -4,8 +4,8 @@
 //! ```text
 //! SUBSCRIBE / UNSUBSCRIBE entry (20 B): | request u32 | first u64 | last u64 |
 //! HEARTBEAT: no entries (count = 0)
-//! ACK entry (12 B):          | request u32 | part u16 | parts u16 | streams u32 |
-//! ERROR entry (16 B):        | request u32 | code u16 | reserved u16 | detail u64 |
+//! ACK entry (24 B):          | request u32 | part u16 | parts u16 | streams u32 | lifetime_ms u32 | instance u64 |
+//! ERROR entry (20 B):        | request u32 | code u16 | part u16 | parts u16 | reserved u16 | detail u64 |
 //! CREDIT entry (16 B):       | stream u64 | position u64 |
 //! BACKPRESSURE entry (16 B): | stream u64 | refused u32 | reserved u32 |
 //! ```
@@ -18,10 +18,32 @@ use crate::{le16, le32, le64, put16, put32, put64, WireError};
 
 /// Length of a SUBSCRIBE/UNSUBSCRIBE entry.
 pub const RANGE_ENTRY_LEN: usize = 20;
+/// Byte offsets of an ACK entry's fields.
+mod ack_field {
+    pub const REQUEST: usize = 0;
+    pub const PART: usize = 4;
+    pub const PARTS: usize = 6;
+    pub const STREAMS: usize = 8;
+    pub const LIFETIME_MS: usize = 12;
+    pub const INSTANCE: usize = 16;
+    pub const END: usize = INSTANCE + 8;
+}
+
+/// Byte offsets of an ERROR entry's fields.
+mod error_field {
+    pub const REQUEST: usize = 0;
+    pub const CODE: usize = 4;
+    pub const PART: usize = 6;
+    pub const PARTS: usize = 8;
+    pub const RESERVED: usize = 10;
+    pub const DETAIL: usize = 12;
+    pub const END: usize = DETAIL + 8;
+}
+
 /// Length of an ACK entry.
-pub const ACK_ENTRY_LEN: usize = 12;
+pub const ACK_ENTRY_LEN: usize = ack_field::END;
 /// Length of an ERROR entry.
-pub const ERROR_ENTRY_LEN: usize = 16;
+pub const ERROR_ENTRY_LEN: usize = error_field::END;
 /// Length of a CREDIT entry.
 pub const CREDIT_ENTRY_LEN: usize = 16;
 /// Length of a BACKPRESSURE entry.
@@ -50,17 +72,26 @@ impl RangeRequest {
 }
 
 /// A request was applied. Requests that span several appliance cores are
-/// acknowledged once per core: `part` of `parts`.
+/// acknowledged once per core: `part` of `parts`, in any order. A HEARTBEAT
+/// is answered with ACKs of request 0 (see docs/protocol.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ack {
-    /// The request id.
+    /// The request id (0 answers a HEARTBEAT).
     pub request: u32,
     /// Which part this is, 0-based.
     pub part: u16,
     /// How many parts the request has.
     pub parts: u16,
-    /// Streams this part changed.
+    /// Streams this part changed (for a HEARTBEAT: the subscriptions the
+    /// sender holds on this part's core).
     pub streams: u32,
+    /// The appliance's `streams.subscription_lifetime_ms`: a subscriber not
+    /// heard from for this long expires.
+    pub lifetime_ms: u32,
+    /// The appliance instance: chosen at random when the dataplane starts,
+    /// never 0. A new value means the appliance restarted and holds none of
+    /// the subscriptions made before.
+    pub instance: u64,
 }
 
 /// Reasons in ERROR entries.
@@ -88,6 +119,9 @@ pub enum ErrorCode {
     /// The appliance removed this subscriber's subscription to stream
     /// `detail` because it fell behind under the `disconnect` policy.
     SlowConsumer,
+    /// A HEARTBEAT came from an address that holds no subscription on the
+    /// core that received it; `detail` is the appliance instance.
+    UnknownSubscriber,
     /// Any other value.
     Unknown(u16),
 }
@@ -105,6 +139,7 @@ impl From<u16> for ErrorCode {
             8 => ErrorCode::MixedShards,
             9 => ErrorCode::UnknownType,
             10 => ErrorCode::SlowConsumer,
+            11 => ErrorCode::UnknownSubscriber,
             other => ErrorCode::Unknown(other),
         }
     }
@@ -123,6 +158,7 @@ impl From<ErrorCode> for u16 {
             ErrorCode::MixedShards => 8,
             ErrorCode::UnknownType => 9,
             ErrorCode::SlowConsumer => 10,
+            ErrorCode::UnknownSubscriber => 11,
             ErrorCode::Unknown(other) => other,
         }
     }
@@ -135,8 +171,20 @@ pub struct ErrorEntry {
     pub request: u32,
     /// Why.
     pub code: ErrorCode,
+    /// For a request answered per core (a range), the part this core
+    /// refused, as in [`Ack::part`]; 0 otherwise.
+    pub part: u16,
+    /// How many parts the request has (1 when it is not split).
+    pub parts: u16,
     /// Code-specific detail (see [`ErrorCode`]).
     pub detail: u64,
+}
+
+impl ErrorEntry {
+    /// An error that answers a whole request or datagram (part 0 of 1).
+    pub const fn whole(request: u32, code: ErrorCode, detail: u64) -> ErrorEntry {
+        ErrorEntry { request, code, part: 0, parts: 1, detail }
+    }
 }
 
 /// A CREDIT entry: the appliance may send the datagram's source address
@@ -217,10 +265,12 @@ impl Iterator for Acks<'_> {
     type Item = Ack;
     fn next(&mut self) -> Option<Ack> {
         self.0.next_chunk().map(|e| Ack {
-            request: le32(e, 0),
-            part: le16(e, 4),
-            parts: le16(e, 6),
-            streams: le32(e, 8),
+            request: le32(e, ack_field::REQUEST),
+            part: le16(e, ack_field::PART),
+            parts: le16(e, ack_field::PARTS),
+            streams: le32(e, ack_field::STREAMS),
+            lifetime_ms: le32(e, ack_field::LIFETIME_MS),
+            instance: le64(e, ack_field::INSTANCE),
         })
     }
 }
@@ -232,7 +282,13 @@ pub struct Errors<'a>(Entries<'a>);
 impl Iterator for Errors<'_> {
     type Item = ErrorEntry;
     fn next(&mut self) -> Option<ErrorEntry> {
-        self.0.next_chunk().map(|e| ErrorEntry { request: le32(e, 0), code: le16(e, 4).into(), detail: le64(e, 8) })
+        self.0.next_chunk().map(|e| ErrorEntry {
+            request: le32(e, error_field::REQUEST),
+            code: le16(e, error_field::CODE).into(),
+            part: le16(e, error_field::PART),
+            parts: le16(e, error_field::PARTS),
+            detail: le64(e, error_field::DETAIL),
+        })
     }
 }
 
@@ -281,6 +337,8 @@ impl<'a> Control<'a> {
     /// Checks a control frame's entries, given its parsed header.
     pub fn from_entries(h: &Header, b: &'a [u8]) -> Result<Self, WireError> {
         Ok(match h.frame_type {
+            // A request without entries has no request id to answer with.
+            FrameType::Subscribe | FrameType::Unsubscribe if h.count == 0 => return Err(WireError::Malformed),
             FrameType::Subscribe => Control::Subscribe(Ranges(Entries::checked(b, h.count, RANGE_ENTRY_LEN)?)),
             FrameType::Unsubscribe => Control::Unsubscribe(Ranges(Entries::checked(b, h.count, RANGE_ENTRY_LEN)?)),
             FrameType::Heartbeat => {
@@ -341,20 +399,24 @@ pub fn emit_heartbeat(buf: &mut [u8]) -> Option<usize> {
 /// Writes an ACK datagram.
 pub fn emit_acks(buf: &mut [u8], acks: &[Ack]) -> Option<usize> {
     emit_entries(buf, FrameType::Ack, acks, ACK_ENTRY_LEN, |e, a| {
-        put32(e, 0, a.request);
-        put16(e, 4, a.part);
-        put16(e, 6, a.parts);
-        put32(e, 8, a.streams);
+        put32(e, ack_field::REQUEST, a.request);
+        put16(e, ack_field::PART, a.part);
+        put16(e, ack_field::PARTS, a.parts);
+        put32(e, ack_field::STREAMS, a.streams);
+        put32(e, ack_field::LIFETIME_MS, a.lifetime_ms);
+        put64(e, ack_field::INSTANCE, a.instance);
     })
 }
 
 /// Writes an ERROR datagram.
 pub fn emit_errors(buf: &mut [u8], errors: &[ErrorEntry]) -> Option<usize> {
     emit_entries(buf, FrameType::Error, errors, ERROR_ENTRY_LEN, |e, x| {
-        put32(e, 0, x.request);
-        put16(e, 4, x.code.into());
-        put16(e, 6, 0);
-        put64(e, 8, x.detail);
+        put32(e, error_field::REQUEST, x.request);
+        put16(e, error_field::CODE, x.code.into());
+        put16(e, error_field::PART, x.part);
+        put16(e, error_field::PARTS, x.parts);
+        put16(e, error_field::RESERVED, 0);
+        put64(e, error_field::DETAIL, x.detail);
     })
 }
 

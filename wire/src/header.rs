@@ -10,7 +10,7 @@ use crate::{le16, put16, WireError};
 /// `"MS"` on the wire (bytes 0x4d 0x53).
 pub const MAGIC: u16 = u16::from_le_bytes(*b"MS");
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Header length.
 pub const HEADER_LEN: usize = 8;
 
@@ -87,24 +87,27 @@ impl From<FrameType> for u8 {
 pub struct Header {
     /// Frame type.
     pub frame_type: FrameType,
-    /// Flags (none defined in version 1; sent as 0, ignored on receipt).
+    /// Flags (none defined; sent as 0, ignored on receipt).
     pub flags: u8,
     /// Number of entries that follow.
     pub count: u16,
 }
 
 impl Header {
-    /// Reads a header. Checks magic, then version, so a peer speaking
-    /// another version can be told which one we speak.
+    /// Reads a header. Checks magic, then version, then length, so a
+    /// datagram too short to carry the magic is not ours (dropped without
+    /// an answer) and a peer speaking another version can be told which
+    /// one we speak.
     pub fn parse(b: &[u8]) -> Result<Header, WireError> {
-        if b.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        if le16(b, field::MAGIC) != MAGIC {
+        if b.len() < field::MAGIC + 2 || le16(b, field::MAGIC) != MAGIC {
             return Err(WireError::BadMagic);
         }
-        if b[field::VERSION] != VERSION {
-            return Err(WireError::UnsupportedVersion(b[field::VERSION]));
+        match b.get(field::VERSION) {
+            Some(&v) if v != VERSION => return Err(WireError::UnsupportedVersion(v)),
+            _ => {}
+        }
+        if b.len() < HEADER_LEN {
+            return Err(WireError::Truncated);
         }
         Ok(Header { frame_type: b[field::TYPE].into(), flags: b[field::FLAGS], count: le16(b, field::COUNT) })
     }

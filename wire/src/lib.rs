@@ -1,4 +1,4 @@
-//! The MemoryStreamer pub/sub wire protocol, version 1 (docs/protocol.md).
+//! The MemoryStreamer pub/sub wire protocol, version 2 (docs/protocol.md).
 //!
 //! Every datagram is one UDP payload: an 8-byte [`header`] followed by
 //! `count` entries of one frame type. Integers are little-endian (the

@@ -161,7 +161,7 @@ fn doc_credit_two() {
     assert_eq!(&out[..len], &b[..], "written whole over garbage");
     assert_eq!(control::emit_credits(&mut out[..len - 1], &want), None, "too small");
     let len = control::emit_credits(&mut out, &[]).unwrap();
-    assert_eq!(&out[..len], &[0x4d, 0x53, 1, 8, 0, 0, 0, 0]);
+    assert_eq!(&out[..len], &[0x4d, 0x53, 2, 8, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn doc_backpressure_one() {
 fn doc_error_slow_consumer() {
     let b = doc_example("error-slow-consumer");
     let Frame::Control(Control::Error(mut e)) = parse(&b).unwrap() else { panic!() };
-    let want = ErrorEntry { request: 0, code: ErrorCode::SlowConsumer, detail: 42 };
+    let want = ErrorEntry::whole(0, ErrorCode::SlowConsumer, 42);
     assert_eq!(e.next(), Some(want));
     let mut out = [0xa5u8; 64];
     let len = control::emit_errors(&mut out, &[want]).unwrap();
@@ -226,10 +226,11 @@ fn frame_and_error_numbers() {
             None => assert_eq!(t, FrameType::Unknown(v)),
         }
     }
-    assert_eq!(parse(&[0x4d, 0x53, 1, 10, 0, 0, 0, 0]).unwrap_err(), WireError::UnknownType(10));
+    assert_eq!(parse(&[0x4d, 0x53, 2, 10, 0, 0, 0, 0]).unwrap_err(), WireError::UnknownType(10));
     assert_eq!(ErrorCode::from(10), ErrorCode::SlowConsumer);
     assert_eq!(u16::from(ErrorCode::SlowConsumer), 10);
-    assert_eq!(ErrorCode::from(11), ErrorCode::Unknown(11));
+    assert_eq!(ErrorCode::from(11), ErrorCode::UnknownSubscriber);
+    assert_eq!(ErrorCode::from(12), ErrorCode::Unknown(12));
     for v in 0..=64u16 {
         assert_eq!(u16::from(ErrorCode::from(v)), v);
     }
@@ -258,22 +259,49 @@ fn fuzz_seeds_are_the_doc_examples() {
 fn doc_ack_and_error() {
     let b = doc_example("ack-part");
     let Frame::Control(Control::Ack(mut a)) = parse(&b).unwrap() else { panic!() };
-    assert_eq!(a.next(), Some(Ack { request: 7, part: 0, parts: 2, streams: 500 }));
-    let b = doc_example("error-version");
-    let Frame::Control(Control::Error(mut e)) = parse(&b).unwrap() else { panic!() };
-    let want = ErrorEntry { request: 0, code: ErrorCode::UnsupportedVersion, detail: 1 };
-    assert_eq!(e.next(), Some(want));
-    let mut out = [0u8; 64];
-    let len = control::emit_errors(&mut out, &[want]).unwrap();
+    let instance = 0x1122_3344_5566_7788;
+    let want = Ack { request: 7, part: 0, parts: 2, streams: 500, lifetime_ms: 30_000, instance };
+    assert_eq!(a.next(), Some(want));
+    let mut out = [0xa5u8; 64];
+    let len = control::emit_acks(&mut out, &[want]).unwrap();
     assert_eq!(&out[..len], &b[..]);
+    let b = doc_example("ack-heartbeat");
+    let Frame::Control(Control::Ack(mut a)) = parse(&b).unwrap() else { panic!() };
+    assert_eq!(a.next(), Some(Ack { request: 0, part: 0, parts: 1, streams: 3, lifetime_ms: 30_000, instance }));
+    let examples = [
+        ("error-version", ErrorEntry::whole(0, ErrorCode::UnsupportedVersion, u64::from(crate::VERSION))),
+        ("error-part", ErrorEntry { request: 9, code: ErrorCode::StreamTableFull, part: 1, parts: 2, detail: 5000 }),
+        ("error-unknown-subscriber", ErrorEntry::whole(0, ErrorCode::UnknownSubscriber, instance)),
+    ];
+    for (name, want) in examples {
+        let b = doc_example(name);
+        let Frame::Control(Control::Error(mut e)) = parse(&b).unwrap() else { panic!("{name}") };
+        assert_eq!(e.next(), Some(want), "{name}");
+        let mut out = [0xa5u8; 64];
+        let len = control::emit_errors(&mut out, &[want]).unwrap();
+        assert_eq!(&out[..len], &b[..], "{name}");
+    }
+}
+
+/// The shards docs/protocol.md gives as examples of `mix`.
+#[test]
+fn doc_shard_examples() {
+    for (stream, shard) in [(0, 904), (1, 580), (42, 759), (1000, 240)] {
+        assert_eq!(crate::shard::shard(stream), shard, "stream {stream}");
+    }
 }
 
 #[test]
 fn header_errors() {
-    assert_eq!(parse(&[]).unwrap_err(), WireError::Truncated);
-    assert_eq!(parse(&[0x4d, 0x54, 1, 1, 0, 0, 0, 0]).unwrap_err(), WireError::BadMagic);
-    assert_eq!(parse(&[0x4d, 0x53, 2, 1, 0, 0, 0, 0]).unwrap_err(), WireError::UnsupportedVersion(2));
-    assert_eq!(parse(&[0x4d, 0x53, 1, 99, 0, 0, 0, 0]).unwrap_err(), WireError::UnknownType(99));
+    // Too short to carry the magic: not ours, dropped without an answer.
+    assert_eq!(parse(&[]).unwrap_err(), WireError::BadMagic);
+    assert_eq!(parse(&[0x4d]).unwrap_err(), WireError::BadMagic);
+    assert_eq!(parse(&[0x4d, 0x54, 2, 1, 0, 0, 0, 0]).unwrap_err(), WireError::BadMagic);
+    assert_eq!(parse(&[0x4d, 0x53]).unwrap_err(), WireError::Truncated);
+    assert_eq!(parse(&[0x4d, 0x53, 1]).unwrap_err(), WireError::UnsupportedVersion(1));
+    assert_eq!(parse(&[0x4d, 0x53, 1, 1, 0, 0, 0, 0]).unwrap_err(), WireError::UnsupportedVersion(1));
+    assert_eq!(parse(&[0x4d, 0x53, 2, 1, 0, 0]).unwrap_err(), WireError::Truncated);
+    assert_eq!(parse(&[0x4d, 0x53, 2, 99, 0, 0, 0, 0]).unwrap_err(), WireError::UnknownType(99));
 }
 
 #[test]
@@ -304,6 +332,13 @@ fn control_errors() {
     assert_eq!(parse(&hb).unwrap_err(), WireError::Malformed, "a heartbeat has no entries");
     hb.extend_from_slice(&[0; 4]);
     assert_eq!(parse(&hb).unwrap_err(), WireError::Malformed);
+    // A request without entries has no request id to answer with.
+    let mut empty = doc_example("subscribe-range");
+    empty.truncate(HEADER_LEN);
+    empty[6] = 0;
+    assert_eq!(parse(&empty).unwrap_err(), WireError::Malformed, "SUBSCRIBE with count 0");
+    empty[3] = u8::from(FrameType::Unsubscribe);
+    assert_eq!(parse(&empty).unwrap_err(), WireError::Malformed, "UNSUBSCRIBE with count 0");
 }
 
 #[test]
@@ -374,7 +409,7 @@ proptest! {
     #[test]
     fn flow_control_round_trip(credits in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..91),
                                refusals in proptest::collection::vec((any::<u64>(), any::<u32>()), 0..91),
-                               code in any::<u16>(), detail in any::<u64>()) {
+                               code in any::<u16>(), part in any::<u16>(), parts in any::<u16>(), detail in any::<u64>()) {
         let credits: Vec<_> = credits.into_iter().map(|(stream, position)| Credit { stream, position }).collect();
         let mut buf = [0xa5u8; DATAGRAM_MAX];
         let len = control::emit_credits(&mut buf, &credits).unwrap();
@@ -386,7 +421,7 @@ proptest! {
         prop_assert_eq!(len, HEADER_LEN + refusals.len() * control::BACKPRESSURE_ENTRY_LEN);
         let Frame::Control(Control::Backpressure(b)) = parse(&buf[..len]).unwrap() else { panic!() };
         prop_assert_eq!(b.collect::<Vec<_>>(), refusals);
-        let e = ErrorEntry { request: 0, code: code.into(), detail };
+        let e = ErrorEntry { request: 0, code: code.into(), part, parts, detail };
         let len = control::emit_errors(&mut buf, &[e]).unwrap();
         let Frame::Control(Control::Error(mut x)) = parse(&buf[..len]).unwrap() else { panic!() };
         prop_assert_eq!(x.next(), Some(e));
@@ -394,14 +429,17 @@ proptest! {
     }
 
     #[test]
-    fn control_round_trip(ranges in proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u64>()), 0..20),
-                          acks in proptest::collection::vec((any::<u32>(), any::<u16>(), any::<u16>(), any::<u32>()), 0..20)) {
+    fn control_round_trip(ranges in proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u64>()), 1..20),
+                          acks in proptest::collection::vec((any::<u32>(), any::<u16>(), any::<u16>(), any::<u32>(), any::<u32>(), any::<u64>()), 0..20)) {
         let ranges: Vec<_> = ranges.into_iter().map(|(request, first, last)| RangeRequest { request, first, last }).collect();
         let mut buf = [0u8; DATAGRAM_MAX];
         let len = control::emit_ranges(&mut buf, FrameType::Unsubscribe, &ranges).unwrap();
         let Frame::Control(Control::Unsubscribe(r)) = parse(&buf[..len]).unwrap() else { panic!() };
         prop_assert_eq!(r.collect::<Vec<_>>(), ranges);
-        let acks: Vec<_> = acks.into_iter().map(|(request, part, parts, streams)| Ack { request, part, parts, streams }).collect();
+        let acks: Vec<_> = acks
+            .into_iter()
+            .map(|(request, part, parts, streams, lifetime_ms, instance)| Ack { request, part, parts, streams, lifetime_ms, instance })
+            .collect();
         let len = control::emit_acks(&mut buf, &acks).unwrap();
         let Frame::Control(Control::Ack(a)) = parse(&buf[..len]).unwrap() else { panic!() };
         prop_assert_eq!(a.collect::<Vec<_>>(), acks);
@@ -415,10 +453,10 @@ proptest! {
     }
 
     #[test]
-    fn mutated_frames_never_panic(which in 0..9usize, flips in proptest::collection::vec((0..48usize, any::<u8>()), 1..5)) {
+    fn mutated_frames_never_panic(which in 0..12usize, flips in proptest::collection::vec((0..48usize, any::<u8>()), 1..5)) {
         let names = [
             "publish-two", "subscribe-range", "heartbeat", "deliver-one", "ack-part", "error-version", "credit-two",
-            "backpressure-one", "error-slow-consumer",
+            "backpressure-one", "error-slow-consumer", "ack-heartbeat", "error-part", "error-unknown-subscriber",
         ];
         let mut b = doc_example(names[which]);
         for (at, v) in flips { if let Some(x) = b.get_mut(at) { *x = v; } }
