@@ -618,7 +618,7 @@ impl<'g> Session<'g> {
             let mut lo = first;
             while lo <= last {
                 let hi = (lo + RANGE_IDS_MAX - 1).min(last);
-                let req = RangeRequest { request, first: lo, last: hi };
+                let req = RangeRequest { request, first: lo, last: hi, initial_credit: 0 };
                 request += 1;
                 self.acks.open += 1;
                 if let Some(m) = self.frame(SUB_PORT_BASE + s, |b| control::emit_ranges(b, t, &[req])) {

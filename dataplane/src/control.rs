@@ -38,6 +38,26 @@ pub struct Live {
     generation: AtomicU64,
     /// Workers that finished building their tables and entered their loop.
     pub workers_started: std::sync::atomic::AtomicUsize,
+    /// This run's instance identity, sent to clients in every ACK so they
+    /// can tell a restarted appliance (which holds none of their
+    /// subscriptions) from the one they subscribed to.
+    pub instance: u64,
+}
+
+/// A random nonzero instance identity: from the kernel's random source, or
+/// (should it be unreadable) from the clock and the process id, which also
+/// differ between two runs.
+fn new_instance() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok();
+    let x = if random {
+        u64::from_le_bytes(b)
+    } else {
+        let ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        ms_wire::shard::mix(ns ^ u64::from(std::process::id()) << 32)
+    };
+    x.max(1)
 }
 
 impl Live {
@@ -48,6 +68,7 @@ impl Live {
             tunables: Mutex::new(cfg.tunables()),
             generation: AtomicU64::new(1),
             workers_started: std::sync::atomic::AtomicUsize::new(0),
+            instance: new_instance(),
         }
     }
 
@@ -232,6 +253,7 @@ fn status(st: &ControlState) -> Value {
     json!({
         "ok": true,
         "pid": std::process::id(),
+        "instance": format!("{:016x}", st.live.instance),
         "uptime_s": st.started.elapsed().as_secs_f64(),
         "config_origin": st.origin,
         "log_level": st.log_level,

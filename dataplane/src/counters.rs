@@ -62,8 +62,10 @@ counters! {
     ProtoReplies => "proto_replies_sent", "ACK and ERROR datagrams sent.";
     ProtoBadMagic => "proto_bad_magic", "Datagrams to the service port that are not MemoryStreamer's (dropped).";
     ProtoBadVersion => "proto_bad_version", "Datagrams of another protocol version (answered with ERROR).";
-    ProtoMalformed => "proto_malformed", "Datagrams that failed to parse (answered with ERROR).";
+    ProtoMalformed => "proto_malformed", "Datagrams that failed to parse: too short, entries not matching their count, a field out of range (answered with ERROR Malformed).";
     ProtoUnexpected => "proto_unexpected", "DELIVER, ACK or ERROR frames sent to the appliance (dropped).";
+    ProtoUnknownType => "proto_unknown_type", "Datagrams of an unknown frame type (answered with ERROR UnknownType).";
+    RangeTooLarge => "range_too_large", "SUBSCRIBE/UNSUBSCRIBE datagrams refused because their ranges cover more than 65,536 ids or a range ends before it starts (answered with ERROR RangeTooLarge).";
     HandoffPublish => "handoff_publish", "PUBLISH datagrams handed to the worker that owns their shard.";
     HandoffControl => "handoff_control", "(Un)subscriptions handed to the workers that own their streams.";
     StreamsActive => "streams_active", "Gauge: streams with at least one subscriber.";

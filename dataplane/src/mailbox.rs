@@ -46,6 +46,8 @@ pub struct RangeWork {
     pub last: u64,
     /// How many workers acknowledge this request.
     pub parts: u16,
+    /// SUBSCRIBE: the initial credit asked for (0 = the default).
+    pub initial_credit: u32,
 }
 
 /// Items one worker drains per loop turn, so mail never starves RX.
@@ -81,8 +83,11 @@ pub enum Handoff {
     },
     /// A (un)subscription for streams this worker owns.
     Range(RangeWork),
-    /// A subscriber is alive.
+    /// A subscriber is alive; the receiving worker answers it when it
+    /// holds subscriptions of the subscriber.
     Heartbeat {
+        /// Queue (port index) the HEARTBEAT arrived on: the answer leaves there.
+        port: usize,
         /// Subscriber address.
         ip: Ipv4Addr,
         /// Subscriber UDP port.

@@ -23,7 +23,7 @@ use ms_streams::{Full, Limits, Out, Outcome, Peer, Refusal, Streams, Tally, Tuna
 use ms_wire::control::{self, Ack, Backpressure, Control, ErrorCode, ErrorEntry, RangeRequest, RANGE_IDS_MAX};
 use ms_wire::deliver::DeliverState;
 use ms_wire::publish::Publish;
-use ms_wire::shard::owner;
+use ms_wire::shard::{owner, shard};
 use ms_wire::{Frame, WireError, DATAGRAM_MAX, VERSION};
 
 /// Subscriber slots the expiry sweep looks at per loop turn.
@@ -97,6 +97,8 @@ pub struct PubSub {
     affected_published: [(u64, Peer, u64); ms_streams::AFFECTED_MAX],
     workers: u32,
     me: u32,
+    /// The appliance instance, sent in every ACK.
+    instance: u64,
     clock: Clock,
     published_gauges: Option<(ms_streams::Gauges, u32)>,
     /// Space-saving sketch of the busiest streams: (stream, count, error).
@@ -198,7 +200,7 @@ impl Fanout {
 
 impl PubSub {
     /// Allocates the tables and the message pool (startup only).
-    pub fn new(limits: Limits, workers: u32, me: u32, clock: Clock) -> PubSub {
+    pub fn new(limits: Limits, workers: u32, me: u32, clock: Clock, instance: u64) -> PubSub {
         let subs = limits.subscribers as usize;
         PubSub {
             streams: Streams::new(limits),
@@ -214,6 +216,7 @@ impl PubSub {
             affected_published: [(0, Peer::default(), 0); ms_streams::AFFECTED_MAX],
             workers: workers.max(1),
             me,
+            instance,
             clock,
             published_gauges: None,
             top: [(u64::MAX, 0, 0); TOP_N],
@@ -306,7 +309,7 @@ impl PubSub {
                 (ErrorCode::UnsupportedVersion, u64::from(VERSION))
             }
             WireError::UnknownType(t) => {
-                c.add(Counter::ProtoMalformed, 1);
+                c.add(Counter::ProtoUnknownType, 1);
                 (ErrorCode::UnknownType, u64::from(t))
             }
             WireError::Truncated | WireError::Malformed => {
@@ -314,7 +317,7 @@ impl PubSub {
                 (ErrorCode::Malformed, 0)
             }
         };
-        self.reply_error(w, q, ip, port, ErrorEntry { request: 0, code, detail }, now_ms, batch, c);
+        self.reply_error(w, q, ip, port, ErrorEntry::whole(0, code, detail), now_ms, batch, c);
     }
 
     /// Queues each message in its stream (the scheduler sends them at the
@@ -339,8 +342,11 @@ impl PubSub {
         for msg in p.messages() {
             self.streams.prefetch(msg.stream);
         }
+        // The datagram's shard is its first message's (the caller routed it
+        // to that shard's owner).
+        let home = p.messages().next().map(|m| shard(m.stream));
         for msg in p.messages() {
-            if owner(msg.stream, self.workers) != self.me {
+            if Some(shard(msg.stream)) != home {
                 c.add(Counter::MixedShards, 1);
                 refused.get_or_insert(msg.stream);
                 continue;
@@ -361,7 +367,7 @@ impl PubSub {
             }
         }
         if let Some(stream) = refused {
-            let e = ErrorEntry { request: 0, code: ErrorCode::MixedShards, detail: stream };
+            let e = ErrorEntry::whole(0, ErrorCode::MixedShards, stream);
             self.reply_error(w, q, ip, port, e, now_ms, batch, c);
         }
         if self.blocked_len > 0 {
@@ -426,7 +432,7 @@ impl PubSub {
         );
         for x in &notices[..n] {
             let (ip, port) = (Ipv4Addr::from(x.peer.ip), x.peer.port);
-            let e = ErrorEntry { request: 0, code: ErrorCode::SlowConsumer, detail: x.stream };
+            let e = ErrorEntry::whole(0, ErrorCode::SlowConsumer, x.stream);
             // The port the subscriber was served on, unless its freed slot
             // was taken by someone else in the meantime.
             let (sip, sport, q) = self.fan.sub_addr[x.slot as usize];
@@ -508,8 +514,9 @@ impl PubSub {
                 // ids of all its ranges together, not each range alone.
                 let total = ranges.fold(0u64, |t, r| t.saturating_add(r.ids().unwrap_or(0)));
                 if total > RANGE_IDS_MAX {
+                    c.add(Counter::RangeTooLarge, 1);
                     let first = ranges.clone().next().map_or(0, |r| r.request);
-                    let e = ErrorEntry { request: first, code: ErrorCode::RangeTooLarge, detail: total };
+                    let e = ErrorEntry::whole(first, ErrorCode::RangeTooLarge, total);
                     self.reply_error(w, q, ip, port, e, now_ms, batch, c);
                     return;
                 }
@@ -519,10 +526,16 @@ impl PubSub {
             }
             Control::Heartbeat => {
                 c.add(Counter::Heartbeats, 1);
-                self.streams.heartbeat(peer_of(ip, port), now_ms);
+                match self.streams.heartbeat(peer_of(ip, port), now_ms) {
+                    Some(held) => self.answer_heartbeat(w, q, ip, port, held, now_ms, batch, c),
+                    None => {
+                        let e = ErrorEntry::whole(0, ErrorCode::UnknownSubscriber, self.instance);
+                        self.reply_error(w, q, ip, port, e, now_ms, batch, c);
+                    }
+                }
                 c.add(
                     Counter::HandoffFull,
-                    w.mail.broadcast(self.me as usize, Handoff::Heartbeat { ip, udp_port: port }),
+                    w.mail.broadcast(self.me as usize, Handoff::Heartbeat { port: q, ip, udp_port: port }),
                 );
             }
             Control::Credit(credits) => {
@@ -570,14 +583,25 @@ impl PubSub {
     ) {
         let ids = r.ids().unwrap_or(0);
         if ids == 0 || ids > RANGE_IDS_MAX {
-            let e = ErrorEntry { request: r.request, code: ErrorCode::RangeTooLarge, detail: ids };
+            c.add(Counter::RangeTooLarge, 1);
+            let e = ErrorEntry::whole(r.request, ErrorCode::RangeTooLarge, ids);
             self.reply_error(w, q, ip, port, e, now_ms, batch, c);
             return;
         }
         let single = ids == 1;
         let parts = if single { 1 } else { self.workers as u16 };
-        let work =
-            RangeWork { op, port: q, ip, udp_port: port, mac, request: r.request, first: r.first, last: r.last, parts };
+        let work = RangeWork {
+            op,
+            port: q,
+            ip,
+            udp_port: port,
+            mac,
+            request: r.request,
+            first: r.first,
+            last: r.last,
+            parts,
+            initial_credit: r.initial_credit,
+        };
         let targets =
             if single { owner(r.first, self.workers)..owner(r.first, self.workers) + 1 } else { 0..self.workers };
         for t in targets {
@@ -587,7 +611,8 @@ impl PubSub {
                 c.add(Counter::HandoffControl, 1);
             } else {
                 c.add(Counter::HandoffFull, 1);
-                let e = ErrorEntry { request: r.request, code: ErrorCode::Busy, detail: 0 };
+                let part = if single { 0 } else { t as u16 };
+                let e = ErrorEntry { request: r.request, code: ErrorCode::Busy, part, parts, detail: 0 };
                 self.reply_error(w, q, ip, port, e, now_ms, batch, c);
             }
         }
@@ -600,39 +625,58 @@ impl PubSub {
         w.queues[work.port].host.learn_neighbor(work.ip, work.mac, now_ms);
         let peer = peer_of(work.ip, work.udp_port);
         let single = work.parts == 1;
-        let (mut changed, mut refused) = (0u32, None);
-        for id in work.first..=work.last {
-            if !single && owner(id, self.workers) != self.me {
-                continue;
-            }
-            match work.op {
-                RangeOp::Subscribe => match self.streams.subscribe(peer, id, now_ms) {
-                    Ok(new) => changed += u32::from(new),
-                    Err(full) => {
-                        refused = Some(ErrorEntry { request: work.request, code: full_code(full), detail: id });
-                        break;
-                    }
-                },
-                RangeOp::Unsubscribe => changed += u32::from(self.streams.unsubscribe(peer, id)),
-            }
-        }
+        let (me, workers) = (self.me, self.workers);
+        // This worker's share: all of a single stream (it owns it), the
+        // ids it owns of a range.
+        let mine = (work.first..=work.last).filter(move |&id| single || owner(id, workers) == me);
+        let applied = match work.op {
+            // All or nothing: a refused share changes nothing here.
+            RangeOp::Subscribe => self.streams.subscribe_many(peer, mine, now_ms, work.initial_credit),
+            RangeOp::Unsubscribe => Ok(mine.map(|id| u32::from(self.streams.unsubscribe(peer, id))).sum()),
+        };
         if let Some(slot) = self.streams.subscriber(peer) {
             self.fan.sub_addr[slot as usize] = (work.ip, work.udp_port, work.port as u16);
         }
-        let counter = if work.op == RangeOp::Subscribe { Counter::Subscriptions } else { Counter::Unsubscriptions };
-        c.add(counter, u64::from(changed));
         let (q, ip, port) = (work.port, work.ip, work.udp_port);
-        match refused {
-            Some(e) => {
-                c.add(Counter::SubscribeRefused, 1);
-                self.reply_error(w, q, ip, port, e, now_ms, batch, c);
-            }
-            None => {
-                let part = if single { 0 } else { self.me as u16 };
-                let ack = Ack { request: work.request, part, parts: work.parts, streams: changed };
+        let part = if single { 0 } else { self.me as u16 };
+        match applied {
+            Ok(changed) => {
+                let counter =
+                    if work.op == RangeOp::Subscribe { Counter::Subscriptions } else { Counter::Unsubscriptions };
+                c.add(counter, u64::from(changed));
+                let ack = self.ack(work.request, part, work.parts, changed);
                 self.reply(w, q, ip, port, |b| control::emit_acks(b, &[ack]), now_ms, batch, c);
             }
+            Err((full, id)) => {
+                c.add(Counter::SubscribeRefused, 1);
+                let e = ErrorEntry { request: work.request, code: full_code(full), part, parts: work.parts, detail: id };
+                self.reply_error(w, q, ip, port, e, now_ms, batch, c);
+            }
         }
+    }
+
+    /// An ACK entry of this appliance instance.
+    fn ack(&self, request: u32, part: u16, parts: u16, streams: u32) -> Ack {
+        let lifetime_ms = u32::try_from(self.streams.limits().lifetime_ms).unwrap_or(u32::MAX);
+        Ack { request, part, parts, streams, lifetime_ms, instance: self.instance }
+    }
+
+    /// Answers a HEARTBEAT from a subscriber holding `held` subscriptions
+    /// on this worker: its part of the appliance-wide answer.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_heartbeat(
+        &mut self,
+        w: &mut Worker,
+        q: usize,
+        ip: Ipv4Addr,
+        port: u16,
+        held: u32,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        let ack = self.ack(0, self.me as u16, self.workers as u16, held);
+        self.reply(w, q, ip, port, |b| control::emit_acks(b, &[ack]), now_ms, batch, c);
     }
 
     /// Work another worker handed to this one.
@@ -659,8 +703,10 @@ impl PubSub {
                 self.flush_all(w, now_ms, batch, c);
                 self.apply(w, work, now_ms, batch, c);
             }
-            Handoff::Heartbeat { ip, udp_port } => {
-                self.streams.heartbeat(peer_of(ip, udp_port), now_ms);
+            Handoff::Heartbeat { port, ip, udp_port } => {
+                if let Some(held) = self.streams.heartbeat(peer_of(ip, udp_port), now_ms) {
+                    self.answer_heartbeat(w, port, ip, udp_port, held, now_ms, batch, c);
+                }
             }
             Handoff::Credit { ip, udp_port, stream, position } => self.credit(ip, udp_port, stream, position, c),
             Handoff::Neighbor { .. } => {}

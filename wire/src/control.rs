@@ -2,7 +2,7 @@
 //! and BACKPRESSURE. All have fixed-size entries.
 //!
 //! ```text
-//! SUBSCRIBE / UNSUBSCRIBE entry (20 B): | request u32 | first u64 | last u64 |
+//! SUBSCRIBE / UNSUBSCRIBE entry (24 B): | request u32 | first u64 | last u64 | initial_credit u32 |
 //! HEARTBEAT: no entries (count = 0)
 //! ACK entry (24 B):          | request u32 | part u16 | parts u16 | streams u32 | lifetime_ms u32 | instance u64 |
 //! ERROR entry (20 B):        | request u32 | code u16 | part u16 | parts u16 | reserved u16 | detail u64 |
@@ -16,8 +16,17 @@
 use crate::header::{FrameType, Header, HEADER_LEN};
 use crate::{le16, le32, le64, put16, put32, put64, WireError};
 
+/// Byte offsets of a SUBSCRIBE/UNSUBSCRIBE entry's fields.
+mod range_field {
+    pub const REQUEST: usize = 0;
+    pub const FIRST: usize = 4;
+    pub const LAST: usize = 12;
+    pub const INITIAL_CREDIT: usize = 20;
+    pub const END: usize = INITIAL_CREDIT + 4;
+}
+
 /// Length of a SUBSCRIBE/UNSUBSCRIBE entry.
-pub const RANGE_ENTRY_LEN: usize = 20;
+pub const RANGE_ENTRY_LEN: usize = range_field::END;
 /// Byte offsets of an ACK entry's fields.
 mod ack_field {
     pub const REQUEST: usize = 0;
@@ -62,6 +71,12 @@ pub struct RangeRequest {
     pub first: u64,
     /// Last stream id (inclusive).
     pub last: u64,
+    /// SUBSCRIBE: the initial credit (bytes) the subscriber asks for each
+    /// new subscription, at most the appliance's
+    /// `flow.initial_credit_bytes`; 0 takes that default. A subscriber
+    /// asks for less when its receive buffer cannot hold the default for
+    /// every stream. Ignored in UNSUBSCRIBE (sent as 0).
+    pub initial_credit: u32,
 }
 
 impl RangeRequest {
@@ -253,7 +268,12 @@ pub struct Ranges<'a>(pub(crate) Entries<'a>);
 impl Iterator for Ranges<'_> {
     type Item = RangeRequest;
     fn next(&mut self) -> Option<RangeRequest> {
-        self.0.next_chunk().map(|e| RangeRequest { request: le32(e, 0), first: le64(e, 4), last: le64(e, 12) })
+        self.0.next_chunk().map(|e| RangeRequest {
+            request: le32(e, range_field::REQUEST),
+            first: le64(e, range_field::FIRST),
+            last: le64(e, range_field::LAST),
+            initial_credit: le32(e, range_field::INITIAL_CREDIT),
+        })
     }
 }
 
@@ -385,9 +405,10 @@ pub fn emit_ranges(buf: &mut [u8], t: FrameType, ranges: &[RangeRequest]) -> Opt
         return None;
     }
     emit_entries(buf, t, ranges, RANGE_ENTRY_LEN, |e, r| {
-        put32(e, 0, r.request);
-        put64(e, 4, r.first);
-        put64(e, 12, r.last);
+        put32(e, range_field::REQUEST, r.request);
+        put64(e, range_field::FIRST, r.first);
+        put64(e, range_field::LAST, r.last);
+        put32(e, range_field::INITIAL_CREDIT, r.initial_credit);
     })
 }
 

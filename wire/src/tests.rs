@@ -40,12 +40,15 @@ fn doc_publish_two() {
 fn doc_subscribe_range() {
     let b = doc_example("subscribe-range");
     let Frame::Control(Control::Subscribe(mut r)) = parse(&b).unwrap() else { panic!() };
-    let want = RangeRequest { request: 7, first: 1000, last: 1999 };
+    let want = RangeRequest { request: 7, first: 1000, last: 1999, initial_credit: 0 };
     assert_eq!(r.next(), Some(want));
     assert_eq!(r.next(), None);
     let mut out = [0u8; 64];
     let len = control::emit_ranges(&mut out, FrameType::Subscribe, &[want]).unwrap();
     assert_eq!(&out[..len], &b[..]);
+    let b = doc_example("subscribe-credit");
+    let Frame::Control(Control::Subscribe(mut r)) = parse(&b).unwrap() else { panic!() };
+    assert_eq!(r.next(), Some(RangeRequest { initial_credit: 4096, ..want }));
 }
 
 #[test]
@@ -326,7 +329,7 @@ fn publish_errors() {
 #[test]
 fn control_errors() {
     let b = doc_example("subscribe-range");
-    assert_eq!(parse(&b[..27]).unwrap_err(), WireError::Truncated);
+    assert_eq!(parse(&b[..31]).unwrap_err(), WireError::Truncated);
     let mut hb = doc_example("heartbeat");
     hb[6] = 1;
     assert_eq!(parse(&hb).unwrap_err(), WireError::Malformed, "a heartbeat has no entries");
@@ -356,9 +359,10 @@ fn builder_refuses_what_does_not_fit() {
 
 #[test]
 fn range_ids() {
-    assert_eq!(RangeRequest { request: 0, first: 5, last: 5 }.ids(), Some(1));
-    assert_eq!(RangeRequest { request: 0, first: 6, last: 5 }.ids(), None);
-    assert_eq!(RangeRequest { request: 0, first: 0, last: u64::MAX }.ids(), Some(u64::MAX));
+    let r = |first, last| RangeRequest { request: 0, first, last, initial_credit: 0 };
+    assert_eq!(r(5, 5).ids(), Some(1));
+    assert_eq!(r(6, 5).ids(), None);
+    assert_eq!(r(0, u64::MAX).ids(), Some(u64::MAX));
 }
 
 fn arb_message() -> impl Strategy<Value = (u64, u8, Vec<u8>)> {
@@ -429,9 +433,12 @@ proptest! {
     }
 
     #[test]
-    fn control_round_trip(ranges in proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u64>()), 1..20),
+    fn control_round_trip(ranges in proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()), 1..20),
                           acks in proptest::collection::vec((any::<u32>(), any::<u16>(), any::<u16>(), any::<u32>(), any::<u32>(), any::<u64>()), 0..20)) {
-        let ranges: Vec<_> = ranges.into_iter().map(|(request, first, last)| RangeRequest { request, first, last }).collect();
+        let ranges: Vec<_> = ranges
+            .into_iter()
+            .map(|(request, first, last, initial_credit)| RangeRequest { request, first, last, initial_credit })
+            .collect();
         let mut buf = [0u8; DATAGRAM_MAX];
         let len = control::emit_ranges(&mut buf, FrameType::Unsubscribe, &ranges).unwrap();
         let Frame::Control(Control::Unsubscribe(r)) = parse(&buf[..len]).unwrap() else { panic!() };
@@ -453,10 +460,10 @@ proptest! {
     }
 
     #[test]
-    fn mutated_frames_never_panic(which in 0..12usize, flips in proptest::collection::vec((0..48usize, any::<u8>()), 1..5)) {
+    fn mutated_frames_never_panic(which in 0..13usize, flips in proptest::collection::vec((0..48usize, any::<u8>()), 1..5)) {
         let names = [
             "publish-two", "subscribe-range", "heartbeat", "deliver-one", "ack-part", "error-version", "credit-two",
-            "backpressure-one", "error-slow-consumer", "ack-heartbeat", "error-part", "error-unknown-subscriber",
+            "backpressure-one", "error-slow-consumer", "ack-heartbeat", "error-part", "error-unknown-subscriber", "subscribe-credit",
         ];
         let mut b = doc_example(names[which]);
         for (at, v) in flips { if let Some(x) = b.get_mut(at) { *x = v; } }

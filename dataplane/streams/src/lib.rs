@@ -386,6 +386,13 @@ impl Streams {
     /// messages published from now on, with the initial credit of the
     /// tunables. On `Err` nothing changed.
     pub fn subscribe(&mut self, peer: Peer, id: u64, now_ms: u64) -> Result<bool, Full> {
+        self.subscribe_with_credit(peer, id, now_ms, 0)
+    }
+
+    /// Like [`Streams::subscribe`], with the initial credit the subscriber
+    /// asked for: at most the tunables' `initial_credit_bytes`, which 0
+    /// stands for.
+    pub fn subscribe_with_credit(&mut self, peer: Peer, id: u64, now_ms: u64, credit: u32) -> Result<bool, Full> {
         if self.node_free == NIL && !self.is_subscribed(peer, id) {
             return Err(Full::Subscriptions);
         }
@@ -408,7 +415,11 @@ impl Streams {
         let n = self.node_free;
         self.node_free = self.nodes[n as usize].s_next;
         let (s_head, u_head) = (self.streams[stream as usize].head, self.subs[sub as usize].head);
-        let grant = self.streams[stream as usize].tail_pos + u64::from(self.tun.initial_credit_bytes);
+        let initial = match credit {
+            0 => self.tun.initial_credit_bytes,
+            asked => asked.min(self.tun.initial_credit_bytes),
+        };
+        let grant = self.streams[stream as usize].tail_pos + u64::from(initial);
         self.nodes[n as usize] = Node { grant, stream, subscriber: sub, s_next: s_head, u_next: u_head, ..FREE_NODE };
         if s_head != NIL {
             self.nodes[s_head as usize].s_prev = n;
@@ -422,6 +433,57 @@ impl Streams {
         self.subs[sub as usize].subscriptions += 1;
         self.gauges.subscriptions += 1;
         Ok(true)
+    }
+
+    /// Subscribes `peer` to every stream of `ids`, all or nothing: first
+    /// counts the streams, subscriber and subscriptions the whole set needs,
+    /// and when any table cannot take them, changes nothing and returns
+    /// which table is full and the first id that did not fit. Returns how
+    /// many subscriptions are new. `credit` as in
+    /// [`Streams::subscribe_with_credit`]. `ids` is walked twice (bounded by the
+    /// caller: at most a range's share of one core).
+    pub fn subscribe_many<I>(&mut self, peer: Peer, ids: I, now_ms: u64, credit: u32) -> Result<u32, (Full, u64)>
+    where
+        I: Iterator<Item = u64> + Clone,
+    {
+        self.check_room(peer, ids.clone())?;
+        let mut added = 0;
+        for id in ids {
+            match self.subscribe_with_credit(peer, id, now_ms, credit) {
+                Ok(new) => added += u32::from(new),
+                // Unreachable after check_room; reported rather than assumed.
+                Err(full) => return Err((full, id)),
+            }
+        }
+        Ok(added)
+    }
+
+    /// Whether subscribing `peer` to all of `ids` fits the free tables.
+    fn check_room(&self, peer: Peer, ids: impl Iterator<Item = u64>) -> Result<(), (Full, u64)> {
+        let sub = self.subscriber_slot(peer);
+        let free_streams = self.limits.streams - self.gauges.streams;
+        let free_nodes = self.limits.subscriptions - self.gauges.subscriptions;
+        let (mut streams, mut nodes) = (0u32, 0u32);
+        for id in ids {
+            let stream = self.stream_slot(id);
+            if let (Some(st), Some(sb)) = (stream, sub) {
+                if self.node_of(st, sb).is_some() {
+                    continue;
+                }
+            }
+            if sub.is_none() && self.sub_free == NIL {
+                return Err((Full::Subscribers, id));
+            }
+            streams += u32::from(stream.is_none());
+            nodes += 1;
+            if streams > free_streams {
+                return Err((Full::Streams, id));
+            }
+            if nodes > free_nodes {
+                return Err((Full::Subscriptions, id));
+            }
+        }
+        Ok(())
     }
 
     fn is_subscribed(&self, peer: Peer, id: u64) -> bool {
@@ -498,15 +560,13 @@ impl Streams {
         }
     }
 
-    /// Refreshes every subscription of `peer`; returns whether it has any.
-    pub fn heartbeat(&mut self, peer: Peer, now_ms: u64) -> bool {
-        match self.subscriber_slot(peer) {
-            Some(s) => {
-                self.subs[s as usize].last_seen_ms = now_ms;
-                true
-            }
-            None => false,
-        }
+    /// Refreshes every subscription of `peer`; returns how many it has
+    /// here, or `None` when it has none.
+    pub fn heartbeat(&mut self, peer: Peer, now_ms: u64) -> Option<u32> {
+        let s = self.subscriber_slot(peer)?;
+        let rec = &mut self.subs[s as usize];
+        rec.last_seen_ms = now_ms;
+        Some(rec.subscriptions)
     }
 
     /// Hints the CPU to fetch the index bucket of stream `id`; call it for

@@ -90,7 +90,7 @@ fn expiry_frees_everything_and_heartbeats_keep_it() {
         t.subscribe(peer(1), s, 0).unwrap();
         t.subscribe(peer(2), s, 0).unwrap();
     }
-    assert!(t.heartbeat(peer(2), 900));
+    assert_eq!(t.heartbeat(peer(2), 900), Some(5));
     let mut gone = Vec::new();
     assert_eq!(t.expire(1000, 100, |_, p| gone.push(p)), 1);
     assert_eq!(gone, [peer(1)]);
@@ -195,7 +195,7 @@ proptest! {
                 }
                 Op::Heartbeat(p) => {
                     let has = m.peer_has_subs(peer(p));
-                    prop_assert_eq!(t.heartbeat(peer(p), now), has);
+                    prop_assert_eq!(t.heartbeat(peer(p), now).is_some(), has);
                     if has { m.seen.insert(peer(p), now); }
                 }
                 Op::Tick(d) => {
@@ -219,4 +219,62 @@ proptest! {
             prop_assert_eq!(g.subscriptions as usize, m.subs.values().map(|p| p.len()).sum::<usize>());
         }
     }
+}
+
+/// Regression: a range SUBSCRIBE that overflowed the stream table was
+/// answered with an error but left the streams before the overflow
+/// subscribed. A refused set changes nothing, whichever table is full.
+#[test]
+fn subscribe_many_is_all_or_nothing() {
+    let mut t = Streams::new(LIMITS);
+    t.subscribe(peer(1), 100, 0).unwrap();
+    let before = t.gauges();
+    // 16 streams fit; 100 already exists, so 0..=15 needs 16 new ones: too many.
+    assert_eq!(t.subscribe_many(peer(2), (0..=15).chain([100]), 5, 0), Err((Full::Streams, 15)));
+    assert_eq!(t.gauges(), before, "nothing changed");
+    assert_eq!(t.subscriber(peer(2)), None, "no subscriber left behind");
+    assert_eq!(t.heartbeat(peer(1), 5), Some(1));
+    // Subscriptions: peer 1 may take 31 more; 15 new streams + 100 (existing, new node) fits.
+    assert_eq!(t.subscribe_many(peer(1), (0..15).chain([100]), 5, 0), Ok(15), "100 was already subscribed");
+    assert_eq!(t.gauges().subscriptions, 16);
+    // Subscriptions full: 8 peers x up to 32 nodes in total.
+    for p in 2..4 {
+        assert_eq!(t.subscribe_many(peer(p), 0..8, 5, 0), Ok(8));
+    }
+    let before = t.gauges();
+    assert_eq!(t.subscribe_many(peer(4), 0..15, 5, 0), Err((Full::Subscriptions, 0)));
+    assert_eq!(t.gauges(), before);
+    // Subscribers full.
+    let mut t = Streams::new(LIMITS);
+    for p in 0..8 {
+        t.subscribe(peer(p), 1, 0).unwrap();
+    }
+    assert_eq!(t.subscribe_many(peer(9), 1..=1, 0, 0), Err((Full::Subscribers, 1)));
+    assert_eq!(t.subscribe_many(peer(3), 1..=2, 0, 0), Ok(1), "a known peer needs no new slot");
+}
+
+/// A subscriber that asks for less initial credit than the default gets
+/// that much; 0 or more than the default gets the default.
+#[test]
+fn asked_initial_credit_is_capped_by_the_default() {
+    let mut t = Streams::new(LIMITS);
+    let default = t.tunables().initial_credit_bytes;
+    t.subscribe_with_credit(peer(1), 7, 0, 10).unwrap();
+    t.subscribe_with_credit(peer(2), 7, 0, 0).unwrap();
+    t.subscribe_with_credit(peer(3), 7, 0, default + 1).unwrap();
+    for _ in 0..3 {
+        t.publish(7, 2, 0, &[0; 8]);
+    }
+    let mut sent = BTreeMap::<Peer, u32>::new();
+    t.serve(100, |sub, _| {
+        *sent.entry(t_peer(sub)).or_default() += 1;
+        true
+    });
+    fn t_peer(sub: u32) -> Peer {
+        peer(sub as u16 + 1)
+    }
+    // Slots are handed out in order: peer n has slot n - 1.
+    assert_eq!(sent.get(&peer(1)), Some(&1), "10 bytes of credit: one 8-byte message");
+    assert_eq!(sent.get(&peer(2)), Some(&3));
+    assert_eq!(sent.get(&peer(3)), Some(&3));
 }
