@@ -33,6 +33,64 @@ pub fn parse_streams(s: &str) -> Result<RangeInclusive<u64>, String> {
     Ok(n..=n)
 }
 
+/// Parses a duration in seconds: a finite decimal number >= 0 (`10`,
+/// `0.5`), or `inf` for no limit (`None`).
+pub fn parse_seconds(s: &str) -> Result<Option<std::time::Duration>, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity") {
+        return Ok(None);
+    }
+    let bad = || format!("{s:?} is not a duration: expected seconds as a number >= 0 (e.g. 10 or 0.5), or inf");
+    let secs: f64 = t.parse().map_err(|_| bad())?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(bad());
+    }
+    std::time::Duration::try_from_secs_f64(secs)
+        .map(Some)
+        .map_err(|_| format!("{s:?} seconds is too long; use inf for no limit"))
+}
+
+/// Bytes at the start of an `ms-pub` payload: the publisher's message
+/// index over all streams, then the message's index within its stream
+/// (both u64, little-endian).
+pub const PAYLOAD_COUNTERS_LEN: usize = 16;
+
+/// Writes `ms-pub`'s counters at the start of `payload` (at least
+/// [`PAYLOAD_COUNTERS_LEN`] bytes).
+pub fn write_counters(payload: &mut [u8], index: u64, in_stream: u64) {
+    payload[..8].copy_from_slice(&index.to_le_bytes());
+    payload[8..16].copy_from_slice(&in_stream.to_le_bytes());
+}
+
+/// Messages missed by the publisher's per-stream counter in `ms-pub`
+/// payloads: unlike sequence numbers, it runs on across an appliance
+/// restart, so it also counts what was published while the appliance was
+/// away.
+#[derive(Debug, Default)]
+pub struct PayloadCounters {
+    last: std::collections::HashMap<u64, u64>,
+    missed: u64,
+}
+
+impl PayloadCounters {
+    /// Notes a received message; payloads without counters are ignored.
+    pub fn saw(&mut self, stream: u64, payload: &[u8]) {
+        let Some(b) = payload.get(8..16) else { return };
+        let k = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        let last = self.last.entry(stream).or_insert(k);
+        if k > *last {
+            self.missed += k - *last - 1;
+            *last = k;
+        }
+    }
+
+    /// Messages skipped between the first and the last one received of
+    /// each stream.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+}
+
 /// Splits a range into protocol-sized chunks (at most RANGE_IDS_MAX ids).
 pub fn chunks(r: RangeInclusive<u64>) -> impl Iterator<Item = (u64, u64)> {
     let max = ms_wire::control::RANGE_IDS_MAX;
@@ -56,6 +114,30 @@ mod tests {
         assert_eq!(parse_streams("5..=5"), Ok(5..=5));
         assert_eq!(parse_streams("7"), Ok(7..=7));
         assert!(parse_streams("10..5").is_err() && parse_streams("x").is_err());
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("10"), Ok(Some(std::time::Duration::from_secs(10))));
+        assert_eq!(parse_seconds("0.5"), Ok(Some(std::time::Duration::from_millis(500))));
+        assert_eq!(parse_seconds("inf"), Ok(None));
+        for bad in ["nan", "-1", "1e20", "x", ""] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn payload_counters_count_gaps_per_stream() {
+        let mut c = PayloadCounters::default();
+        let mut p = [0u8; 16];
+        for k in [0, 1, 2, 6, 7, 5, 8] {
+            write_counters(&mut p, k * 2, k);
+            c.saw(1, &p);
+        }
+        write_counters(&mut p, 0, 3);
+        c.saw(2, &p);
+        c.saw(2, &[0; 8]);
+        assert_eq!(c.missed(), 3, "3, 4 and 5 of stream 1 (5 came late and is not counted again)");
     }
 
     #[test]

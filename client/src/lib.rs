@@ -37,8 +37,10 @@ pub enum ClientError {
         /// Attempts made.
         attempts: u32,
     },
-    /// The appliance refused a request.
-    #[error("the appliance refused request {request}: {code:?} (detail {detail})")]
+    /// The appliance refused a request (or, for a range, at least one
+    /// core refused its share and changed nothing; the others applied
+    /// theirs).
+    #[error("the appliance refused request {request}: {code:?} (detail {detail}); streams added by the cores that accepted their share: {applied}")]
     Refused {
         /// Request id.
         request: u32,
@@ -46,15 +48,41 @@ pub enum ClientError {
         code: ms_wire::control::ErrorCode,
         /// Code-specific detail.
         detail: u64,
+        /// Streams changed by the parts that were applied.
+        applied: u32,
     },
-    /// A message cannot be published as given.
-    #[error("message refused locally: payload of {len} bytes (max {max}) or class {class} (max 3)")]
-    BadMessage {
+    /// A message payload is larger than one DELIVER entry can carry.
+    #[error("message refused locally: the payload is {len} bytes; at most {max} bytes fit one message")]
+    PayloadTooLarge {
         /// Payload length.
         len: usize,
         /// Largest allowed.
         max: usize,
+    },
+    /// A message's priority class is out of range.
+    #[error("message refused locally: class {class} does not exist; classes are 0 (bulk), 1 (normal), 2 (latency) and 3 (control)")]
+    BadClass {
         /// Class given.
         class: u8,
     },
+}
+
+/// True for a socket error that a datagram client outlives: the appliance
+/// or the route to it is gone for now (restarting, interface down,
+/// address being re-added, an ICMP unreachable reported on the socket),
+/// or a signal interrupted the call. The caller counts it and goes on.
+pub(crate) fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        Interrupted
+            | WouldBlock
+            | TimedOut
+            | ConnectionRefused
+            | ConnectionReset
+            | NetworkUnreachable
+            | HostUnreachable
+            | NetworkDown
+            | AddrNotAvailable
+    ) || e.raw_os_error() == Some(libc::ENOBUFS)
 }

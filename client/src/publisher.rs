@@ -29,6 +29,10 @@ pub struct Publisher {
     dirty: Vec<u32>,
     datagrams: u64,
     messages: u64,
+    /// Messages in each shard's datagram being filled.
+    pending: Vec<u32>,
+    unsent_messages: u64,
+    send_errors: u64,
     rbuf: Vec<u8>,
     refused: u64,
     backpressure_frames: u64,
@@ -56,6 +60,9 @@ impl Publisher {
             dirty: Vec::with_capacity(shards),
             datagrams: 0,
             messages: 0,
+            pending: vec![0; shards],
+            unsent_messages: 0,
+            send_errors: 0,
             rbuf: vec![0; DATAGRAM_MAX + 64],
             refused: 0,
             backpressure_frames: 0,
@@ -75,8 +82,11 @@ impl Publisher {
 
     /// Queues a message, sending its shard's datagram first if it is full.
     pub fn publish(&mut self, stream: u64, class: u8, payload: &[u8]) -> Result<(), ClientError> {
-        if payload.len() > PAYLOAD_MAX || class > ms_wire::publish::CLASS_MAX {
-            return Err(ClientError::BadMessage { len: payload.len(), max: PAYLOAD_MAX, class });
+        if payload.len() > PAYLOAD_MAX {
+            return Err(ClientError::PayloadTooLarge { len: payload.len(), max: PAYLOAD_MAX });
+        }
+        if class > ms_wire::publish::CLASS_MAX {
+            return Err(ClientError::BadClass { class });
         }
         let sh = shard(stream) as usize;
         if !self.append(sh, stream, class, payload) {
@@ -102,18 +112,37 @@ impl Publisher {
         };
         let ok = w.push(stream, class, payload);
         self.lens[sh] = w.len();
+        self.pending[sh] += u32::from(ok);
         ok
     }
 
+    /// Sends shard `sh`'s datagram. A transient error (the appliance or
+    /// the route to it is gone for now) loses the datagram: its messages
+    /// are counted as unsent and publishing goes on, so a publisher
+    /// outlives an appliance restart.
     fn flush_shard(&mut self, sh: usize) -> Result<(), ClientError> {
         let len = std::mem::take(&mut self.lens[sh]);
+        let msgs = std::mem::take(&mut self.pending[sh]);
         if len <= ms_wire::HEADER_LEN {
             return Ok(());
         }
         let sock = &self.sockets[sh % self.sockets.len()];
-        sock.send(&self.bufs[sh * DATAGRAM_MAX..sh * DATAGRAM_MAX + len])?;
-        self.datagrams += 1;
+        match sock.send(&self.bufs[sh * DATAGRAM_MAX..sh * DATAGRAM_MAX + len]) {
+            Ok(_) => self.datagrams += 1,
+            Err(e) if crate::is_transient(&e) => {
+                self.send_errors += 1;
+                self.unsent_messages += u64::from(msgs);
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(())
+    }
+
+    /// Messages whose datagram could not be sent (a transient socket
+    /// error: the appliance or the route to it was gone), and how many
+    /// sends failed so.
+    pub fn unsent(&self) -> (u64, u64) {
+        (self.unsent_messages, self.send_errors)
     }
 
     /// Sends every partly filled datagram.
@@ -156,6 +185,9 @@ impl Publisher {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // An ICMP error queued on the socket (the appliance was
+                // away): reported once, then the socket reads on.
+                Err(e) if crate::is_transient(&e) => continue,
                 Err(e) => return Err(e.into()),
             };
             match ms_wire::parse(&self.rbuf[..n]) {

@@ -4,9 +4,9 @@
 use crate::ClientError;
 use ms_wire::control::{self, Control, Credit, ErrorCode, ErrorEntry, RangeRequest, CREDIT_ENTRY_LEN};
 use ms_wire::{Frame, FrameType, DATAGRAM_MAX, HEADER_LEN};
-use std::collections::{HashMap, VecDeque};
-use std::io::ErrorKind;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// Attempts per request before giving up.
@@ -23,8 +23,23 @@ const CREDITS_PER_DATAGRAM: usize = (DATAGRAM_MAX - HEADER_LEN) / CREDIT_ENTRY_L
 /// recently, and as many again for grants a stream may be waiting on.
 const HEARTBEAT_CREDIT_DATAGRAMS: usize = 4;
 
+/// Most datagrams read before a heartbeat (to see the answers to the last).
+const DRAIN_MAX: usize = 1024;
+
 /// Most SlowConsumer notices kept (the rest are only counted).
 const NOTICES_MAX: usize = 1024;
+
+/// The receive buffer a subscriber asks the kernel for. Linux grants at
+/// most `net.core.rmem_max` (as root, `SO_RCVBUFFORCE` goes past it).
+pub const RCVBUF_WANT_BYTES: usize = 32 << 20;
+
+/// The share of the kernel's receive buffer (as `SO_RCVBUF` reports it)
+/// that credit may promise in payload bytes. The kernel charges each
+/// datagram its buffer's true size (about 2.3 KiB for a full 1,472-byte
+/// datagram, about 1 KiB for a small one) and reports twice the size asked
+/// for, so a quarter of the reported size leaves room for DELIVERs
+/// carrying one small message each at the rates that fill it.
+const RCVBUF_CREDIT_DIVISOR: u64 = 4;
 
 /// One received message, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +93,18 @@ pub struct SubscriberStats {
     pub slow_consumer: u64,
     /// CREDIT datagrams sent (automatic, manual and heartbeat re-sends).
     pub credits_sent: u64,
+    /// Times the appliance was seen to have restarted (a new instance in
+    /// an ACK or ERROR `UnknownSubscriber`): every subscription was made
+    /// again and every stream's sequence numbers started again, so the
+    /// messages published meanwhile are not in `lost`.
+    pub restarts: u64,
+    /// Times the subscriptions were made again because heartbeat answers
+    /// showed fewer than were made (expired, or the appliance restarted).
+    pub resubscribes: u64,
+    /// Socket calls that failed with a transient error (the appliance or
+    /// the route to it was away, or a signal interrupted the call); the
+    /// subscriber went on.
+    pub socket_errors: u64,
 }
 
 /// Flow-control state of one stream.
@@ -140,6 +167,22 @@ pub struct Subscriber {
     /// the order heartbeats re-send them: each re-sent one goes to the back.
     waiting: VecDeque<u64>,
     notices: Vec<u64>,
+    /// Heartbeat interval asked for; the one used is at most a third of
+    /// the lifetime the appliance reports.
+    heartbeat_asked: Duration,
+    /// The appliance instance the subscriptions were made with.
+    instance: Option<u64>,
+    /// Ranges subscribed, merged (first -> last), to make again and to
+    /// know how many subscriptions the appliance should hold.
+    ranges: BTreeMap<u64, u64>,
+    /// Answers to the last HEARTBEAT: subscriptions held per core.
+    held: HashMap<u16, u32>,
+    /// A HEARTBEAT went out whose answers `held` collects.
+    heartbeat_out: bool,
+    /// Bytes the kernel gave the receive buffer (`SO_RCVBUF`).
+    rcvbuf_bytes: usize,
+    /// Datagrams read so far (to tell when the socket is drained).
+    reads: u64,
 }
 
 impl Subscriber {
@@ -148,6 +191,7 @@ impl Subscriber {
     pub fn new(target: SocketAddr, bind: SocketAddr, heartbeat_every: Duration) -> Result<Subscriber, ClientError> {
         let sock = UdpSocket::bind(bind)?;
         sock.connect(target)?;
+        let rcvbuf_bytes = grow_rcvbuf(&sock, RCVBUF_WANT_BYTES);
         Ok(Subscriber {
             sock,
             target,
@@ -166,7 +210,51 @@ impl Subscriber {
             recent_before: Vec::new(),
             waiting: VecDeque::new(),
             notices: Vec::new(),
+            heartbeat_asked: heartbeat_every,
+            instance: None,
+            ranges: BTreeMap::new(),
+            held: HashMap::new(),
+            heartbeat_out: false,
+            rcvbuf_bytes,
+            reads: 0,
         })
+    }
+
+    /// The appliance instance the subscriptions were made with (from its
+    /// ACKs), if any answered yet.
+    pub fn instance(&self) -> Option<u64> {
+        self.instance
+    }
+
+    /// The heartbeat interval in use: the one asked for, at most a third of
+    /// the subscription lifetime the appliance reports in its ACKs.
+    pub fn heartbeat_every(&self) -> Duration {
+        self.heartbeat_every
+    }
+
+    /// Bytes the kernel gave this subscriber's receive buffer.
+    pub fn rcvbuf_bytes(&self) -> usize {
+        self.rcvbuf_bytes
+    }
+
+    /// Streams subscribed (as made; the appliance may hold fewer).
+    pub fn subscribed_streams(&self) -> u64 {
+        self.ranges.iter().map(|(a, b)| (b - a).saturating_add(1)).fold(0, u64::saturating_add)
+    }
+
+    /// The credit window each stream is granted with: the window set (see
+    /// [`Subscriber::set_credit_window`]), but no more than this stream's
+    /// share of what the receive buffer holds, so that credit never
+    /// promises more than the subscriber can hold while it is not reading
+    /// (what does not fit is lost in the kernel). Never below one largest
+    /// message, or a stream could not move at all: with more streams than
+    /// the buffer holds largest messages, a paused subscriber can still
+    /// overflow it. `None` in manual mode.
+    pub fn effective_window(&self) -> Option<u64> {
+        let w = self.credit_window?;
+        let hold = self.rcvbuf_bytes as u64 / RCVBUF_CREDIT_DIVISOR;
+        let share = hold / self.subscribed_streams().max(1);
+        Some(w.min(share.max(ms_wire::PAYLOAD_MAX as u64)))
     }
 
     /// Sets automatic flow control. With `Some(w)` (the default is
@@ -235,73 +323,140 @@ impl Subscriber {
     }
 
     /// Subscribes to `first..=last`; returns the number of streams the
-    /// appliance added, once every core has acknowledged.
+    /// appliance added, once every core has acknowledged. Each core
+    /// applies its share all or nothing: when one refuses (a table is
+    /// full), the error says how many streams the other cores added
+    /// ([`ClientError::Refused`]`::applied`), and those stay subscribed.
     pub fn subscribe(&mut self, first: u64, last: u64, timeout: Duration) -> Result<u32, ClientError> {
-        self.request(FrameType::Subscribe, first, last, timeout)
+        // Counted before asking, so the initial credit asked for is this
+        // stream's share of the receive buffer with the new ones in.
+        let before = self.ranges.clone();
+        add_range(&mut self.ranges, first, last);
+        let r = self.request(FrameType::Subscribe, first, last, timeout);
+        if r.is_err() {
+            self.ranges = before;
+        }
+        r
     }
 
     /// Unsubscribes from `first..=last`; returns the number removed.
     pub fn unsubscribe(&mut self, first: u64, last: u64, timeout: Duration) -> Result<u32, ClientError> {
+        remove_range(&mut self.ranges, first, last);
         self.request(FrameType::Unsubscribe, first, last, timeout)
     }
 
-    fn request(&mut self, t: FrameType, first: u64, last: u64, timeout: Duration) -> Result<u32, ClientError> {
+    /// The SUBSCRIBE or UNSUBSCRIBE entry for a new request.
+    fn range_request(&mut self, t: FrameType, first: u64, last: u64) -> RangeRequest {
         let request = self.next_request;
         self.next_request = self.next_request.wrapping_add(1).max(1);
+        let initial_credit = match (t, self.effective_window()) {
+            (FrameType::Subscribe, Some(w)) => u32::try_from(w).unwrap_or(u32::MAX),
+            // Manual mode: the appliance's default, as the application expects.
+            _ => 0,
+        };
+        RangeRequest { request, first, last, initial_credit }
+    }
+
+    fn request(&mut self, t: FrameType, first: u64, last: u64, timeout: Duration) -> Result<u32, ClientError> {
+        let entry = self.range_request(t, first, last);
+        let request = entry.request;
         let mut out = [0u8; 64];
-        let len = control::emit_ranges(&mut out, t, &[RangeRequest { request, first, last }]).expect("fits");
-        // Parts seen and streams each changed, kept across retries: a lost
-        // ACK makes us resend, and the appliance then reports 0 for that part.
-        let mut parts: Vec<Option<u32>> = Vec::new();
+        let len = control::emit_ranges(&mut out, t, &[entry]).expect("fits");
+        // Answers per part, kept across retries: a lost ACK makes us
+        // resend, and the appliance then reports 0 for that part.
+        let mut parts = Parts::default();
         for _ in 0..ATTEMPTS {
-            self.sock.send(&out[..len])?;
+            if let Err(e) = self.sock.send(&out[..len]) {
+                self.transient(e)?; // lost: the deadline below resends it
+            }
             let deadline = Instant::now() + timeout;
             while Instant::now() < deadline {
                 match self.read_one(deadline - Instant::now(), Some(request))? {
-                    Some(Answer::Ack(a)) => {
-                        if parts.is_empty() {
-                            parts = vec![None; usize::from(a.parts.max(1))];
-                        }
-                        if let Some(p) = parts.get_mut(usize::from(a.part)) {
-                            *p = Some(p.unwrap_or(0).max(a.streams));
-                        }
-                        if parts.iter().all(Option::is_some) {
-                            let range = first..=last;
-                            if t == FrameType::Subscribe {
-                                // A stream may be new in the appliance: its
-                                // sequence numbers and positions start again.
-                                self.streams.retain(|s, _| !range.contains(s));
-                                // (Kept where queued or listed for re-sending.)
-                                for (_, f) in self.flows.iter_mut().filter(|(s, _)| range.contains(s)) {
-                                    *f = Flow {
-                                        listed: f.listed,
-                                        queued: f.queued,
-                                        in_waiting: f.in_waiting,
-                                        ..Flow::default()
-                                    };
-                                }
-                            } else {
-                                // Nothing left to grant: stop re-sending.
-                                for (_, f) in self.flows.iter_mut().filter(|(s, _)| range.contains(s)) {
-                                    f.grant = None;
-                                }
-                            }
-                            return Ok(parts.iter().map(|p| p.unwrap_or(0)).sum());
-                        }
-                    }
+                    Some(Answer::Ack(a)) => parts.ack(a),
                     // Busy: an internal queue was full; resend after a pause.
                     Some(Answer::Error(e)) if e.code == ErrorCode::Busy => {
                         std::thread::sleep(Duration::from_millis(20));
                         break;
                     }
-                    Some(Answer::Error(e)) => {
-                        return Err(ClientError::Refused { request, code: e.code, detail: e.detail });
+                    Some(Answer::Error(e)) if e.parts <= 1 || e.request != request => {
+                        return Err(ClientError::Refused { request, code: e.code, detail: e.detail, applied: 0 });
                     }
+                    Some(Answer::Error(e)) => parts.refuse(e),
                     None => {}
+                }
+                if let Some(done) = parts.done(request) {
+                    self.applied(t, first, last);
+                    return done;
                 }
             }
         }
         Err(ClientError::Timeout { target: self.target, attempts: ATTEMPTS })
+    }
+
+    /// Forgets what the stream states of `first..=last` knew once a
+    /// request on them was answered.
+    fn applied(&mut self, t: FrameType, first: u64, last: u64) {
+        let range = first..=last;
+        if t == FrameType::Subscribe {
+            // A stream may be new in the appliance: its sequence numbers
+            // and positions start again.
+            self.streams.retain(|s, _| !range.contains(s));
+            // (Kept where queued or listed for re-sending.)
+            for (_, f) in self.flows.iter_mut().filter(|(s, _)| range.contains(s)) {
+                *f = Flow { listed: f.listed, queued: f.queued, in_waiting: f.in_waiting, ..Flow::default() };
+            }
+        } else {
+            // Nothing left to grant: stop re-sending.
+            for (_, f) in self.flows.iter_mut().filter(|(s, _)| range.contains(s)) {
+                f.grant = None;
+            }
+        }
+    }
+
+    /// Takes the instance and lifetime an answer carried. A new instance
+    /// means the appliance restarted and holds none of our subscriptions:
+    /// every stream starts again, and they are all made again now.
+    fn note_instance(&mut self, instance: u64, lifetime_ms: Option<u32>) -> Result<(), ClientError> {
+        if let Some(ms) = lifetime_ms.filter(|&ms| ms > 0) {
+            let third = Duration::from_millis(u64::from(ms) / 3).max(Duration::from_millis(1));
+            self.heartbeat_every = self.heartbeat_asked.min(third);
+        }
+        match self.instance.replace(instance) {
+            Some(old) if old != instance => {
+                self.stats.restarts += 1;
+                self.resubscribe()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes every subscription again, without waiting for the ACKs (the
+    /// next heartbeat's answers show whether they took), and starts every
+    /// stream's sequence and credit state again: the appliance may have
+    /// made them anew.
+    fn resubscribe(&mut self) -> Result<(), ClientError> {
+        self.stats.resubscribes += 1;
+        let ranges: Vec<(u64, u64)> = self.ranges.iter().map(|(&a, &b)| (a, b)).collect();
+        let mut out = [0u8; 64];
+        for (first, last) in ranges.into_iter().flat_map(|(a, b)| crate::cli::chunks(a..=b)) {
+            self.applied(FrameType::Subscribe, first, last);
+            let entry = self.range_request(FrameType::Subscribe, first, last);
+            let len = control::emit_ranges(&mut out, FrameType::Subscribe, &[entry]).expect("fits");
+            if let Err(e) = self.sock.send(&out[..len]) {
+                self.transient(e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a transient socket error and carries on; returns any other.
+    fn transient(&mut self, e: std::io::Error) -> Result<(), ClientError> {
+        if crate::is_transient(&e) {
+            self.stats.socket_errors += 1;
+            Ok(())
+        } else {
+            Err(e.into())
+        }
     }
 
     /// Sends a HEARTBEAT now, then CREDITs re-sending the latest grant of
@@ -319,10 +474,24 @@ impl Subscriber {
     /// streams taking turns over the heartbeats when there are more.
     /// Deliveries that the appliance sent under the earlier grant do not
     /// count, so streams that keep receiving are not re-sent this way.
+    ///
+    /// Before sending, it checks the answers to the previous HEARTBEAT
+    /// (docs/protocol.md, "HEARTBEAT"): when the cores together hold fewer
+    /// subscriptions than were made (they expired, or the appliance
+    /// restarted, or the answers were lost), it makes them all again
+    /// ([`SubscriberStats::resubscribes`]), without waiting for the ACKs.
     pub fn heartbeat(&mut self) -> Result<(), ClientError> {
+        let held: u64 = self.held.values().map(|&n| u64::from(n)).sum();
+        if self.heartbeat_out && held < self.subscribed_streams() {
+            self.resubscribe()?;
+        }
+        self.held.clear();
+        self.heartbeat_out = true;
         let mut out = [0u8; 8];
         let len = control::emit_heartbeat(&mut out).expect("fits");
-        self.sock.send(&out[..len])?;
+        if let Err(e) = self.sock.send(&out[..len]) {
+            self.transient(e)?;
+        }
         self.last_heartbeat = Instant::now();
         let e = self.epoch;
         let limit = HEARTBEAT_CREDIT_DATAGRAMS * CREDITS_PER_DATAGRAM;
@@ -386,6 +555,9 @@ impl Subscriber {
         let deadline = Instant::now() + timeout;
         loop {
             if self.last_heartbeat.elapsed() >= self.heartbeat_every {
+                // Answers to the last HEARTBEAT may still wait in the socket
+                // (the application was busy): read them before judging.
+                self.drain()?;
                 self.heartbeat()?;
             }
             if let Some(d) = self.backlog.pop_front() {
@@ -407,15 +579,34 @@ impl Subscriber {
         }
     }
 
+    /// Reads what the socket holds now, up to a bound, into the backlog.
+    fn drain(&mut self) -> Result<(), ClientError> {
+        for _ in 0..DRAIN_MAX {
+            let before = self.reads;
+            self.read_one(Duration::ZERO, None)?;
+            if self.reads == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads one datagram: deliveries go to the backlog (and the checks),
     /// an ACK or ERROR for `request` is returned.
     fn read_one(&mut self, wait: Duration, request: Option<u32>) -> Result<Option<Answer>, ClientError> {
         self.sock.set_read_timeout(Some(wait.max(Duration::from_micros(100))))?;
         let n = match self.sock.recv(&mut self.buf) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            // Nothing in time, a signal (the process was stopped and
+            // continued), or an ICMP error from when the appliance was away.
+            Err(e) => {
+                if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
+                    self.transient(e)?;
+                }
+                return Ok(None);
+            }
         };
+        self.reads += 1;
         match ms_wire::parse(&self.buf[..n]) {
             Ok(Frame::Deliver(d)) => {
                 self.stats.datagrams += 1;
@@ -440,12 +631,28 @@ impl Subscriber {
                 Ok(None)
             }
             Ok(Frame::Control(Control::Ack(acks))) => {
-                Ok(acks.filter(|a| Some(a.request) == request).map(Answer::Ack).next())
+                let mut answer = None;
+                // Copied out: noting an instance may send on the socket.
+                let acks: Vec<_> = acks.collect();
+                for a in acks {
+                    self.note_instance(a.instance, Some(a.lifetime_ms))?;
+                    if a.request == 0 && self.heartbeat_out {
+                        self.held.insert(a.part, a.streams);
+                    } else if answer.is_none() && Some(a.request) == request {
+                        answer = Some(Answer::Ack(a));
+                    }
+                }
+                Ok(answer)
             }
             Ok(Frame::Control(Control::Error(errs))) => {
                 let mut answer = None;
+                let errs: Vec<_> = errs.collect();
                 for e in errs {
-                    if e.code == ErrorCode::SlowConsumer {
+                    if e.code == ErrorCode::UnknownSubscriber {
+                        // The core that received our HEARTBEAT holds none of
+                        // our subscriptions (the other cores' ACKs say the rest).
+                        self.note_instance(e.detail, None)?;
+                    } else if e.code == ErrorCode::SlowConsumer {
                         slow_consumer(&mut self.stats, &mut self.notices, &mut self.flows, e.detail);
                     } else if answer.is_none() && answers(&e, request) {
                         answer = Some(Answer::Error(e));
@@ -463,9 +670,10 @@ impl Subscriber {
     /// Records that `recv` returned a message of `stream` ending at
     /// `position`, and queues a grant when one is due.
     fn consumed(&mut self, stream: u64, position: u64) {
+        let window = self.effective_window();
         let f = self.flows.entry(stream).or_default();
         f.last_position = Some(position);
-        let Some(w) = self.credit_window else { return };
+        let Some(w) = window else { return };
         let want = position.saturating_add(w);
         let due = match f.grant {
             None => true,
@@ -534,8 +742,11 @@ impl Subscriber {
         let mut out = [0u8; DATAGRAM_MAX];
         for chunk in credits.chunks(CREDITS_PER_DATAGRAM) {
             let len = control::emit_credits(&mut out, chunk).expect("a chunk fits a datagram");
-            self.sock.send(&out[..len])?;
-            self.stats.credits_sent += 1;
+            match self.sock.send(&out[..len]) {
+                Ok(_) => self.stats.credits_sent += 1,
+                // Lost like a dropped datagram: heartbeats re-send grants.
+                Err(e) => self.transient(e)?,
+            }
         }
         Ok(())
     }
@@ -571,6 +782,104 @@ fn slow_consumer(stats: &mut SubscriberStats, notices: &mut Vec<u64>, flows: &mu
 enum Answer {
     Ack(ms_wire::control::Ack),
     Error(ErrorEntry),
+}
+
+/// The answers to one request, one per part (core) once the first answer
+/// says how many parts there are.
+#[derive(Default)]
+struct Parts(Vec<Option<Result<u32, ErrorEntry>>>);
+
+impl Parts {
+    fn slot(&mut self, part: u16, parts: u16) -> Option<&mut Option<Result<u32, ErrorEntry>>> {
+        if self.0.is_empty() {
+            self.0 = vec![None; usize::from(parts.max(1))];
+        }
+        self.0.get_mut(usize::from(part))
+    }
+
+    fn ack(&mut self, a: ms_wire::control::Ack) {
+        if let Some(p) = self.slot(a.part, a.parts) {
+            // A resent request is answered again, with 0 changed where the
+            // first answer was lost: keep the larger count.
+            let before = p.and_then(Result::ok).unwrap_or(0);
+            *p = Some(Ok(before.max(a.streams)));
+        }
+    }
+
+    fn refuse(&mut self, e: ErrorEntry) {
+        if let Some(p) = self.slot(e.part, e.parts) {
+            *p = Some(Err(e));
+        }
+    }
+
+    /// Once every part answered: the streams changed, or the first
+    /// refusal with what the other parts applied.
+    fn done(&self, request: u32) -> Option<Result<u32, ClientError>> {
+        if self.0.is_empty() || self.0.iter().any(Option::is_none) {
+            return None;
+        }
+        let applied = self.0.iter().filter_map(|p| p.and_then(Result::ok)).sum();
+        Some(match self.0.iter().find_map(|p| p.and_then(Result::err)) {
+            Some(e) => Err(ClientError::Refused { request, code: e.code, detail: e.detail, applied }),
+            None => Ok(applied),
+        })
+    }
+}
+
+/// Adds `first..=last` to the merged ranges.
+fn add_range(ranges: &mut BTreeMap<u64, u64>, mut first: u64, mut last: u64) {
+    // Every range that overlaps or touches the new one is merged into it.
+    let touching: Vec<(u64, u64)> = ranges
+        .range(..=last.saturating_add(1))
+        .filter(|(_, &b)| b.saturating_add(1) >= first)
+        .map(|(&a, &b)| (a, b))
+        .collect();
+    for (a, b) in touching {
+        ranges.remove(&a);
+        first = first.min(a);
+        last = last.max(b);
+    }
+    ranges.insert(first, last);
+}
+
+/// Removes `first..=last` from the merged ranges.
+fn remove_range(ranges: &mut BTreeMap<u64, u64>, first: u64, last: u64) {
+    let overlapping: Vec<(u64, u64)> =
+        ranges.range(..=last).filter(|(_, &b)| b >= first).map(|(&a, &b)| (a, b)).collect();
+    for (a, b) in overlapping {
+        ranges.remove(&a);
+        if a < first {
+            ranges.insert(a, first - 1);
+        }
+        if b > last {
+            ranges.insert(last + 1, b);
+        }
+    }
+}
+
+/// Asks the kernel for a receive buffer of `want` bytes (past
+/// `net.core.rmem_max` when the process may) and returns what it gave.
+fn grow_rcvbuf(sock: &UdpSocket, want: usize) -> usize {
+    let fd = sock.as_raw_fd();
+    let want = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
+    let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: fd is a live socket owned by `sock`; the option value is a
+        // c_int on the stack and `size` is its size.
+        let rc = unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, opt, (&raw const want).cast(), size) };
+        if rc == 0 {
+            break; // SO_RCVBUFFORCE needs CAP_NET_ADMIN; else the capped one
+        }
+    }
+    let mut got: libc::c_int = 0;
+    let mut len = size;
+    // SAFETY: as above; `got` and `len` are valid for writes of their size.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&raw mut got).cast(), &mut len) };
+    if rc == 0 {
+        usize::try_from(got).unwrap_or(0)
+    } else {
+        0
+    }
 }
 
 /// True when ERROR `e` answers the pending `request`: it names it, or it
@@ -637,7 +946,7 @@ mod tests {
 
     #[test]
     fn which_errors_answer_a_request() {
-        let e = |request, code| ErrorEntry { request, code, detail: 0 };
+        let e = |request, code| ErrorEntry::whole(request, code, 0);
         assert!(answers(&e(7, ErrorCode::SubscriptionsFull), Some(7)));
         assert!(answers(&e(7, ErrorCode::Busy), Some(7)));
         assert!(!answers(&e(8, ErrorCode::Busy), Some(7)), "another request's");

@@ -306,10 +306,14 @@ fn subscribe_against(before: Vec<(Option<u32>, ErrorCode, u64)>) -> (Subscriber,
         let request = r.next().unwrap().request;
         for (offset, code, detail) in before {
             let id = offset.map_or(0, |o| request.wrapping_add(o));
-            fake.send_error(Some(from), ErrorEntry { request: id, code, detail });
+            fake.send_error(Some(from), ErrorEntry::whole(id, code, detail));
         }
         let mut buf = [0u8; 64];
-        let len = control::emit_acks(&mut buf, &[Ack { request, part: 0, parts: 1, streams: 5 }]).unwrap();
+        let len = control::emit_acks(
+            &mut buf,
+            &[Ack { request, part: 0, parts: 1, streams: 5, lifetime_ms: 30_000, instance: 7 }],
+        )
+        .unwrap();
         fake.sock.send_to(&buf[..len], from).unwrap();
         fake
     });
@@ -347,7 +351,7 @@ fn slow_consumer_notices_while_receiving_stop_the_stream_grants() {
     assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(9, 1010), credit(11, 1010)])]);
     let end = Instant::now() + Duration::from_secs(5);
     for (i, stream) in (9..10).chain(1000..2099).enumerate() {
-        fake.send_error(None, ErrorEntry { request: 0, code: ErrorCode::SlowConsumer, detail: stream });
+        fake.send_error(None, ErrorEntry::whole(0, ErrorCode::SlowConsumer, stream));
         // Read as we go: the socket buffer holds only so many datagrams.
         while (i % 50 == 49 || i == 1099) && s.stats().slow_consumer <= i as u64 && Instant::now() < end {
             assert_eq!(s.recv(Duration::from_millis(5)).unwrap(), None, "only notices were sent");
@@ -373,7 +377,11 @@ fn subscribing_again_starts_the_grants_again() {
     // The stream may be new in the appliance after this: positions start
     // from 0 again, so the old grant must not hold back new ones.
     let mut buf = [0u8; 64];
-    let len = control::emit_acks(&mut buf, &[Ack { request: 1, part: 0, parts: 1, streams: 1 }]).unwrap();
+    let len = control::emit_acks(
+        &mut buf,
+        &[Ack { request: 1, part: 0, parts: 1, streams: 1, lifetime_ms: 30_000, instance: 7 }],
+    )
+    .unwrap();
     fake.sock.send(&buf[..len]).unwrap();
     assert_eq!(s.subscribe(10, 10, Duration::from_millis(500)).unwrap(), 1);
     assert_eq!(fake.recv(QUIET).map(|g| matches!(g, Got::Other(FrameType::Subscribe))), Some(true));
@@ -402,7 +410,7 @@ fn publisher_counts_backpressure_without_blocking() {
     )
     .unwrap();
     fake.sock.send_to(&buf[..len], from).unwrap();
-    fake.send_error(Some(from), ErrorEntry { request: 0, code: ErrorCode::MixedShards, detail: 2 });
+    fake.send_error(Some(from), ErrorEntry::whole(0, ErrorCode::MixedShards, 2));
     fake.sock.send_to(b"not ours", from).unwrap();
     let len = control::emit_backpressure(&mut buf, &[Backpressure { stream: 1, refused: 1 }]).unwrap();
     fake.sock.send_to(&buf[..len], from).unwrap();

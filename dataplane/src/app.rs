@@ -244,7 +244,12 @@ fn run_workers(plant: &Plant<'_>, main: Main) -> anyhow::Result<Vec<WorkerReport
             stats.beat(unix_ns());
             std::thread::sleep(Duration::from_millis(5));
         }
-        tracing::info!(workers = blocks.len(), ports = ports.len(), instance = format!("{:016x}", live.instance), "ready");
+        tracing::info!(
+            workers = blocks.len(),
+            ports = ports.len(),
+            instance = format!("{:016x}", live.instance),
+            "ready"
+        );
         while !stop.load(Ordering::Relaxed) {
             stats.beat(unix_ns());
             std::thread::sleep(Duration::from_millis(20));

@@ -649,7 +649,8 @@ impl PubSub {
             }
             Err((full, id)) => {
                 c.add(Counter::SubscribeRefused, 1);
-                let e = ErrorEntry { request: work.request, code: full_code(full), part, parts: work.parts, detail: id };
+                let e =
+                    ErrorEntry { request: work.request, code: full_code(full), part, parts: work.parts, detail: id };
                 self.reply_error(w, q, ip, port, e, now_ms, batch, c);
             }
         }

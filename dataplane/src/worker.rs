@@ -177,7 +177,13 @@ impl Worker {
         if let Service::Streams(limits) = self.service {
             // SAFETY: rte_rdtsc only reads the time-stamp counter.
             let clock = Clock::now(unsafe { sys::rte_rdtsc() }, self.tsc_per_ms * 1000);
-            self.pubsub = Some(Box::new(PubSub::new(limits, self.mail.len() as u32, self.index as u32, clock, self.live.instance)));
+            self.pubsub = Some(Box::new(PubSub::new(
+                limits,
+                self.mail.len() as u32,
+                self.index as u32,
+                clock,
+                self.live.instance,
+            )));
         }
         let mut rx = [std::ptr::null_mut(); BURST_MAX];
         let mut batch = Batch::new();

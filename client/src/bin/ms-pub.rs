@@ -20,7 +20,8 @@ struct Args {
     /// Messages per second (0 = as fast as possible).
     #[arg(long, default_value_t = 1000)]
     rate: u64,
-    /// Payload bytes per message.
+    /// Payload bytes per message (at least 16: the publisher's counters,
+    /// see docs/protocol.md's note on ms-pub payloads).
     #[arg(long, default_value_t = 64)]
     payload: usize,
     /// Priority class, 0..=3.
@@ -35,7 +36,7 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let mut p = Publisher::new(a.at.target, a.at.bind, a.sockets).context("open publisher sockets")?;
     let (first, n) = (*a.at.streams.start(), (a.at.streams.end() - a.at.streams.start()).saturating_add(1));
-    let mut payload = vec![0u8; a.payload.max(8)];
+    let mut payload = vec![0u8; a.payload.max(cli::PAYLOAD_COUNTERS_LEN)];
     let start = Instant::now();
     let mut last_poll = start;
     for i in 0..a.count {
@@ -46,7 +47,7 @@ fn main() -> anyhow::Result<()> {
                 std::thread::sleep(wait);
             }
         }
-        payload[..8].copy_from_slice(&i.to_le_bytes());
+        cli::write_counters(&mut payload, i, i / n);
         p.publish(first.wrapping_add(i % n), a.class, &payload).context("publish")?;
         if last_poll.elapsed() >= POLL_EVERY {
             p.poll_backpressure().context("read backpressure")?;
@@ -60,6 +61,12 @@ fn main() -> anyhow::Result<()> {
     p.poll_backpressure().context("read backpressure")?;
     let (messages, datagrams) = p.counts();
     let mut summary = serde_json::json!({ "messages": messages, "datagrams": datagrams, "seconds": seconds });
+    let (unsent, send_errors) = p.unsent();
+    if send_errors > 0 {
+        // The appliance or the route to it was away (e.g. restarting).
+        summary["unsent"] = unsent.into();
+        summary["send_errors"] = send_errors.into();
+    }
     if p.backpressure_frames() > 0 {
         // Messages of streams under the `block` policy that the appliance
         // refused because a subscriber is behind (they are not in the stream).

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 struct Args {
     #[command(flatten)]
     at: cli::Endpoint,
-    /// Seconds to receive.
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
+    /// Seconds to receive (a decimal number), or `inf` to receive until
+    /// --count messages arrived or the process is stopped.
+    #[arg(long, default_value = "10", value_parser = |s: &str| cli::parse_seconds(s).map(RunFor))]
+    duration: RunFor,
     /// Stop after this many messages (0 = no limit).
     #[arg(long, default_value_t = 0)]
     count: u64,
@@ -39,6 +40,10 @@ struct Args {
     initial_credit: u64,
 }
 
+/// How long to receive (`None`: no limit).
+#[derive(Debug, Clone, Copy)]
+struct RunFor(Option<Duration>);
+
 /// How often --credit-rate grants.
 const RATE_TICK: Duration = Duration::from_millis(100);
 
@@ -52,16 +57,24 @@ fn main() -> anyhow::Result<()> {
             .subscribe(first, last, Duration::from_millis(500))
             .with_context(|| format!("subscribe {first}..={last}"))?;
     }
-    eprintln!("ms-sub: subscribed to {added} streams from {}", s.local_addr()?);
-    let end = Instant::now() + Duration::from_secs_f64(a.duration);
+    eprintln!(
+        "ms-sub: subscribed to {added} streams from {}; receive buffer {} bytes, credit window {} bytes per stream",
+        s.local_addr()?,
+        s.rcvbuf_bytes(),
+        s.effective_window().map_or_else(|| "manual".to_string(), |w| w.to_string())
+    );
+    let end = a.duration.0.and_then(|d| Instant::now().checked_add(d));
     let mut n = 0;
+    let mut counters = cli::PayloadCounters::default();
+    let mut restarts = 0;
     // --credit-rate: each stream's start position and when it was seen.
     let mut starts: HashMap<u64, (u64, Instant)> = HashMap::new();
     let mut last_tick = Instant::now();
     let mut notices = 0;
-    while Instant::now() < end && (a.count == 0 || n < a.count) {
+    while end.is_none_or(|end| Instant::now() < end) && (a.count == 0 || n < a.count) {
         if let Some(d) = s.recv(Duration::from_millis(100))? {
             n += 1;
+            counters.saw(d.stream, &d.payload);
             if a.verbose {
                 println!("stream {} seq {} len {}", d.stream, d.seq, d.payload.len());
             }
@@ -85,6 +98,13 @@ fn main() -> anyhow::Result<()> {
             eprintln!("ms-sub: the appliance removed the subscription to stream {stream}: slow consumer");
         }
         notices = s.slow_consumer_notices().len();
+        if s.stats().restarts > restarts {
+            restarts = s.stats().restarts;
+            eprintln!(
+                "ms-sub: the appliance restarted (instance {:016x}); subscribed again, sequence numbers start again",
+                s.instance().unwrap_or(0)
+            );
+        }
     }
     for (first, last) in cli::chunks(a.at.streams) {
         let _ = s.unsubscribe(first, last, Duration::from_millis(300));
@@ -97,6 +117,8 @@ fn main() -> anyhow::Result<()> {
             "datagrams": st.datagrams, "streams_seen": s.streams().count(),
             "credits_sent": st.credits_sent, "slow_consumer": st.slow_consumer,
             "slow_consumer_streams": s.slow_consumer_notices(),
+            "restarts": st.restarts, "resubscribes": st.resubscribes, "socket_errors": st.socket_errors,
+            "missed": counters.missed(),
         })
     );
     Ok(())
