@@ -119,7 +119,7 @@ impl Daemon {
 
     fn parse_req(&self, req: &Value) -> anyhow::Result<Config> {
         let yaml = req["yaml"].as_str().context("request has no \"yaml\"")?;
-        Config::parse(yaml, req["origin"].as_str().unwrap_or("request"))
+        Ok(Config::parse(yaml, req["origin"].as_str().unwrap_or("request"))?)
     }
 
     fn status(&self) -> Value {
