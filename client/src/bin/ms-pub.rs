@@ -20,15 +20,25 @@ struct Args {
     /// Messages per second (0 = as fast as possible).
     #[arg(long, default_value_t = 1000)]
     rate: u64,
-    /// Payload bytes per message.
-    #[arg(long, default_value_t = 64)]
+    /// Payload bytes per message (8 up to the protocol's largest payload).
+    #[arg(long, default_value_t = 64, value_parser = payload_bytes)]
     payload: usize,
-    /// Priority class, 0..=3.
-    #[arg(long, default_value_t = 1)]
+    /// Priority class, 0 to 3.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=3))]
     class: u8,
     /// UDP sockets (source ports) to spread shards over.
     #[arg(long, default_value_t = 8)]
     sockets: usize,
+}
+
+/// `--payload`, refused on its own (not as "payload or class").
+fn payload_bytes(s: &str) -> Result<usize, String> {
+    let max = ms_wire::PAYLOAD_MAX;
+    let n: usize = s.parse().map_err(|_| format!("{s:?} is not a byte count; expected 0 to {max}"))?;
+    if n > max {
+        return Err(format!("{n} bytes is above the largest payload the protocol carries ({max})"));
+    }
+    Ok(n)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,4 +78,23 @@ fn main() -> anyhow::Result<()> {
     }
     println!("{summary}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(args: &[&str]) -> String {
+        let argv = ["ms-pub", "--target", "198.18.0.1:9000"].iter().chain(args);
+        Args::try_parse_from(argv).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn payload_and_class_errors_name_their_option() {
+        let too_big = (ms_wire::PAYLOAD_MAX + 1).to_string();
+        let e = refused(&["--payload", &too_big]);
+        assert!(e.contains("--payload") && e.contains("largest payload") && !e.contains("class"), "{e}");
+        let e = refused(&["--class", "4"]);
+        assert!(e.contains("--class") && e.contains("0..=3") && !e.contains("payload"), "{e}");
+    }
 }
