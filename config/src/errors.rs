@@ -161,11 +161,7 @@ pub(crate) fn describe(e: &YamlError, text: &str) -> (Option<Location>, String) 
 fn syntax(s: &str) -> String {
     let s = s.rfind(" at line ").map_or(s, |i| &s[..i]);
     let s = s.strip_prefix("YAML parse error: ").unwrap_or(s);
-    let plain = s
-        .replace("DuplicateKeyPolicy", "")
-        .replace(", set  in Options if acceptable", "")
-        .replace("did not find expected", "expected");
-    plain
+    s.replace("did not find expected", "expected")
 }
 
 /// Where a non-UTF-8 file first goes wrong.
