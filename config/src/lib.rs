@@ -2,7 +2,6 @@
 //! value checked while it is read so errors carry file:line:column, and
 //! cross-field checks named by their path in the file.
 
-use anyhow::Context;
 use ms_netstack::host::ROUTES_MAX;
 use ms_netstack::route::Prefix;
 use ms_netstack::{Ipv4Addr, MacAddr};
@@ -12,6 +11,11 @@ use serde_saphyr::{Location, Spanned};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+
+mod errors;
+pub mod host;
+pub use errors::ConfigError;
+pub use host::Host;
 
 /// Largest RX burst a worker accepts.
 pub const RX_BURST_MAX: usize = 512;
@@ -724,13 +728,23 @@ struct CheckError {
 }
 
 impl CheckError {
-    /// As an error naming `origin` (and line:column when known); `note`
-    /// is appended to the message.
-    fn located(self, origin: &str, note: &str) -> anyhow::Error {
-        match self.at {
-            Some(loc) => anyhow::anyhow!("{origin}:{}:{}: {}{note}", loc.line(), loc.column(), self.msg),
-            None => anyhow::anyhow!("{origin}: {}{note}", self.msg),
-        }
+    /// As an error naming `origin` and the line:column of the offending
+    /// value: its own when it carries one, else the key its message starts
+    /// with, looked up in `text`; `note` is appended to the message.
+    fn located(self, origin: &str, note: &str, text: Option<&str>) -> ConfigError {
+        let mut msg = self.msg;
+        let at = self.at.or_else(|| {
+            let key = msg.split(": ").next().unwrap_or_default().to_string();
+            match errors::locate(text?, &key) {
+                Some((loc, true)) => Some(loc),
+                near => {
+                    msg.push_str(&format!(" ({key} is not set in this file, so this is its default; set it)"));
+                    near.map(|(loc, _)| loc)
+                }
+            }
+        });
+        msg.push_str(note);
+        ConfigError::at(origin, at, msg)
     }
 }
 
@@ -743,22 +757,39 @@ macro_rules! fail {
 
 impl Config {
     /// Reads, parses and checks a config file.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}: check the path and its permissions", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::parse(&Self::read_text(path)?, &path.display().to_string())
+    }
+
+    /// A config file's text: refused when unreadable, over
+    /// `errors::FILE_BYTES_MAX` or not UTF-8.
+    fn read_text(path: &Path) -> Result<String, ConfigError> {
+        let file = path.display().to_string();
+        let unreadable = |message: String| ConfigError { file: file.clone(), at: None, message };
+        let len = std::fs::metadata(path)
+            .map_err(|e| unreadable(format!("cannot read config: {e}; check the path and its permissions")))?
+            .len();
+        if len > errors::FILE_BYTES_MAX as u64 {
+            return Err(unreadable(format!(
+                "the file is {len} bytes; a config is a few KiB and at most {} (is this the right file?)",
+                errors::FILE_BYTES_MAX
+            )));
+        }
+        let bytes = std::fs::read(path)
+            .map_err(|e| unreadable(format!("cannot read config: {e}; check the path and its permissions")))?;
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(text),
+            Err(e) => Err(errors::not_utf8(&file, e.as_bytes(), &e.utf8_error())),
+        }
     }
 
     /// Parses and checks config text; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Config> {
-        let cfg: Config = serde_saphyr::from_str(text).map_err(|e| {
-            let msg = strip_location(&e.without_snippet().to_string());
-            match e.location() {
-                Some(loc) => anyhow::anyhow!("{origin}:{}:{}: {msg}", loc.line(), loc.column()),
-                None => anyhow::anyhow!("{origin}: {msg}"),
-            }
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = serde_saphyr::from_str_with_options(text, errors::parse_options()).map_err(|e| {
+            let (at, msg) = errors::describe(&e, text);
+            ConfigError::at(origin, at, msg)
         })?;
-        cfg.check().map_err(|e| e.located(origin, ""))?;
+        cfg.check().map_err(|e| e.located(origin, "", Some(text)))?;
         Ok(cfg)
     }
 
@@ -768,7 +799,7 @@ impl Config {
     /// `new`'s live values were checked against its own restart-only ones
     /// (e.g. `memory.stream_queue_bytes_max` against `memory.budget_bytes`
     /// and `workers`), and the running ones stay until a restart.
-    pub fn with_live(&self, new: &Config, origin: &str) -> anyhow::Result<Config> {
+    pub fn with_live(&self, new: &Config, origin: &str) -> Result<Config, ConfigError> {
         let mut c = self.clone();
         c.streams.subscription_lifetime_ms = new.streams.subscription_lifetime_ms;
         c.scheduler = new.scheduler.clone();
@@ -779,6 +810,7 @@ impl Config {
                 origin,
                 " (checked against the running workers and memory.budget_bytes, which change only at a restart: \
                  restart with the new file, or apply the live keys in a step of their own)",
+                None,
             )
         })?;
         Ok(c)
@@ -845,41 +877,45 @@ impl Config {
             }
         }
         if e.main_lcore > LCORE_ID_MAX {
-            fail!(None, "eal.main_lcore: {} is above {LCORE_ID_MAX}", e.main_lcore);
+            fail!(None, "eal.main_lcore: wrote {}; expected 0 to {LCORE_ID_MAX}", e.main_lcore);
         }
         // Vector PMDs round bursts down to a multiple of 4 or 8; below 8 some
         // would never return a packet.
         if !(8..=RX_BURST_MAX).contains(&usize::from(w.rx_burst)) {
-            fail!(None, "workers.rx_burst: expected 8..={}, got {}", RX_BURST_MAX, w.rx_burst);
+            fail!(None, "workers.rx_burst: wrote {}; expected 8 to {RX_BURST_MAX} packets per burst", w.rx_burst);
         }
         if !(1..=8).contains(&e.log_level) {
-            fail!(None, "eal.log_level: expected 1..=8, got {}", e.log_level);
+            fail!(None, "eal.log_level: wrote {}; expected 1 (critical only) to 8 (debug)", e.log_level);
         }
         if e.memory_mb < 64 {
-            fail!(None, "eal.memory_mb: at least 64 MiB, got {}", e.memory_mb);
+            fail!(None, "eal.memory_mb: wrote {}; expected at least 64 (MiB)", e.memory_mb);
         }
         if let Some((l, _)) = e.cpus.iter().find(|(l, _)| **l != e.main_lcore && !w.lcores.value.contains(l)) {
             fail!(None, "eal.cpus: lcore {l} is neither eal.main_lcore nor a worker");
         }
         if self.service.udp_port == 0 {
-            fail!(None, "service.udp_port: 0 is not a port");
+            fail!(None, "service.udp_port: wrote 0; expected a UDP port from 1 to 65535");
         }
         if self.arp.entry_ttl_s == 0 || self.arp.request_interval_ms == 0 {
             fail!(None, "arp: entry_ttl_s and request_interval_ms must be at least 1");
         }
         let st = &self.streams;
-        if st.max_per_worker == 0 || st.max_per_worker > 1 << 24 {
-            fail!(None, "streams.max_per_worker: expected 1..=16777216, got {}", st.max_per_worker);
-        }
-        if st.subscribers_max == 0
-            || st.subscribers_max > 1 << 20
-            || st.subscriptions_max == 0
-            || st.subscriptions_max > 1 << 26
-        {
-            fail!(None, "streams: subscribers_max must be 1..=1048576 and subscriptions_max 1..=67108864");
+        let bounds = [
+            ("max_per_worker", st.max_per_worker, 1 << 24),
+            ("subscribers_max", st.subscribers_max, 1 << 20),
+            ("subscriptions_max", st.subscriptions_max, 1 << 26),
+        ];
+        for (key, v, max) in bounds {
+            if v == 0 || v > max {
+                fail!(None, "streams.{key}: wrote {v}; expected 1 to {max}");
+            }
         }
         if st.subscription_lifetime_ms < 100 {
-            fail!(None, "streams.subscription_lifetime_ms: at least 100, got {}", st.subscription_lifetime_ms);
+            fail!(
+                None,
+                "streams.subscription_lifetime_ms: wrote {}; expected at least 100",
+                st.subscription_lifetime_ms
+            );
         }
         self.check_ports()?;
         self.check_mempool()?;
@@ -1030,8 +1066,8 @@ impl Config {
             if !name_ok {
                 fail!(
                     at,
-                    "ports[{i}].name: {:?} must be 1 to 24 characters of A-Z a-z 0-9 _ . - (it labels metrics)",
-                    p.name
+                    "ports[{i}].name: wrote {}; expected 1 to 24 characters of A-Z a-z 0-9 _ . - (it labels metrics)",
+                    errors::shown(&p.name)
                 );
             }
             if ports[..i].iter().any(|q| q.name == p.name) {
@@ -1045,7 +1081,7 @@ impl Config {
                 fail!(at, "ports[{i}].ipv4: {net} is not a host address with a /1../30 prefix");
             }
             if p.routes.len() > ROUTES_MAX {
-                fail!(None, "ports[{i}].routes: at most {ROUTES_MAX} routes, got {}", p.routes.len());
+                fail!(None, "ports[{i}].routes: wrote {} routes; expected at most {ROUTES_MAX}", p.routes.len());
             }
             for (j, r) in p.routes.iter().enumerate() {
                 let gw = r.via.value.0;
@@ -1057,8 +1093,10 @@ impl Config {
                     );
                 }
             }
-            if !(64..=32768).contains(&p.rx_desc) || !(64..=32768).contains(&p.tx_desc) {
-                fail!(None, "ports[{i}]: rx_desc and tx_desc must be within 64..=32768");
+            for (key, v) in [("rx_desc", p.rx_desc), ("tx_desc", p.tx_desc)] {
+                if !(64..=32768).contains(&v) {
+                    fail!(None, "ports[{i}].{key}: wrote {v}; expected 64 to 32768 descriptors");
+                }
             }
         }
         Ok(())
@@ -1081,10 +1119,14 @@ impl Config {
             + workers * delivers
             + (workers + 1) * u64::from(m.cache);
         if u64::from(m.mbufs) < need {
-            fail!(None, "mempool.mbufs: {} is too few for the rings and caches; need at least {need}", m.mbufs);
+            fail!(None, "mempool.mbufs: {} is too few for the rings and caches; expected at least {need}", m.mbufs);
         }
         if m.cache > 512 || u64::from(m.cache) * 3 / 2 > u64::from(m.mbufs) {
-            fail!(None, "mempool.cache: {} must be at most 512 and well below mempool.mbufs", m.cache);
+            fail!(
+                None,
+                "mempool.cache: wrote {}; expected at most 512 and at most two thirds of mempool.mbufs",
+                m.cache
+            );
         }
         Ok(())
     }
@@ -1152,14 +1194,6 @@ impl Config {
             Device::Pci(a) => Some(a.as_str()),
             Device::Vdev { .. } => None,
         })
-    }
-}
-
-/// The parser appends "at line L, column C"; we put it in front instead.
-fn strip_location(s: &str) -> String {
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s.to_string(),
     }
 }
 

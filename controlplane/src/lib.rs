@@ -9,3 +9,4 @@
 pub mod api;
 pub mod metrics;
 pub mod server;
+pub mod text;

@@ -64,7 +64,12 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
 /// fresh; `start_s` is its start time in seconds since the epoch.
 pub fn render(dir: &[Slot], blocks: &[Vec<u64>], up: bool, start_s: f64) -> String {
     let mut out = String::new();
-    header(&mut out, "ms_dataplane_up", "1 when the dataplane's stats heartbeat is fresh (under 2 s old).", "gauge");
+    header(
+        &mut out,
+        "ms_dataplane_up",
+        "1 when the dataplane's process exists and its stats heartbeat is fresh (under 10 heartbeat periods, 200 ms).",
+        "gauge",
+    );
     let _ = writeln!(out, "ms_dataplane_up {}", u8::from(up));
     header(
         &mut out,

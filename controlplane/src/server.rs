@@ -5,6 +5,7 @@
 
 use crate::api;
 use crate::metrics;
+use crate::text;
 use anyhow::Context;
 use ms_config::Config;
 use serde_json::{json, Map, Value};
@@ -37,6 +38,13 @@ pub struct Daemon {
 
 fn unix_s() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Whether the segment's writer is alive: its process exists and its
+/// heartbeat is fresh (`text::liveness`).
+fn alive(seg: &ms_stats::Segment) -> Result<(), String> {
+    let age_s = unix_s() - seg.heartbeat_unix_ns() as f64 / 1e9;
+    text::liveness(seg.pid(), text::pid_alive(seg.pid()), age_s)
 }
 
 impl Daemon {
@@ -76,7 +84,7 @@ impl Daemon {
         match self.stats() {
             Ok(seg) => {
                 let (dir, blocks) = metrics::snapshot(&seg);
-                let up = unix_s() - seg.heartbeat_unix_ns() as f64 / 1e9 < 2.0;
+                let up = alive(&seg).is_ok();
                 metrics::render(&dir, &blocks, up, seg.start_unix_ns() as f64 / 1e9)
             }
             Err(_) => metrics::render(&[], &[], false, 0.0),
@@ -119,7 +127,7 @@ impl Daemon {
 
     fn parse_req(&self, req: &Value) -> anyhow::Result<Config> {
         let yaml = req["yaml"].as_str().context("request has no \"yaml\"")?;
-        Config::parse(yaml, req["origin"].as_str().unwrap_or("request"))
+        Ok(Config::parse(yaml, req["origin"].as_str().unwrap_or("request"))?)
     }
 
     fn status(&self) -> Value {
@@ -143,14 +151,26 @@ impl Daemon {
                     "rx_packets_per_s": rate("rx_packets"), "tx_packets_per_s": rate("tx_packets"),
                     "messages_published_per_s": rate("messages_published"), "messages_delivered_per_s": rate("deliver_messages"),
                 });
+                let ports: Map<String, Value> = t_now
+                    .iter()
+                    .filter_map(|(k, _)| k.strip_prefix("port_rx_packets:port=").filter(|p| !p.is_empty()))
+                    .map(|p| (p.to_string(), rate(&format!("port_rx_packets:port={p}")).into()))
+                    .collect();
                 let totals: Map<String, Value> = t_now.into_iter().map(|(k, v)| (k, v.into())).collect();
                 let age_s = unix_s() - seg.heartbeat_unix_ns() as f64 / 1e9;
-                json!({ "up": age_s < 2.0, "heartbeat_age_s": age_s, "workers": seg.lcores(), "rates": rates, "totals": totals })
+                let live = alive(&seg);
+                json!({
+                    "up": live.is_ok(), "down_reason": live.err(), "pid": seg.pid(), "heartbeat_age_s": age_s,
+                    "workers": seg.lcores(), "rates": rates, "port_rx_packets_per_s": ports, "totals": totals,
+                })
             }
             Err(e) => json!({ "up": false, "error": format!("{e:#}") }),
         };
+        let mut dataplane = dataplane;
+        describe_links(&mut dataplane, &stats);
         json!({
             "ok": true,
+            "dataplane_up": dataplane["ok"] == true && stats["up"] == true,
             "controlplane": { "pid": std::process::id(), "config": self.origin, "log_level": *self.log_level.lock().unwrap_or_else(|p| p.into_inner()) },
             "dataplane": dataplane,
             "stats": stats,
@@ -198,6 +218,7 @@ impl Daemon {
 
     fn log_level(&self, req: &Value) -> anyhow::Result<Value> {
         let level = req["level"].as_str().context("request has no \"level\"")?;
+        text::check_log_level(level).map_err(|e| anyhow::anyhow!(e))?;
         (self.set_log_level)(level).map_err(|e| anyhow::anyhow!(e))?;
         *self.log_level.lock().unwrap_or_else(|p| p.into_inner()) = level.to_string();
         let dp = self
@@ -205,6 +226,17 @@ impl Daemon {
             .unwrap_or_else(|e| json!({ "ok": false, "error": format!("{e:#}") }));
         tracing::info!(level, "log level changed");
         Ok(json!({ "ok": true, "controlplane": level, "dataplane": dp }))
+    }
+}
+
+/// Adds to each port of the dataplane's status a `link` in words: the
+/// driver's view, overridden by traffic seen in the rate window.
+fn describe_links(dataplane: &mut Value, stats: &Value) {
+    for p in dataplane["ports"].as_array_mut().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or_default().to_string();
+        let rx = stats["port_rx_packets_per_s"][&name].as_f64().unwrap_or(0.0);
+        let words = text::link_words(p["link_up"] == true, p["driver"].as_str().unwrap_or_default(), rx);
+        p["link"] = words.into();
     }
 }
 

@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use ms_dataplane::{app, config::Config, eal, report};
+use ms_dataplane::config::{Config, Host};
+use ms_dataplane::{app, eal, report};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -21,9 +22,14 @@ struct Cli {
     /// Path to the YAML config.
     #[arg(short, long, default_value = "/etc/memorystreamer/memorystreamer.yaml")]
     config: PathBuf,
-    /// Check the config and exit.
+    /// Check the config and exit (including that every lcore's CPU is
+    /// online on this machine, unless --for-other-host).
     #[arg(long)]
     check: bool,
+    /// With --check or --print-eal-args: the file is for another machine,
+    /// so do not check it against this machine's CPUs.
+    #[arg(long)]
+    for_other_host: bool,
     /// Print the EAL arguments the config produces and exit.
     #[arg(long)]
     print_eal_args: bool,
@@ -68,7 +74,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli, set_log_level: SetLevel) -> anyhow::Result<()> {
-    let cfg = Config::load(&cli.config)?;
+    // Printing arguments for another machine needs no check of this one;
+    // running here, and checking for here, do.
+    let host = if cli.for_other_host || cli.print_eal_args { Host::Other } else { Host::This };
+    let cfg = Config::load_for(&cli.config, host)?;
     let args = eal::eal_args(&cfg);
     tracing::debug!(args = ?args, "EAL arguments");
     if cli.check {

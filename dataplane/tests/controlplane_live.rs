@@ -172,8 +172,16 @@ fn msctl_live_config_sigkill_and_prometheus() {
     assert_eq!(st["dataplane"]["live"]["streams.subscription_lifetime_ms"], 3000);
     let rate = st["stats"]["rates"]["messages_published_per_s"].as_f64().unwrap();
     assert!(rate > 100.0, "status shows the publish rate during traffic: {st:#}");
+    // The TAP's kernel side is in the namespace, where net_tap cannot see
+    // it; the port carries traffic, so it is not "down".
+    let link = st["dataplane"]["ports"][0]["link"].as_str().unwrap_or_default();
+    assert!(link.starts_with("up"), "link of a TAP carrying traffic: {st:#}");
+    let (ok, text) = msctl(&socket, &["status"]);
+    assert!(ok && text.contains("link up") && !text.contains(" ,"), "{text}");
     let (ok, text) = msctl(&socket, &["log-level", "debug"]);
-    assert!(ok, "{text}");
+    assert!(ok && text.contains("log level debug: control plane, dataplane"), "{text}");
+    let (ok, text) = msctl(&socket, &["log-level", ""]);
+    assert!(!ok && text.contains("expected one of error, warn, info, debug, trace, off"), "{text}");
 
     // SIGKILL the control plane mid-stream; the dataplane goes on.
     cp.0.kill().unwrap();
@@ -201,6 +209,8 @@ fn msctl_live_config_sigkill_and_prometheus() {
     let top: Value = serde_json::from_str(&text).unwrap();
     let first = &top["top"][0];
     assert!(first["stream"].as_u64().unwrap() < 50 && first["messages"].as_u64().unwrap() > 0, "{top}");
+    let (ok, text) = msctl(&socket, &["streams", "top"]);
+    assert!(ok && text.contains("\nmessages (est): space-saving estimate"), "a legend under the table: {text}");
 
     // A real Prometheus scrapes the endpoint; its view of the dataplane's
     // received packets equals what the kernel side sent.
@@ -295,4 +305,57 @@ fn consistency_checks(path: &Path, stop: &AtomicBool) -> u64 {
         }
     }
     checked
+}
+
+fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    http_get(addr, "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+}
+
+/// A dataplane that dies is seen as down within a few heartbeat periods:
+/// `msctl status` exits non-zero and says why, `ms_dataplane_up` is 0.
+/// (Polled with a generous bound: no assertion on speed.)
+#[test]
+fn status_and_metrics_see_a_dead_dataplane() {
+    require_root();
+    let _guard = common::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("msctl.sock");
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = format!(
+        "eal: {{ main_lcore: 0, memory_mb: 256 }}\nports:\n  - {{ name: n0, device: net_null0, ipv4: \"198.18.0.1/24\" }}\n\
+         workers: {{ lcores: [1] }}\nmempool: {{ mbufs: 4095, cache: 64 }}\n\
+         controlplane: {{ socket: \"{}\", prometheus_listen: \"{metrics_addr}\" }}\n",
+        socket.display()
+    );
+    let mut dp = Dataplane::spawn(&config);
+    dp.wait_ready(Duration::from_secs(30));
+    let _cp = start_controlplane(&dp.dir.path().join("dataplane.yaml"), &socket);
+    let st = status(&socket);
+    assert_eq!(st["dataplane_up"], true, "{st:#}");
+    assert_eq!(metric(metrics_addr, "ms_dataplane_up"), Some(1.0));
+
+    // SIGKILL by pid, keeping `dp` (and its directory with the stats
+    // segment) until the end: the process stays a zombie until reaped, so
+    // this is the heartbeat that must tell.
+    let pid = st["dataplane"]["pid"].as_u64().expect("dataplane pid").to_string();
+    assert!(Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let start = Instant::now();
+    let (code, text) = loop {
+        let out = Command::new(sibling("msctl")).arg("--socket").arg(&socket).arg("status").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() || start.elapsed() > Duration::from_secs(20) {
+            break (out.status.code(), text);
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(2), "msctl status after the dataplane died:\n{text}");
+    assert!(text.contains(&format!("dataplane: DOWN: the dataplane (pid {pid})")), "{text}");
+    let start = Instant::now();
+    while metric(metrics_addr, "ms_dataplane_up") != Some(0.0) && start.elapsed() < Duration::from_secs(20) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric(metrics_addr, "ms_dataplane_up"), Some(0.0));
+    drop(dp);
 }

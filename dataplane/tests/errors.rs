@@ -48,7 +48,7 @@ fn missing_config_says_so() {
     let out = Command::new(common::binary()).args(["--config", "/nonexistent/ms.yaml"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("cannot read config /nonexistent/ms.yaml"), "{err}");
+    assert!(err.contains("/nonexistent/ms.yaml: cannot read config: No such file"), "{err}");
 }
 
 #[test]
@@ -104,4 +104,35 @@ fn sigint_stops_workers_ports_and_eal_cleanly() {
     let drops: u64 =
         c.as_object().unwrap().iter().filter(|(k, _)| k.starts_with("drop_")).map(|(_, v)| v.as_u64().unwrap()).sum();
     assert_eq!(drops, rx, "{c:#}");
+}
+
+/// The first CPU this machine does not have online.
+fn offline_cpu() -> u32 {
+    let online = std::fs::read_to_string(ms_dataplane::config::host::CPUS_ONLINE_PATH)
+        .expect("read /sys/devices/system/cpu/online");
+    let online = ms_dataplane::config::host::parse_cpu_list(&online).expect("parse the online CPU list");
+    (0..).find(|c| !online.contains(c)).unwrap_or(u32::MAX)
+}
+
+#[test]
+fn check_refuses_lcores_this_machine_does_not_have() {
+    let cpu = offline_cpu();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.yaml");
+    std::fs::write(&path, config("net_null0", "").replace("lcores: [1]", &format!("lcores: [{cpu}]"))).unwrap();
+    let out = Command::new(common::binary()).arg("--config").arg(&path).arg("--check").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = format!(
+        "other.yaml:7:20: workers.lcores[0]: lcore {cpu} runs on CPU {cpu}, which this machine does not have online"
+    );
+    assert!(err.contains(&want), "want {want:?} in {err}");
+    // The same file validated for another machine passes.
+    let out = Command::new(common::binary())
+        .arg("--config")
+        .arg(&path)
+        .args(["--check", "--for-other-host"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

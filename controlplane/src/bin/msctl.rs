@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser, Subcommand};
-use ms_controlplane::api;
+use ms_config::{Config, ConfigError, Host};
+use ms_controlplane::{api, text};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +15,8 @@ struct Cli {
     /// The control plane's socket (controlplane.socket in the config).
     #[arg(long, env = "MSCTL_SOCKET", default_value = "/run/memorystreamer/msctl.sock", global = true)]
     socket: PathBuf,
-    /// Print JSON instead of text (read commands).
+    /// Print JSON instead of text (every command; errors too, as
+    /// {"ok":false,...}).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -64,10 +66,16 @@ enum StreamsOp {
 
 #[derive(Debug, Subcommand)]
 enum ConfigOp {
-    /// Check a file; errors carry file:line:column.
+    /// Check a file here, without a control plane; errors carry
+    /// file:line:column. Checks the lcores against this machine's CPUs
+    /// unless --for-other-host.
     Validate {
         /// The YAML file.
         file: PathBuf,
+        /// The file is for another machine: skip the checks against this
+        /// one (online CPUs).
+        #[arg(long)]
+        for_other_host: bool,
     },
     /// What applying a file would change, live or after a restart.
     Diff {
@@ -95,6 +103,19 @@ fn file_req(cmd: &str, file: &PathBuf) -> anyhow::Result<Value> {
     Ok(json!({ "cmd": cmd, "yaml": yaml, "origin": file.display().to_string() }))
 }
 
+/// What `run` failed with: a message, or a refused config file (its
+/// errors carry their own place in the file).
+enum Failure {
+    Error(anyhow::Error),
+    Invalid(ConfigError),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
 fn main() {
     // Die quietly on a closed pipe (`msctl stats | head`) like other tools.
     // SAFETY: setting a signal disposition to the default before any thread
@@ -103,48 +124,77 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    if let Err(e) = run(&cli) {
-        eprintln!("msctl: {e:#}");
-        std::process::exit(1);
+    let failure = match run(&cli) {
+        Ok(()) => return,
+        Err(f) => f,
+    };
+    match (&failure, cli.json) {
+        (Failure::Invalid(e), true) => {
+            let (line, column) = e.at.map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            let err = json!({ "file": e.file, "line": line, "column": column, "message": e.message });
+            println!("{}", json!({ "ok": false, "errors": [err] }));
+        }
+        (Failure::Invalid(e), false) => eprintln!("msctl: {e}"),
+        (Failure::Error(e), true) => println!("{}", json!({ "ok": false, "error": format!("{e:#}") })),
+        (Failure::Error(e), false) => eprintln!("msctl: {e:#}"),
     }
+    std::process::exit(1);
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.cmd {
         Cmd::Status => {
             let r = call(cli, json!({ "cmd": "status" }))?;
-            print_or(cli, &r, print_status)
+            print_or(cli, &r, print_status)?;
+            if r["dataplane_up"] != true {
+                // The reason is in the output already (text or JSON).
+                std::process::exit(2);
+            }
+            Ok(())
         }
         Cmd::Stats { watch: None } => {
             let r = call(cli, json!({ "cmd": "stats" }))?;
-            print_or(cli, &r, |r| print_stats(r, None))
+            Ok(print_or(cli, &r, |r| print_stats(r, None))?)
         }
-        Cmd::Stats { watch: Some(secs) } => watch(cli, *secs),
+        Cmd::Stats { watch: Some(secs) } => Ok(watch(cli, *secs)?),
         Cmd::Config { op } => config(cli, op),
         Cmd::Streams { op: StreamsOp::Top } => {
             let r = call(cli, json!({ "cmd": "streams_top" }))?;
-            print_or(cli, &r, |r| {
-                println!("{:>20} {:>14} {:>14}", "stream", "messages (est)", "at least");
-                for e in r["top"].as_array().into_iter().flatten() {
-                    println!("{:>20} {:>14} {:>14}", e["stream"], e["messages"], e["at_least"]);
-                }
-            })
+            Ok(print_or(cli, &r, |r| {
+                let num = |v: &Value| v.as_u64().unwrap_or(0);
+                let rows: Vec<(u64, u64, u64)> = r["top"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| (num(&e["stream"]), num(&e["messages"]), num(&e["at_least"])))
+                    .collect();
+                print!("{}", text::top_table(&rows));
+            })?)
         }
         Cmd::Streams { op: StreamsOp::Affected } => {
             let r = call(cli, json!({ "cmd": "streams_affected" }))?;
-            print_or(cli, &r, |r| {
+            Ok(print_or(cli, &r, |r| {
                 println!("{:>20} {:>24} {:>14}", "stream", "subscriber", "messages lost");
                 for e in r["affected"].as_array().into_iter().flatten() {
                     let who = e["subscriber"].as_str().unwrap_or("?");
                     println!("{:>20} {:>24} {:>14}", e["stream"], who, e["messages_lost"]);
                 }
-            })
+            })?)
         }
         Cmd::LogLevel { level } => {
+            text::check_log_level(level).map_err(|e| anyhow::anyhow!(e))?;
             let r = call(cli, json!({ "cmd": "log_level", "level": level }))?;
-            print_or(cli, &r, |r| {
-                println!("log level: control plane {}, dataplane {}", r["controlplane"], r["dataplane"]["ok"])
-            })
+            print_or(cli, &r, |r| match r["dataplane"]["ok"] == true {
+                true => println!("log level {level}: control plane, dataplane"),
+                false => println!(
+                    "log level {level}: control plane; dataplane NOT changed ({})",
+                    r["dataplane"]["error"].as_str().unwrap_or("no answer")
+                ),
+            })?;
+            if r["dataplane"]["ok"] != true {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Cmd::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "msctl", &mut std::io::stdout());
@@ -153,11 +203,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 }
 
-fn config(cli: &Cli, op: &ConfigOp) -> anyhow::Result<()> {
+fn config(cli: &Cli, op: &ConfigOp) -> Result<(), Failure> {
     match op {
-        ConfigOp::Validate { file } => {
-            call(cli, file_req("config_validate", file)?)?;
-            println!("{}: ok", file.display());
+        ConfigOp::Validate { file, for_other_host } => {
+            // Offline, like `nginx -t`: no control plane needed.
+            let host = if *for_other_host { Host::Other } else { Host::This };
+            Config::load_for(file, host).map_err(Failure::Invalid)?;
+            let r = json!({ "ok": true, "file": file.display().to_string(), "for_other_host": for_other_host });
+            print_or(cli, &r, |_| println!("{}: ok", file.display()))?;
         }
         ConfigOp::Diff { file } => {
             let r = call(cli, file_req("config_diff", file)?)?;
@@ -205,6 +258,11 @@ fn print_or(cli: &Cli, r: &Value, text: impl FnOnce(&Value)) -> anyhow::Result<(
 
 fn print_status(r: &Value) {
     let dp = &r["dataplane"];
+    let st = &r["stats"];
+    if r["dataplane_up"] != true {
+        let why = st["down_reason"].as_str().or(st["error"].as_str()).or(dp["error"].as_str()).unwrap_or("no answer");
+        println!("dataplane: DOWN: {why}");
+    }
     if dp["ok"] == true {
         println!(
             "dataplane: pid {}, up {:.0} s, workers on lcores {}, log level {}",
@@ -214,44 +272,54 @@ fn print_status(r: &Value) {
             dp["log_level"]
         );
         for p in dp["ports"].as_array().into_iter().flatten() {
-            println!(
-                "  port {}: {} {} link {} {} Mbit/s",
-                p["name"],
-                p["driver"],
-                p["mac"],
-                if p["link_up"] == true { "up" } else { "down" },
-                p["speed_mbps"]
-            );
+            let speed = match p["speed_mbps"].as_u64() {
+                Some(s) if s > 0 => format!(", {s} Mbit/s"),
+                _ => String::new(),
+            };
+            let (name, driver, mac) = (str_of(&p["name"]), str_of(&p["driver"]), str_of(&p["mac"]));
+            println!("  port {name}: {driver} {mac}, link {}{speed}", str_of(&p["link"]));
         }
         for (k, v) in dp["live"].as_object().into_iter().flatten() {
             println!("  {k} = {v}");
         }
-    } else {
-        println!("dataplane: not reachable ({})", dp["error"].as_str().unwrap_or("?"));
     }
-    let st = &r["stats"];
     let t = &st["totals"];
     let rt = &st["rates"];
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
-    println!(
-        "rates: rx {:.0} pkt/s, tx {:.0} pkt/s, published {:.0} msg/s, delivered {:.0} msg/s",
-        f(&rt["rx_packets_per_s"]),
-        f(&rt["tx_packets_per_s"]),
-        f(&rt["messages_published_per_s"]),
-        f(&rt["messages_delivered_per_s"])
-    );
-    println!(
-        "stats: {} , rx {} pkts, tx {} pkts, published {} msgs, delivered {} msgs",
-        if st["up"] == true { "live" } else { "stale" },
-        t["rx_packets"],
-        t["tx_packets"],
-        t["messages_published"],
-        t["deliver_messages"]
-    );
+    if st["totals"].is_object() {
+        println!(
+            "rates: rx {:.0} pkt/s, tx {:.0} pkt/s, published {:.0} msg/s, delivered {:.0} msg/s",
+            f(&rt["rx_packets_per_s"]),
+            f(&rt["tx_packets_per_s"]),
+            f(&rt["messages_published_per_s"]),
+            f(&rt["messages_delivered_per_s"])
+        );
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        println!(
+            "stats ({}): rx {} pkts, tx {} pkts, published {} msgs, delivered {} msgs",
+            if st["up"] == true { "live" } else { "stale: last values the dataplane wrote" },
+            n(&t["rx_packets"]),
+            n(&t["tx_packets"]),
+            n(&t["messages_published"]),
+            n(&t["deliver_messages"])
+        );
+    }
+    let cp = &r["controlplane"];
     println!(
         "control plane: pid {}, config {}, log level {}",
-        r["controlplane"]["pid"], r["controlplane"]["config"], r["controlplane"]["log_level"]
+        cp["pid"],
+        str_of(&cp["config"]),
+        str_of(&cp["log_level"])
     );
+}
+
+/// A JSON string without its quotes; anything else as JSON, "?" when absent.
+fn str_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "?".into(),
+        other => other.to_string(),
+    }
 }
 
 fn print_stats(r: &Value, prev: Option<&Value>) {

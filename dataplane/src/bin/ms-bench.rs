@@ -421,7 +421,7 @@ flow: {{ initial_credit_bytes: {credit}, default_policy: drop-oldest }}
             "memory: {{ budget_bytes: {OVERLOAD_BUDGET_BYTES}, stream_queue_bytes_max: {OVERLOAD_STREAM_QUEUE_BYTES} }}\n"
         ));
     }
-    Config::parse(&yaml, "ms-bench")
+    Ok(Config::parse(&yaml, "ms-bench")?)
 }
 
 /// Starts EAL, the ring pair and the generator (lcore 2), runs the
