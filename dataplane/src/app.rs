@@ -20,7 +20,16 @@ use std::time::Duration;
 /// Items each worker's mailbox holds.
 const MAILBOX_ITEMS: usize = 1024;
 
-/// Counters of one worker at the end of a run.
+/// What a run leaves behind: every worker's counters and every port's
+/// driver drops.
+pub struct RunReport {
+    /// Per worker.
+    pub workers: Vec<WorkerReport>,
+    /// Per port (name, drops), in config order.
+    pub ports: Vec<(String, port::PortDrops)>,
+}
+
+/// One worker's final counters.
 #[derive(Debug)]
 pub struct WorkerReport {
     /// Worker lcore.
@@ -44,7 +53,7 @@ pub struct RunContext {
 /// Runs the dataplane until `ctx.stop` is set, then tears it down and
 /// returns the final counters. EAL must be initialised; its cleanup is the
 /// caller's.
-pub fn run(eal: &Eal, cfg: &Config, ctx: RunContext) -> anyhow::Result<Vec<WorkerReport>> {
+pub fn run(eal: &Eal, cfg: &Config, ctx: RunContext) -> anyhow::Result<RunReport> {
     let stop = &ctx.stop;
     let control = ControlSocket::bind(&cfg.telemetry.control_socket)?;
     let stats = Arc::new(create_stats(cfg)?);
@@ -61,18 +70,21 @@ pub fn run(eal: &Eal, cfg: &Config, ctx: RunContext) -> anyhow::Result<Vec<Worke
             ports: ports.iter().map(port_info).collect(),
             set_log_level: ctx.set_log_level,
             link: Box::new(port::link_of),
+            drops: Box::new(port::drops_of),
             log_level: ctx.log_level,
             started: std::time::Instant::now(),
         };
         let plant = Plant { eal, cfg, ports: &ports, pools: &worker_pools, stats: &stats, stop };
         run_workers(&plant, Main { control, state, live })
     });
+    // Read before the ports close: what the drivers dropped.
+    let drops = ports.iter().map(|p| (p.name.clone(), port::drops_of(p.id))).collect();
     for p in &ports {
         p.stop_and_close();
     }
     drop(worker_pools);
     drop(pools);
-    result
+    result.map(|workers| RunReport { workers, ports: drops })
 }
 
 fn port_info(p: &Port) -> PortInfo {

@@ -141,6 +141,8 @@ pub struct ControlState {
     pub set_log_level: SetLogLevel,
     /// Link state of a port id: (up, speed Mbit/s).
     pub link: Box<dyn Fn(u16) -> (bool, u32) + Send>,
+    /// The driver's drop counters of a port id.
+    pub drops: Box<dyn Fn(u16) -> crate::port::PortDrops + Send>,
     /// The current log filter.
     pub log_level: String,
     /// When the dataplane started.
@@ -247,7 +249,9 @@ fn status(st: &ControlState) -> Value {
         .iter()
         .map(|p| {
             let (up, speed) = (st.link)(p.id);
-            json!({ "name": p.name, "driver": p.driver, "mac": p.mac, "link_up": up, "speed_mbps": speed })
+            let drops: serde_json::Map<String, Value> =
+                (st.drops)(p.id).fields().iter().map(|(k, v)| (k.to_string(), (*v).into())).collect();
+            json!({ "name": p.name, "driver": p.driver, "mac": p.mac, "link_up": up, "speed_mbps": speed, "driver_drops": drops })
         })
         .collect();
     json!({
@@ -325,6 +329,7 @@ mod tests {
             ports: vec![],
             set_log_level: Box::new(|l| if l == "bogus[" { Err("bad filter".into()) } else { Ok(()) }),
             link: Box::new(|_| (true, 0)),
+            drops: Box::new(|_| crate::port::PortDrops::default()),
             log_level: "info".into(),
             started: Instant::now(),
         }

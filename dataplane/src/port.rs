@@ -222,6 +222,43 @@ fn set_mac(id: u16, name: &str, mac: MacAddr) -> Result<Option<MacAddr>, PortErr
     Ok(Some(mac))
 }
 
+/// What a port's driver dropped before any worker saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortDrops {
+    /// Frames the NIC dropped because the RX queue was full (`imissed`).
+    pub rx_missed: u64,
+    /// Frames received in error, e.g. larger than the port's buffers
+    /// (`ierrors`).
+    pub rx_errors: u64,
+    /// RX buffer allocation failures (`rx_nombuf`).
+    pub rx_nombuf: u64,
+    /// Frames the driver failed to send (`oerrors`).
+    pub tx_errors: u64,
+}
+
+impl PortDrops {
+    /// Name and value of each field, for reports.
+    pub fn fields(&self) -> [(&'static str, u64); 4] {
+        [
+            ("rx_missed", self.rx_missed),
+            ("rx_errors", self.rx_errors),
+            ("rx_nombuf", self.rx_nombuf),
+            ("tx_errors", self.tx_errors),
+        ]
+    }
+}
+
+/// The driver's drop counters of port `id` (zero when it has none).
+pub fn drops_of(id: u16) -> PortDrops {
+    let mut st = sys::rte_eth_stats::default();
+    // SAFETY: any port id is accepted (an invalid one returns an error);
+    // `st` is a valid out pointer for the call's duration.
+    if unsafe { sys::rte_eth_stats_get(id, &mut st) } != 0 {
+        return PortDrops::default();
+    }
+    PortDrops { rx_missed: st.imissed, rx_errors: st.ierrors, rx_nombuf: st.rx_nombuf, tx_errors: st.oerrors }
+}
+
 /// Link state of port `id` now: (up, speed in Mbit/s).
 pub fn link_of(id: u16) -> (bool, u32) {
     let mut link = sys::rte_eth_link::default();

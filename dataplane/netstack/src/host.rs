@@ -13,6 +13,10 @@ use crate::ipv4::{self, Protocol};
 use crate::route::{Prefix, RouteError, RouteTable};
 use crate::{arp, icmp, udp, Ipv4Addr, MacAddr, WireError};
 
+/// The largest IPv4 packet the appliance sends (and answers): a standard
+/// Ethernet MTU. The wire protocol's datagrams are sized from it.
+pub const IPV4_MTU: usize = 1500;
+
 /// ARP cache entries per host (a compile-time bound; see docs/architecture.md).
 pub const ARP_CACHE_ENTRIES: usize = 256;
 /// Static routes per port.
@@ -55,7 +59,8 @@ drop_reasons! {
     Ipv4Options => "ipv4_options", "IPv4 header carries options (not supported).";
     Ipv4Fragment => "ipv4_fragment", "IPv4 fragment (reassembly not supported).";
     Ipv4NotForUs => "ipv4_not_for_us", "IPv4 destination is not the port's address.";
-    Ipv4BadSource => "ipv4_bad_source", "IPv4 source is broadcast, multicast, unspecified or ours.";
+    Ipv4TooBig => "ipv4_too_big", "IPv4 packet larger than the 1500-byte MTU the appliance sends with (an answer would not fit one frame).";
+    Ipv4BadSource => "ipv4_bad_source", "IPv4 source is not a unicast host: broadcast (also the port's subnet broadcast), multicast, loopback, reserved (240.0.0.0/4), unspecified, or ours.";
     IpProtoUnsupported => "ip_proto_unsupported", "IP protocol other than ICMP and UDP.";
     IcmpBadChecksum => "icmp_bad_checksum", "ICMP checksum is wrong.";
     IcmpUnsupported => "icmp_unsupported", "ICMP type other than echo request.";
@@ -293,8 +298,10 @@ impl Host {
         if ip.dst() != self.cfg.ip {
             return Err(DropReason::Ipv4NotForUs);
         }
-        let src = ip.src();
-        if src.is_broadcast() || src.is_multicast() || src.is_unspecified() || src == self.cfg.ip {
+        if usize::from(ip.total_len()) > IPV4_MTU {
+            return Err(DropReason::Ipv4TooBig);
+        }
+        if !self.is_unicast_peer(ip.src()) {
             return Err(DropReason::Ipv4BadSource);
         }
         match ip.protocol() {
@@ -302,6 +309,19 @@ impl Host {
             Protocol::Udp => self.udp(frame),
             Protocol::Unknown(_) => Err(DropReason::IpProtoUnsupported),
         }
+    }
+
+    /// Whether `src` can be a host that talks to us: anything else is a
+    /// forged or broken source that a reply (or a subscription's DELIVERs)
+    /// could never reach.
+    fn is_unicast_peer(&self, src: Ipv4Addr) -> bool {
+        let reserved = u32::from(src) >> 28 == 0xf; // 240.0.0.0/4, with 255.255.255.255
+        !(reserved
+            || src.is_multicast()
+            || src.is_unspecified()
+            || src.is_loopback()
+            || src == self.cfg.ip
+            || Some(src) == self.link.broadcast())
     }
 
     fn icmp(&self, frame: &mut [u8]) -> Result<Verdict, DropReason> {

@@ -23,6 +23,12 @@ impl Prefix {
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
     }
+
+    /// The prefix's directed broadcast address, if it has one: prefixes
+    /// of 30 bits or fewer (a /31 or /32 has none, RFC 3021).
+    pub fn broadcast(&self) -> Option<Ipv4Addr> {
+        (self.len <= 30).then(|| Ipv4Addr::from(u32::from(self.addr) | !self.mask()))
+    }
 }
 
 /// Why a route was refused.

@@ -159,8 +159,32 @@ fn ipv4_semantic_drops() {
     assert_eq!(h.process(&mut frag, 0), Verdict::Drop(DropReason::Ipv4Fragment));
     let mut other = ping_with(|ip| ip.set_dst(Ipv4Addr::new(198, 18, 0, 9)));
     assert_eq!(h.process(&mut other, 0), Verdict::Drop(DropReason::Ipv4NotForUs));
-    let mut bcast = ping_with(|ip| ip.set_src(Ipv4Addr::BROADCAST));
-    assert_eq!(h.process(&mut bcast, 0), Verdict::Drop(DropReason::Ipv4BadSource));
+    // Regression: a subnet-broadcast or loopback source was taken as a
+    // subscriber and failed later as egress_no_route.
+    let bad = [
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(198, 18, 0, 255),
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(127, 1, 2, 3),
+        Ipv4Addr::new(224, 0, 0, 1),
+        Ipv4Addr::new(240, 0, 0, 1),
+        Ipv4Addr::UNSPECIFIED,
+        OUR_IP,
+    ];
+    for src in bad {
+        let mut f = ping_with(|ip| ip.set_src(src));
+        assert_eq!(h.process(&mut f, 0), Verdict::Drop(DropReason::Ipv4BadSource), "{src}");
+    }
+    let mut ok = ping_with(|ip| ip.set_src(Ipv4Addr::new(198, 18, 0, 254)));
+    assert!(matches!(h.process(&mut ok, 0), Verdict::Transmit { .. }), "the last host of the subnet is fine");
+    // Regression: an echo request larger than the MTU was answered, and the
+    // reply the port could not send was counted as tx_full_dropped.
+    let mut big = ping();
+    big.resize(14 + IPV4_MTU + 1, 0);
+    let mut ip = ipv4::Packet::new_unchecked(&mut big[14..]);
+    ip.set_total_len((IPV4_MTU + 1) as u16);
+    ip.fill_checksum();
+    assert_eq!(h.process(&mut big, 0), Verdict::Drop(DropReason::Ipv4TooBig));
     let mut tcp = ping_with(|ip| ip.set_protocol(Protocol::Unknown(6)));
     assert_eq!(h.process(&mut tcp, 0), Verdict::Drop(DropReason::IpProtoUnsupported));
 }
