@@ -17,12 +17,12 @@
 //! `accept_unsolicited` lets ARP do so. Refusals are counted as drops.
 
 use crate::arp_cache::{ArpCache, Claim, HoldRefused, Learned, Lookup, Parked, Sizes, SweepEvent, Timers};
-use crate::solicit::Solicitations;
-use alloc::sync::Arc;
 use crate::ethernet::{self, EtherType, Frame};
 use crate::ipv4::{self, Protocol};
 use crate::route::{Prefix, RouteError, RouteTable};
+use crate::solicit::Solicitations;
 use crate::{arp, icmp, udp, Ipv4Addr, MacAddr, WireError};
+use alloc::sync::Arc;
 
 /// Static routes per port.
 pub const ROUTES_MAX: usize = 32;
