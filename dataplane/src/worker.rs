@@ -259,7 +259,10 @@ impl Worker {
     /// Runs the scheduler, sends what the turn built and frees what it
     /// dropped.
     fn finish_burst(&mut self, tsc: u64, batch: &mut Batch, c: &mut LocalCounters) {
-        self.sweep_neighbors(tsc / self.tsc_per_ms, batch, c);
+        // The shutdown pass (tsc 0) asks for nothing; drop_all_held follows.
+        if tsc != 0 {
+            self.sweep_neighbors(tsc / self.tsc_per_ms, batch, c);
+        }
         if let Some(mut ps) = self.pubsub.take() {
             ps.serve(self, tsc / self.tsc_per_ms, batch, c);
             ps.publish_gauges(c);
