@@ -119,7 +119,12 @@ fn a_thousand_subscribers_on_one_link_all_get_every_message() {
     let done = dp.stop();
     assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
     let t = done.counters()["total"].clone();
-    assert!(short.is_empty(), "{} subscribers missed messages (index, got): {:?}; {t:#}", short.len(), &short[..short.len().min(10)]);
+    assert!(
+        short.is_empty(),
+        "{} subscribers missed messages (index, got): {:?}; {t:#}",
+        short.len(),
+        &short[..short.len().min(10)]
+    );
     assert_eq!(t["deliver_messages"].as_u64(), Some(u64::from(SUBSCRIBERS) * MESSAGES), "{t:#}");
     for zero in ["egress_arp_unresolved", "egress_arp_queue_full", "egress_arp_timeout", "deliver_messages_dropped"] {
         assert_eq!(t[zero].as_u64(), Some(0), "{zero}; all: {t:#}");
