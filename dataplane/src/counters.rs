@@ -40,7 +40,7 @@ counters! {
     ArpLearned => "arp_replies_learned", "ARP replies to our requests (or unsolicited ones, when arp.accept_unsolicited allows), learned.";
     IcmpEchoReplies => "icmp_echo_replies_sent", "ICMP echo replies sent.";
     ServiceDatagrams => "service_datagrams", "UDP datagrams to the service port handed to the service handler.";
-    ServiceReplies => "service_replies_sent", "Datagrams the service handler sent.";
+    ServiceReplies => "service_replies_sent", "Datagrams the service handler sent (including those held for ARP).";
     EgressNoRoute => "egress_no_route", "Datagrams the handler could not send: no route to the destination.";
     EgressUnresolved => "egress_arp_unresolved", "Datagrams dropped because their next hop did not resolve (egress_arp_queue_full + egress_arp_timeout).";
     EgressHeld => "egress_arp_held", "Datagrams held while their next hop was being resolved (sent when it answers).";

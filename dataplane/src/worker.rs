@@ -412,7 +412,10 @@ impl Worker {
                     && payload_len <= d.payload_len
                     && peer.port != self.service_port =>
             {
-                if self.egress(q, m, peer.ip, peer.port, payload_len, tsc / self.tsc_per_ms, batch, c) == Egress::Sent {
+                let sent = self.egress(q, m, peer.ip, peer.port, payload_len, tsc / self.tsc_per_ms, batch, c);
+                // A held reply is counted now; if it is dropped later,
+                // egress_arp_timeout says so.
+                if matches!(sent, Egress::Sent | Egress::Held) {
                     c.add(Counter::ServiceReplies, 1);
                 }
             }
