@@ -56,7 +56,7 @@ pub struct Config {
     /// The UDP service the streams protocol runs on.
     #[serde(default)]
     pub service: ServiceConfig,
-    /// ARP timers.
+    /// Neighbour (ARP) table: timers, sizes, static entries, trust.
     #[serde(default)]
     pub arp: ArpConfig,
     /// Packet buffer pool.
@@ -529,8 +529,8 @@ impl Default for ServiceConfig {
     }
 }
 
-/// ARP timers.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+/// The neighbour (ARP) table of each port on each worker.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ArpConfig {
     /// How long a learned neighbour stays valid.
@@ -539,6 +539,78 @@ pub struct ArpConfig {
     /// Minimum gap between two requests for one address.
     #[serde(default = "default_arp_interval")]
     pub request_interval_ms: u32,
+    /// Requests sent for an unresolved neighbour before the packets
+    /// waiting for it are dropped (1..=10).
+    #[serde(default = "default_arp_retries")]
+    pub request_retries: Spanned<u32>,
+    /// Neighbours per port per worker, allocated at startup (16..=1048576).
+    #[serde(default = "default_neighbors_max")]
+    pub neighbors_max: Spanned<u32>,
+    /// Packets held per unresolved neighbour (1..=64), like Linux's
+    /// `unres_qlen`.
+    #[serde(default = "default_unresolved_queue_max")]
+    pub unresolved_queue_max: Spanned<u32>,
+    /// Unresolved neighbours that may hold packets at once, per port per
+    /// worker (1..=4096); times `unresolved_queue_max` bounds the held mbufs.
+    #[serde(default = "default_unresolved_neighbors_max")]
+    pub unresolved_neighbors_max: Spanned<u32>,
+    /// Let unsolicited ARP replies and gratuitous ARP replace a learned MAC
+    /// (failover setups). Off: only answers to our requests may.
+    #[serde(default)]
+    pub accept_unsolicited: bool,
+    /// Neighbours that never change and never expire.
+    #[serde(default, rename = "static")]
+    pub statics: Vec<StaticNeighbor>,
+}
+
+/// A static neighbour.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticNeighbor {
+    /// Its address, on one port's subnet.
+    pub ip: Spanned<Ip>,
+    /// Its MAC.
+    pub mac: Mac,
+}
+
+fn default_arp_retries() -> Spanned<u32> {
+    unset(3)
+}
+
+fn default_neighbors_max() -> Spanned<u32> {
+    unset(4096)
+}
+
+fn default_unresolved_queue_max() -> Spanned<u32> {
+    unset(4)
+}
+
+fn default_unresolved_neighbors_max() -> Spanned<u32> {
+    unset(64)
+}
+
+impl ArpConfig {
+    /// Equal values, wherever the file put them.
+    fn same(&self, o: &ArpConfig) -> bool {
+        let v = |a: &ArpConfig| {
+            (
+                a.entry_ttl_s,
+                a.request_interval_ms,
+                a.request_retries.value,
+                a.neighbors_max.value,
+                a.unresolved_queue_max.value,
+                a.unresolved_neighbors_max.value,
+                a.accept_unsolicited,
+            )
+        };
+        let statics = |a: &ArpConfig| a.statics.iter().map(|n| (n.ip.value, n.mac)).collect::<Vec<_>>();
+        v(self) == v(o) && statics(self) == statics(o)
+    }
+
+    /// Mbufs one worker may hold for unresolved neighbours on one port.
+    pub fn held_max(&self) -> u64 {
+        u64::from(self.unresolved_queue_max.value) * u64::from(self.unresolved_neighbors_max.value)
+    }
 }
 
 fn default_arp_ttl() -> u32 {
@@ -551,7 +623,16 @@ fn default_arp_interval() -> u32 {
 
 impl Default for ArpConfig {
     fn default() -> Self {
-        ArpConfig { entry_ttl_s: default_arp_ttl(), request_interval_ms: default_arp_interval() }
+        ArpConfig {
+            entry_ttl_s: default_arp_ttl(),
+            request_interval_ms: default_arp_interval(),
+            request_retries: default_arp_retries(),
+            neighbors_max: default_neighbors_max(),
+            unresolved_queue_max: default_unresolved_queue_max(),
+            unresolved_neighbors_max: default_unresolved_neighbors_max(),
+            accept_unsolicited: false,
+            statics: Vec::new(),
+        }
     }
 }
 
@@ -899,6 +980,7 @@ impl Config {
         if self.arp.entry_ttl_s == 0 || self.arp.request_interval_ms == 0 {
             fail!(None, "arp: entry_ttl_s and request_interval_ms must be at least 1");
         }
+        self.check_arp()?;
         let st = &self.streams;
         let bounds = [
             ("max_per_worker", st.max_per_worker, 1 << 24),
@@ -1102,6 +1184,47 @@ impl Config {
         Ok(())
     }
 
+    fn check_arp(&self) -> Result<(), CheckError> {
+        let a = &self.arp;
+        let ranges = [
+            (&a.request_retries, "request_retries", 1, 10, "requests"),
+            (&a.neighbors_max, "neighbors_max", 16, 1 << 20, "neighbours"),
+            (&a.unresolved_queue_max, "unresolved_queue_max", 1, 64, "packets"),
+            (&a.unresolved_neighbors_max, "unresolved_neighbors_max", 1, 4096, "neighbours"),
+        ];
+        for (v, key, lo, hi, unit) in ranges {
+            if !(lo..=hi).contains(&v.value) {
+                fail!(at(v), "arp.{key}: expected {lo}..={hi} {unit}, got {}", v.value);
+            }
+        }
+        // Entries holding packets and static ones are never replaced: half
+        // the table stays free for the rest.
+        let pinned = a.statics.len() as u64 + u64::from(a.unresolved_neighbors_max.value);
+        if pinned * 2 > u64::from(a.neighbors_max.value) {
+            fail!(
+                at(&a.neighbors_max),
+                "arp.neighbors_max: {} must be at least twice the static neighbours plus \
+                 arp.unresolved_neighbors_max ({pinned}); raise it or lower those",
+                a.neighbors_max.value
+            );
+        }
+        for (i, n) in a.statics.iter().enumerate() {
+            let ip = n.ip.value.0;
+            let on_link = self.ports().iter().any(|p| p.ipv4.value.is_host_address(ip) && p.ipv4.value.addr != ip);
+            if !on_link {
+                fail!(
+                    Some(n.ip.referenced),
+                    "arp.static[{i}].ip: {ip} is not another host on any port's subnet; \
+                     static neighbours must be on-link"
+                );
+            }
+            if a.statics[..i].iter().any(|m| m.ip.value.0 == ip) {
+                fail!(Some(n.ip.referenced), "arp.static[{i}].ip: {ip} is listed twice");
+            }
+        }
+        Ok(())
+    }
+
     fn check_mempool(&self) -> Result<(), CheckError> {
         let m = &self.mempool;
         // Every RX and TX ring full, one burst in flight per worker per
@@ -1114,9 +1237,12 @@ impl Config {
             HandlerKind::Streams => u64::from(self.streams.subscribers_max),
             _ => 0,
         };
+        // Plus what each worker may hold for unresolved neighbours.
+        let held = self.arp.held_max() * ports.len() as u64;
         let need = workers * rings
             + workers * u64::from(self.workers.rx_burst) * ports.len() as u64
             + workers * delivers
+            + workers * held
             + (workers + 1) * u64::from(m.cache);
         if u64::from(m.mbufs) < need {
             fail!(None, "mempool.mbufs: {} is too few for the rings and caches; expected at least {need}", m.mbufs);
@@ -1164,7 +1290,7 @@ impl Config {
         let (wa, wb) = (&self.workers, &new.workers);
         restart(wa.lcores.value != wb.lcores.value || wa.rx_burst != wb.rx_burst, "workers");
         restart(self.service != new.service, "service");
-        restart(self.arp != new.arp, "arp");
+        restart(!self.arp.same(&new.arp), "arp");
         restart(self.mempool != new.mempool, "mempool");
         restart(self.telemetry != new.telemetry, "telemetry");
         if self.controlplane != new.controlplane {

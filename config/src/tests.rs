@@ -32,6 +32,23 @@ fn good_config_and_defaults() {
 }
 
 #[test]
+fn arp_section_defaults_and_statics() {
+    let c = Config::parse(GOOD, "t.yaml").unwrap();
+    assert_eq!((c.arp.neighbors_max.value, c.arp.unresolved_queue_max.value), (4096, 4));
+    assert!(!c.arp.accept_unsolicited && c.arp.statics.is_empty());
+    let text = GOOD.replace(
+        "workers:",
+        "arp:\n  accept_unsolicited: true\n  static:\n    - { ip: \"198.18.0.7\", mac: \"02:00:00:00:00:07\" }\nworkers:",
+    );
+    let s = Config::parse(&text, "t.yaml").unwrap();
+    assert!(s.arp.accept_unsolicited);
+    assert_eq!(s.arp.statics[0].ip.value.0, Ipv4Addr::new(198, 18, 0, 7));
+    assert_eq!(c.diff(&s).restart, ["arp"], "the arp section needs a restart");
+    let moved = format!("# a comment moves every position\n{text}");
+    assert!(s.diff(&Config::parse(&moved, "t.yaml").unwrap()).restart.is_empty(), "same values, no change");
+}
+
+#[test]
 fn shipped_example_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/memorystreamer.yaml");
     Config::load(Path::new(path)).unwrap();
@@ -100,6 +117,39 @@ fn cross_field_checks_name_the_path() {
         (GOOD.replace("hugepages: off", "hugepages: off\n  cpus: { 5: 0 }"), "eal.cpus: lcore 5"),
         (GOOD.replace("workers:", "arp: { entry_ttl_s: 0 }\nworkers:"), "arp: entry_ttl_s"),
         (GOOD.replace("workers:", "service: { udp_port: 0 }\nworkers:"), "service.udp_port"),
+        (
+            GOOD.replace("workers:", "arp:\n  neighbors_max: 8\nworkers:"),
+            "t.yaml:12:18: arp.neighbors_max: expected 16..=1048576 neighbours, got 8",
+        ),
+        (
+            GOOD.replace("workers:", "arp:\n  unresolved_queue_max: 0\nworkers:"),
+            "t.yaml:12:25: arp.unresolved_queue_max: expected 1..=64 packets",
+        ),
+        (
+            GOOD.replace("workers:", "arp:\n  neighbors_max: 64\n  unresolved_neighbors_max: 40\nworkers:"),
+            "t.yaml:12:18: arp.neighbors_max: 64 must be at least twice",
+        ),
+        (
+            GOOD.replace(
+                "workers:",
+                "arp:\n  static: [ { ip: \"198.19.0.5\", mac: \"02:00:00:00:00:05\" } ]\nworkers:",
+            ),
+            "t.yaml:12:19: arp.static[0].ip: 198.19.0.5 is not another host on any port's subnet",
+        ),
+        (
+            GOOD.replace(
+                "workers:",
+                "arp:\n  static: [ { ip: \"198.18.0.1\", mac: \"02:00:00:00:00:05\" } ]\nworkers:",
+            ),
+            "arp.static[0].ip: 198.18.0.1 is not another host",
+        ),
+        (
+            GOOD.replace(
+                "workers:",
+                "arp:\n  static: [ { ip: \"198.18.0.5\", mac: \"ff:ff:ff:ff:ff:ff\" } ]\nworkers:",
+            ),
+            "t.yaml:12:",
+        ),
         (
             GOOD.replace(
                 "  - name: p0",

@@ -10,8 +10,10 @@ use crate::mbuf::Mempool;
 use crate::port::{self, Port};
 use crate::worker::{Worker, WorkerQueue};
 use anyhow::Context;
-use ms_netstack::arp_cache::Timers;
+use ms_netstack::arp_cache::{Sizes, Timers};
+use ms_netstack::host::ArpSettings;
 use ms_netstack::host::{Host, HostConfig};
+use ms_netstack::solicit::Solicitations;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -141,17 +143,37 @@ fn start_ports(eal: &Eal, cfg: &Config, pools: &[Arc<Mempool>], ports: &mut Vec<
     Ok(())
 }
 
-fn host_for(pc: &PortConfig, p: &Port, cfg: &Config) -> anyhow::Result<Host> {
-    let mut host = Host::new(HostConfig {
+/// One port's host on one worker; `asked` is shared by the port's workers.
+fn host_for(pc: &PortConfig, p: &Port, cfg: &Config, asked: &Arc<Solicitations>) -> anyhow::Result<Host> {
+    let a = &cfg.arp;
+    let arp = ArpSettings {
+        timers: Timers {
+            entry_ttl_ms: u64::from(a.entry_ttl_s) * 1000,
+            request_interval_ms: u64::from(a.request_interval_ms),
+            request_retries: a.request_retries.value,
+        },
+        sizes: Sizes {
+            neighbors_max: a.neighbors_max.value as usize,
+            queue_max: a.unresolved_queue_max.value as usize,
+            unresolved_max: a.unresolved_neighbors_max.value as usize,
+        },
+        accept_unsolicited: a.accept_unsolicited,
+    };
+    let cfg_host = HostConfig {
         mac: p.mac,
         ip: pc.ipv4.value.addr,
         prefix_len: pc.ipv4.value.len,
         service_port: cfg.service.udp_port,
-        arp: Timers {
-            entry_ttl_ms: u64::from(cfg.arp.entry_ttl_s) * 1000,
-            request_interval_ms: u64::from(cfg.arp.request_interval_ms),
-        },
-    });
+        arp,
+    };
+    let mut host = Host::with_shared(cfg_host, Arc::clone(asked));
+    // Each static neighbour goes to the port whose subnet holds it (the
+    // config check made sure one does).
+    for n in a.statics.iter().filter(|n| pc.ipv4.value.is_host_address(n.ip.value.0)) {
+        if !host.add_static(n.ip.value.0, n.mac.0) {
+            anyhow::bail!("port {}: static neighbour {} does not fit; raise arp.neighbors_max", pc.name, n.ip.value.0);
+        }
+    }
     for r in &pc.routes {
         host.add_route(r.to.prefix(), r.via.value.0)
             .map_err(|e| anyhow::anyhow!("port {}: route {} via {}: {e:?}", pc.name, r.to, r.via.value.0))?;
@@ -175,10 +197,13 @@ fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Work
     let n = cfg.worker_lcores().len();
     let mail = Arc::new(Mailboxes::new(n, MAILBOX_ITEMS));
     let mut workers = Vec::with_capacity(n);
+    // One record of outstanding ARP requests per port, shared by its workers.
+    let asked: Vec<Arc<Solicitations>> =
+        ports.iter().map(|_| Arc::new(Solicitations::new(cfg.arp.neighbors_max.value as usize))).collect();
     for (index, pool) in pools.iter().enumerate() {
         let mut queues = Vec::with_capacity(ports.len());
-        for (pc, p) in cfg.ports().iter().zip(ports) {
-            queues.push(WorkerQueue { port: p.id, queue: index as u16, host: host_for(pc, p, cfg)? });
+        for ((pc, p), asked) in cfg.ports().iter().zip(ports).zip(&asked) {
+            queues.push(WorkerQueue { port: p.id, queue: index as u16, host: host_for(pc, p, cfg, asked)? });
         }
         workers.push(Worker {
             index,
@@ -193,6 +218,7 @@ fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Work
             service: crate::service::build(cfg.service.handler, cfg.stream_limits()),
             service_port: cfg.service.udp_port,
             pubsub: None,
+            last_held: None,
         });
     }
     Ok(workers)

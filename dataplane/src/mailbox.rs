@@ -65,6 +65,8 @@ pub enum Handoff {
         ip: Ipv4Addr,
         /// Its MAC.
         mac: MacAddr,
+        /// Learned from an answer to a request (may replace a learned MAC).
+        solicited: bool,
     },
     /// A PUBLISH datagram for streams this worker owns, still in its mbuf.
     Publish {
@@ -155,7 +157,12 @@ mod tests {
     use super::*;
 
     fn item(n: u8) -> Handoff {
-        Handoff::Neighbor { port: 0, ip: Ipv4Addr::new(198, 18, 0, n), mac: MacAddr([2, 0, 0, 0, 0, n]) }
+        Handoff::Neighbor {
+            port: 0,
+            ip: Ipv4Addr::new(198, 18, 0, n),
+            mac: MacAddr([2, 0, 0, 0, 0, n]),
+            solicited: true,
+        }
     }
 
     #[test]

@@ -187,6 +187,7 @@ impl Fanout {
         match w.egress(usize::from(q), p.m, ip, port, usize::from(p.st.len), now_ms, batch, c) {
             // Counted as delivered or dropped once the driver takes it or not.
             Egress::Sent => batch.tag_last_deliver(p.messages),
+            Egress::Held => w.tag_last_held(p.messages),
             Egress::Unresolved | Egress::Dropped => c.add(Counter::DeliverMessagesDropped, u64::from(p.messages)),
         }
     }
@@ -622,7 +623,7 @@ impl PubSub {
     fn apply(&mut self, w: &mut Worker, work: RangeWork, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
         // The request's source MAC is the subscriber's when it is on-link:
         // DELIVERs from this worker then need no ARP round trip.
-        w.queues[work.port].host.learn_neighbor(work.ip, work.mac, now_ms);
+        w.learn_from_datagram(work.port, work.ip, work.mac, now_ms, batch, c);
         let peer = peer_of(work.ip, work.udp_port);
         let single = work.parts == 1;
         let (me, workers) = (self.me, self.workers);
@@ -817,7 +818,7 @@ impl PubSub {
         let len = if sized { build(unsafe { payload_area(m) }) } else { None };
         match len {
             Some(len) => {
-                if w.egress(q, m, ip, port, len, now_ms, batch, c) == Egress::Sent {
+                if matches!(w.egress(q, m, ip, port, len, now_ms, batch, c), Egress::Sent | Egress::Held) {
                     c.add(Counter::ProtoReplies, 1);
                 }
             }

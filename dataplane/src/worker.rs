@@ -10,8 +10,11 @@ use crate::port;
 use crate::pubsub::{Clock, PubSub};
 use crate::service::{Peer, ServiceAction, ServiceHandler};
 use ms_dpdk_sys as sys;
-use ms_netstack::host::{Host, ReplyKind, Resolution, ServiceDatagram, UdpEndpoint, Verdict, UDP_PAYLOAD_OFFSET};
-use ms_netstack::Ipv4Addr;
+use ms_netstack::arp_cache::{Learned, Parked, QUEUE_MAX};
+use ms_netstack::host::{
+    Host, ReplyKind, Resolution, ServiceDatagram, Shared, UdpEndpoint, Verdict, UDP_PAYLOAD_OFFSET,
+};
+use ms_netstack::{Ipv4Addr, MacAddr};
 use ms_streams::Limits;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -64,7 +67,13 @@ pub struct Worker {
     /// Stream state, built when the loop starts (on the worker's own core,
     /// so its memory is NUMA-local).
     pub(crate) pubsub: Option<Box<PubSub>>,
+    /// Queue and next hop of the datagram [`Worker::egress`] held last, so
+    /// the caller can tag it ([`Worker::tag_last_held`]).
+    pub(crate) last_held: Option<(usize, Ipv4Addr)>,
 }
+
+/// Unresolved neighbours the timeout sweep looks at per port per loop turn.
+const NEIGHBOR_SWEEP_PER_TURN: usize = 16;
 
 /// Packets to send and to free. Sends go out in bursts per queue; both
 /// arrays flush themselves when full, so callers may add any number.
@@ -164,7 +173,9 @@ impl Batch {
 pub(crate) enum Egress {
     /// Queued for TX.
     Sent,
-    /// Dropped: next hop unresolved (an ARP request went out or is pending).
+    /// Held until the next hop answers ARP; sent or counted dropped later.
+    Held,
+    /// Dropped: next hop unresolved and its hold queue full.
     Unresolved,
     /// Dropped: no route, or the frame did not fit.
     Dropped,
@@ -223,6 +234,7 @@ impl Worker {
         }
         crate::alloc::count_this_thread(false);
         self.finish_burst(0, &mut batch, &mut local);
+        self.drop_all_held(&mut batch, &mut local);
         PubSub::drain_mail(&self, &mut batch);
         batch.flush_free();
         local.flush(&counters);
@@ -253,6 +265,10 @@ impl Worker {
     /// Runs the scheduler, sends what the turn built and frees what it
     /// dropped.
     fn finish_burst(&mut self, tsc: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        // The shutdown pass (tsc 0) asks for nothing; drop_all_held follows.
+        if tsc != 0 {
+            self.sweep_neighbors(tsc / self.tsc_per_ms, batch, c);
+        }
         if let Some(mut ps) = self.pubsub.take() {
             ps.serve(self, tsc / self.tsc_per_ms, batch, c);
             ps.publish_gauges(c);
@@ -278,10 +294,13 @@ impl Worker {
                 return;
             };
             match item {
-                Handoff::Neighbor { port, ip, mac } => {
+                Handoff::Neighbor { port, ip, mac, solicited } => {
                     if let Some(q) = self.queues.get_mut(port) {
-                        q.host.learn_neighbor(ip, mac, now_ms);
                         c.add(Counter::NeighborsReceived, 1);
+                        if q.host.learn_shared(Shared { ip, mac, solicited }, now_ms) == Learned::Conflict {
+                            c.add(Counter::NeighborClaimsRefused, 1);
+                        }
+                        self.release_ready(port, batch, c);
                     }
                 }
                 other => match self.pubsub.take() {
@@ -301,10 +320,11 @@ impl Worker {
 
     /// Tells the other workers about a neighbour this one learned.
     fn share_learned(&mut self, q: usize, c: &mut LocalCounters) {
-        if let Some((ip, mac)) = self.queues[q].host.take_learned() {
+        if let Some(Shared { ip, mac, solicited }) = self.queues[q].host.take_learned() {
             if self.mail.len() > 1 {
                 c.add(Counter::NeighborsShared, 1);
-                c.add(Counter::HandoffFull, self.mail.broadcast(self.index, Handoff::Neighbor { port: q, ip, mac }));
+                let item = Handoff::Neighbor { port: q, ip, mac, solicited };
+                c.add(Counter::HandoffFull, self.mail.broadcast(self.index, item));
             }
         }
     }
@@ -342,6 +362,7 @@ impl Worker {
         let now_ms = tsc / self.tsc_per_ms;
         let verdict = self.queues[q].host.process(frame, now_ms);
         self.share_learned(q, c);
+        self.release_ready(q, batch, c);
         match verdict {
             Verdict::Transmit { len, kind } => {
                 let counter = match kind {
@@ -397,7 +418,10 @@ impl Worker {
                     && payload_len <= d.payload_len
                     && peer.port != self.service_port =>
             {
-                if self.egress(q, m, peer.ip, peer.port, payload_len, tsc / self.tsc_per_ms, batch, c) == Egress::Sent {
+                let sent = self.egress(q, m, peer.ip, peer.port, payload_len, tsc / self.tsc_per_ms, batch, c);
+                // A held reply is counted now; if it is dropped later,
+                // egress_arp_timeout says so.
+                if matches!(sent, Egress::Sent | Egress::Held) {
                     c.add(Counter::ServiceReplies, 1);
                 }
             }
@@ -425,8 +449,9 @@ impl Worker {
     /// Sends the UDP payload of `payload_len` bytes that sits at
     /// UDP_PAYLOAD_OFFSET in `m` to `ip:dst_port` from the service port,
     /// through routes and ARP. On an unresolved next hop the datagram is
-    /// dropped and `m` becomes the ARP request; an expired neighbour is
-    /// used while a fresh mbuf carries the refresh request.
+    /// held (bounded per neighbour and per worker; dropped and counted when
+    /// full) and a fresh mbuf carries the request, paced per address; an
+    /// expired neighbour is used while its refresh request goes out.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn egress(
         &mut self,
@@ -449,17 +474,11 @@ impl Worker {
                 }
                 mac
             }
-            Resolution::SendArpRequest { next_hop } => {
-                c.add(Counter::EgressUnresolved, 1);
-                // The datagram's buffer becomes the ARP request: no
-                // allocation, and the pool can never run dry here.
-                self.send_arp_request(q, m, next_hop, batch, c);
-                return Egress::Unresolved;
-            }
-            Resolution::Waiting => {
-                c.add(Counter::EgressUnresolved, 1);
-                batch.release(m);
-                return Egress::Unresolved;
+            Resolution::Unresolved { next_hop, ask } => {
+                if ask {
+                    self.ask(q, next_hop, batch, c);
+                }
+                return self.hold(q, m, next_hop, ip, dst_port, payload_len, now_ms, batch, c);
             }
             Resolution::NoRoute => {
                 c.add(Counter::EgressNoRoute, 1);
@@ -479,6 +498,126 @@ impl Worker {
                 batch.release(m);
                 Egress::Dropped
             }
+        }
+    }
+
+    /// Sends a request for `next_hop` in a fresh mbuf.
+    fn ask(&self, q: usize, next_hop: Ipv4Addr, batch: &mut Batch, c: &mut LocalCounters) {
+        match self.pool.alloc() {
+            Some(req) => self.send_arp_request(q, req, next_hop, batch, c),
+            None => c.add(Counter::EgressNoBuffer, 1),
+        }
+    }
+
+    /// Builds the datagram (destination MAC left zero) and parks it until
+    /// `next_hop` resolves, or drops it when its queue is full.
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        &mut self,
+        q: usize,
+        m: *mut sys::rte_mbuf,
+        next_hop: Ipv4Addr,
+        ip: Ipv4Addr,
+        dst_port: u16,
+        payload_len: usize,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) -> Egress {
+        // SAFETY: m is owned, single-segment; the slice dies here.
+        let frame = unsafe { mbuf::data_mut(m) };
+        let to = UdpEndpoint { mac: MacAddr::ZERO, ip, port: dst_port };
+        let host = &mut self.queues[q].host;
+        let built = host.emit_udp(frame, to, self.service_port, payload_len);
+        // SAFETY: m is owned and single-segment.
+        if !built.is_some_and(|len| unsafe { mbuf::set_len(m, len) }) {
+            batch.release(m);
+            return Egress::Dropped;
+        }
+        match host.hold(next_hop, Parked { handle: m as usize, tag: 0 }, now_ms) {
+            Ok(()) => {
+                c.add(Counter::EgressHeld, 1);
+                self.last_held = Some((q, next_hop));
+                Egress::Held
+            }
+            Err(_) => {
+                c.add(Counter::EgressQueueFull, 1);
+                c.add(Counter::EgressUnresolved, 1);
+                batch.release(m);
+                Egress::Unresolved
+            }
+        }
+    }
+
+    /// Tags the datagram [`Worker::egress`] held last as a DELIVER of
+    /// `messages` messages, counted when it is finally sent or dropped.
+    pub(crate) fn tag_last_held(&mut self, messages: u32) {
+        if let Some((q, next_hop)) = self.last_held.take() {
+            self.queues[q].host.retag_last_held(next_hop, messages);
+        }
+    }
+
+    /// The source MAC of a datagram from `ip` (a SUBSCRIBE): may add or
+    /// fill a neighbour, never divert one (counted when refused).
+    pub(crate) fn learn_from_datagram(
+        &mut self,
+        q: usize,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        now_ms: u64,
+        batch: &mut Batch,
+        c: &mut LocalCounters,
+    ) {
+        if self.queues[q].host.learn_neighbor(ip, mac, now_ms) == Learned::Conflict {
+            c.add(Counter::NeighborClaimsRefused, 1);
+        }
+        self.release_ready(q, batch, c);
+    }
+
+    /// Sends what waited for neighbours of queue `q` that resolved, in the
+    /// order it was held.
+    fn release_ready(&mut self, q: usize, batch: &mut Batch, c: &mut LocalCounters) {
+        let mut out = [Parked { handle: 0, tag: 0 }; QUEUE_MAX];
+        while let Some((mac, n)) = self.queues[q].host.take_ready(&mut out) {
+            for p in &out[..n] {
+                let m = p.handle as *mut sys::rte_mbuf;
+                // SAFETY: a held mbuf is owned by this worker, single-segment
+                // and sized to its frame when it was held.
+                let frame = unsafe { mbuf::data_mut(m) };
+                frame[..6].copy_from_slice(&mac.0);
+                batch.send(&self.queues, q, m, frame.len(), c);
+                if p.tag > 0 {
+                    batch.tag_last_deliver(p.tag);
+                }
+            }
+        }
+    }
+
+    /// Re-asks for neighbours still silent and drops what waited for those
+    /// that never answered.
+    fn sweep_neighbors(&mut self, now_ms: u64, batch: &mut Batch, c: &mut LocalCounters) {
+        for q in 0..self.queues.len() {
+            let mut asks = [Ipv4Addr::UNSPECIFIED; NEIGHBOR_SWEEP_PER_TURN];
+            let mut n = 0;
+            self.queues[q].host.sweep(
+                now_ms,
+                NEIGHBOR_SWEEP_PER_TURN,
+                |ip| {
+                    asks[n] = ip;
+                    n += 1;
+                },
+                |p| drop_held(p, batch, c),
+            );
+            for &ip in &asks[..n] {
+                self.ask(q, ip, batch, c);
+            }
+        }
+    }
+
+    /// Shutdown: whatever still waits for a neighbour is dropped, counted.
+    fn drop_all_held(&mut self, batch: &mut Batch, c: &mut LocalCounters) {
+        for q in &mut self.queues {
+            q.host.drain_held(|p| drop_held(p, batch, c));
         }
     }
 
@@ -502,4 +641,13 @@ impl Worker {
             None => batch.release(m),
         }
     }
+}
+
+/// Frees a held datagram whose neighbour never answered, counting it and
+/// the messages inside.
+fn drop_held(p: Parked, batch: &mut Batch, c: &mut LocalCounters) {
+    c.add(Counter::EgressArpTimeout, 1);
+    c.add(Counter::EgressUnresolved, 1);
+    c.add(Counter::DeliverMessagesDropped, u64::from(p.tag));
+    batch.release(p.handle as *mut sys::rte_mbuf);
 }

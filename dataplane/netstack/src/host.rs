@@ -5,20 +5,29 @@
 //! Replies are written in place into the received buffer, so the caller
 //! transmits the same packet buffer it received (no allocation, no copy).
 //! Egress to peers goes through [`Host::resolve`], which applies the static
-//! routes and the ARP cache.
+//! routes and the neighbour table; packets for a neighbour being resolved
+//! wait in [`Host::hold`] and come back from [`Host::take_ready`].
+//!
+//! Who may change a neighbour's MAC (see docs/architecture.md, "Neighbours"):
+//! static entries never change; an answer to a request some core of this
+//! port made (recorded in the shared [`Solicitations`]) replaces a learned
+//! MAC; every other claim (a request for us, a gratuitous or unsolicited
+//! reply, the source MAC of a datagram) may add an unknown neighbour or fill
+//! an unresolved one but never changes a usable MAC, unless
+//! `accept_unsolicited` lets ARP do so. Refusals are counted as drops.
 
-use crate::arp_cache::{ArpCache, Lookup, Timers};
+use crate::arp_cache::{ArpCache, Claim, HoldRefused, Learned, Lookup, Parked, Sizes, SweepEvent, Timers};
 use crate::ethernet::{self, EtherType, Frame};
 use crate::ipv4::{self, Protocol};
 use crate::route::{Prefix, RouteError, RouteTable};
+use crate::solicit::Solicitations;
 use crate::{arp, icmp, udp, Ipv4Addr, MacAddr, WireError};
+use alloc::sync::Arc;
 
 /// The largest IPv4 packet the appliance sends (and answers): a standard
 /// Ethernet MTU. The wire protocol's datagrams are sized from it.
 pub const IPV4_MTU: usize = 1500;
 
-/// ARP cache entries per host (a compile-time bound; see docs/architecture.md).
-pub const ARP_CACHE_ENTRIES: usize = 256;
 /// Static routes per port.
 pub const ROUTES_MAX: usize = 32;
 /// TTL of packets the host originates.
@@ -54,7 +63,8 @@ drop_reasons! {
     BadSourceMac => "bad_source_mac", "Source MAC is multicast or broadcast (never a real sender).";
     ArpUnsupported => "arp_unsupported", "ARP for other hardware/protocol types, or an unknown operation.";
     ArpNotForUs => "arp_not_for_us", "ARP request for another address.";
-    ArpUnsolicited => "arp_unsolicited", "ARP reply nobody asked for.";
+    ArpUnsolicited => "arp_unsolicited", "ARP reply to no outstanding request of ours (refused, learns nothing).";
+    ArpConflict => "arp_conflict", "ARP claiming another MAC for a static or usable neighbour (refused; the entry keeps its MAC).";
     Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum is wrong.";
     Ipv4Options => "ipv4_options", "IPv4 header carries options (not supported).";
     Ipv4Fragment => "ipv4_fragment", "IPv4 fragment (reassembly not supported).";
@@ -113,7 +123,8 @@ pub enum Verdict {
     },
     /// UDP for the service port: the caller's handler takes it.
     Service(ServiceDatagram),
-    /// An ARP reply we asked for (or a refresh): learned, nothing to send.
+    /// An ARP reply to one of our requests (or, if the config accepts
+    /// them, an unsolicited one): learned, nothing to send.
     Learned,
     /// Dropped; the caller counts the reason and frees the buffer.
     Drop(DropReason),
@@ -133,14 +144,16 @@ pub enum Resolution {
         /// The on-link address to ask for.
         next_hop: Ipv4Addr,
     },
-    /// Unknown next hop: send the ARP request [`Host::emit_arp_request`]
-    /// builds for `next_hop`, and drop or retry the packet.
-    SendArpRequest {
+    /// No usable MAC for the next hop: hold the packet with
+    /// [`Host::hold`], and when `ask` send the ARP request
+    /// [`Host::emit_arp_request`] builds for `next_hop` (paced: at most one
+    /// per address per request interval, whichever core asks).
+    Unresolved {
         /// The on-link address to ask for.
         next_hop: Ipv4Addr,
+        /// A request is due now.
+        ask: bool,
     },
-    /// A request for the next hop is in flight.
-    Waiting,
     /// No route to the destination.
     NoRoute,
 }
@@ -156,26 +169,62 @@ pub struct HostConfig {
     pub prefix_len: u8,
     /// UDP port of the streaming service.
     pub service_port: u16,
-    /// ARP timers.
-    pub arp: Timers,
+    /// Neighbour table settings.
+    pub arp: ArpSettings,
 }
 
-/// One host: identity, ARP cache and routes. One per worker per port, so
-/// nothing in it is shared between cores.
+/// Neighbour table settings, from the config's `arp` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ArpSettings {
+    /// Expiry and request timers.
+    pub timers: Timers,
+    /// Table and queue sizes.
+    pub sizes: Sizes,
+    /// Let unsolicited replies and gratuitous ARP replace a usable MAC
+    /// (failover setups); static entries still win.
+    pub accept_unsolicited: bool,
+}
+
+/// A neighbour learned or refreshed by the last [`Host::process`], for
+/// the other cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shared {
+    /// The neighbour's address.
+    pub ip: Ipv4Addr,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// Learned from an answer to our request (replaces a learned MAC on
+    /// the other cores too); else an unverified claim.
+    pub solicited: bool,
+}
+
+/// One host: identity, neighbour table and routes. One per worker per
+/// port; only the record of outstanding requests is shared between the
+/// cores of a port.
 #[derive(Debug)]
 pub struct Host {
     cfg: HostConfig,
-    arp: ArpCache<ARP_CACHE_ENTRIES>,
+    arp: ArpCache,
+    asked: Arc<Solicitations>,
     routes: RouteTable<ROUTES_MAX>,
     link: Prefix,
-    learned: Option<(Ipv4Addr, MacAddr)>,
+    learned: Option<Shared>,
 }
 
 impl Host {
-    /// A host with an empty ARP cache and only its on-link route.
+    /// A host with an empty neighbour table, only its on-link route, and a
+    /// record of requests of its own (one core per port).
     pub fn new(cfg: HostConfig) -> Self {
+        let asked = Arc::new(Solicitations::new(cfg.arp.sizes.neighbors_max));
+        Self::with_shared(cfg, asked)
+    }
+
+    /// As [`Host::new`], sharing `asked` with the hosts of the same port on
+    /// other cores (so a reply is accepted whichever core asked).
+    pub fn with_shared(cfg: HostConfig, asked: Arc<Solicitations>) -> Self {
         let link = Prefix { addr: cfg.ip, len: cfg.prefix_len };
-        Host { cfg, arp: ArpCache::new(cfg.arp), routes: RouteTable::new(link), link, learned: None }
+        let arp = ArpCache::new(cfg.arp.timers, cfg.arp.sizes);
+        Host { cfg, arp, asked, routes: RouteTable::new(link), link, learned: None }
     }
 
     /// The host's identity.
@@ -190,32 +239,67 @@ impl Host {
 
     /// The neighbour the last [`Host::process`] call learned or refreshed,
     /// if any, so the caller can share it with hosts on other cores.
-    pub fn take_learned(&mut self) -> Option<(Ipv4Addr, MacAddr)> {
+    pub fn take_learned(&mut self) -> Option<Shared> {
         self.learned.take()
     }
 
-    /// Stores a neighbour another core learned. Only on-link addresses
-    /// other than ours are accepted.
-    pub fn learn_neighbor(&mut self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64) -> bool {
-        self.is_neighbor(ip) && self.arp.learn(ip, mac, now_ms, true)
+    /// The source MAC of a datagram from on-link `ip`: an unverified claim
+    /// (it may add or fill an entry, never change a usable MAC), so a
+    /// forged datagram cannot divert an existing neighbour.
+    pub fn learn_neighbor(&mut self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64) -> Learned {
+        self.claim(ip, mac, now_ms, Claim::Unverified { create: true })
+    }
+
+    /// A neighbour another core of this port learned, with the weight it
+    /// had there.
+    pub fn learn_shared(&mut self, n: Shared, now_ms: u64) -> Learned {
+        let claim = if n.solicited { Claim::Solicited } else { Claim::Unverified { create: true } };
+        self.claim(n.ip, n.mac, now_ms, claim)
+    }
+
+    /// Adds a static neighbour (startup). False when `ip` is not on the
+    /// port's subnet, is ours, or the table has no room.
+    pub fn add_static(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
+        self.is_neighbor(ip) && self.arp.add_static(ip, mac)
     }
 
     fn is_neighbor(&self, ip: Ipv4Addr) -> bool {
         self.link.contains(ip) && ip != self.cfg.ip
     }
 
-    /// Learns from an ARP packet; `create` as in [`ArpCache::learn`].
-    fn learn_from(&mut self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, create: bool) -> bool {
-        let ok = self.is_neighbor(ip) && self.arp.learn(ip, mac, now_ms, create);
-        if ok {
-            self.learned = Some((ip, mac));
+    fn claim(&mut self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, claim: Claim) -> Learned {
+        if !self.is_neighbor(ip) {
+            return Learned::Ignored;
         }
-        ok
+        self.arp.learn(ip, mac, now_ms, claim)
     }
 
-    /// The ARP cache (read-only, for counters and tests).
-    pub fn arp_cache(&self) -> &ArpCache<ARP_CACHE_ENTRIES> {
+    /// An unverified ARP claim, as the config weighs it.
+    fn arp_claim(&self, create: bool) -> Claim {
+        if self.cfg.arp.accept_unsolicited {
+            Claim::Override { create }
+        } else {
+            Claim::Unverified { create }
+        }
+    }
+
+    /// Learns from an ARP packet and notes it for the other cores.
+    fn learn_from(&mut self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, claim: Claim) -> Learned {
+        let r = self.claim(ip, mac, now_ms, claim);
+        if r == Learned::Stored {
+            self.learned = Some(Shared { ip, mac, solicited: claim == Claim::Solicited });
+        }
+        r
+    }
+
+    /// The neighbour table (read-only, for counters and tests).
+    pub fn arp_cache(&self) -> &ArpCache {
         &self.arp
+    }
+
+    /// How long after a request its reply is accepted.
+    fn reply_window_ms(&self) -> u64 {
+        self.cfg.arp.timers.request_interval_ms.max(1000)
     }
 
     /// Handles one received frame; see [`Verdict`]. Never panics, whatever
@@ -246,24 +330,46 @@ impl Host {
         let pkt = arp::Packet::new_checked(&frame[ethernet::HEADER_LEN..])?;
         let req = arp::Repr::parse(&pkt).ok_or(DropReason::ArpUnsupported)?;
         let for_us = req.target_ip == self.cfg.ip;
+        let (ip, mac) = (req.sender_ip, req.sender_mac);
         match req.operation {
-            arp::Operation::Request if for_us => {
-                self.learn_from(req.sender_ip, req.sender_mac, now_ms, true);
-                Ok(self.emit_arp_reply(frame, &req))
-            }
-            arp::Operation::Request => {
-                // RFC 826 merge: refresh a peer we know, but do not add one.
-                self.learn_from(req.sender_ip, req.sender_mac, now_ms, false);
-                Err(DropReason::ArpNotForUs)
-            }
-            // Replies to our address are answers to some core's request
-            // (they may arrive on any core); others, gratuitous ones
-            // included, only refresh what we already know.
-            arp::Operation::Reply if self.learn_from(req.sender_ip, req.sender_mac, now_ms, for_us) => {
-                Ok(Verdict::Learned)
-            }
-            arp::Operation::Reply => Err(DropReason::ArpUnsolicited),
+            // The asker is about to talk to us: it may add itself, but a
+            // request cannot change a usable MAC (that would be a forged
+            // reply by another name). A conflicting asker is not answered.
+            arp::Operation::Request if for_us => match self.learn_from(ip, mac, now_ms, self.arp_claim(true)) {
+                Learned::Conflict => Err(DropReason::ArpConflict),
+                _ => Ok(self.emit_arp_reply(frame, &req)),
+            },
+            // RFC 826 merge (gratuitous requests included): refresh a peer
+            // we know, but do not add one.
+            arp::Operation::Request => match self.learn_from(ip, mac, now_ms, self.arp_claim(false)) {
+                Learned::Conflict => Err(DropReason::ArpConflict),
+                _ => Err(DropReason::ArpNotForUs),
+            },
+            arp::Operation::Reply => self.arp_reply(ip, mac, for_us, now_ms),
             arp::Operation::Unknown(_) => Err(DropReason::ArpUnsupported),
+        }
+    }
+
+    /// A reply is learned as an answer only if some core of this port asked
+    /// for its sender and nobody answered yet; anything else is
+    /// unsolicited (gratuitous replies included).
+    fn arp_reply(&mut self, ip: Ipv4Addr, mac: MacAddr, for_us: bool, now_ms: u64) -> Result<Verdict, DropReason> {
+        let answered = self.is_neighbor(ip) && self.asked.take_answer(ip, now_ms, self.reply_window_ms());
+        let claim = match answered {
+            true => Claim::Solicited,
+            false if self.cfg.arp.accept_unsolicited => Claim::Override { create: for_us },
+            // Not learned; a claim against a usable MAC is a conflict.
+            false => {
+                return match self.arp.peek(ip, now_ms) {
+                    Some(known) if known != mac => Err(DropReason::ArpConflict),
+                    _ => Err(DropReason::ArpUnsolicited),
+                }
+            }
+        };
+        match self.learn_from(ip, mac, now_ms, claim) {
+            Learned::Stored => Ok(Verdict::Learned),
+            Learned::Conflict => Err(DropReason::ArpConflict),
+            Learned::Ignored => Err(DropReason::ArpUnsolicited),
         }
     }
 
@@ -372,18 +478,59 @@ impl Host {
         }))
     }
 
-    /// How to reach `dst`: route lookup, then the ARP cache for the next
-    /// hop. A miss asks the caller to send a request (paced per address).
+    /// How to reach `dst`: route lookup, then the neighbour table for the
+    /// next hop. Requests are paced per address across the port's cores.
     pub fn resolve(&mut self, dst: Ipv4Addr, now_ms: u64) -> Resolution {
         let Some(next_hop) = self.routes.next_hop(dst) else {
             return Resolution::NoRoute;
         };
         match self.arp.lookup(next_hop, now_ms) {
             Lookup::Hit(mac) => Resolution::Mac(mac),
-            Lookup::HitRefresh(mac) => Resolution::MacRefresh { mac, next_hop },
-            Lookup::SendRequest => Resolution::SendArpRequest { next_hop },
-            Lookup::Waiting => Resolution::Waiting,
+            Lookup::HitRefresh(mac) if self.ask(next_hop, now_ms) => Resolution::MacRefresh { mac, next_hop },
+            Lookup::HitRefresh(mac) => Resolution::Mac(mac),
+            Lookup::Unresolved => Resolution::Unresolved { next_hop, ask: self.ask(next_hop, now_ms) },
+            Lookup::Full => Resolution::Unresolved { next_hop, ask: false },
         }
+    }
+
+    /// True when a request for `ip` may go out now (and records it).
+    fn ask(&self, ip: Ipv4Addr, now_ms: u64) -> bool {
+        self.asked.try_ask(ip, now_ms, self.cfg.arp.timers.request_interval_ms)
+    }
+
+    /// Holds a packet for unresolved `next_hop` (after
+    /// [`Resolution::Unresolved`]); on refusal the caller drops it.
+    pub fn hold(&mut self, next_hop: Ipv4Addr, p: Parked, now_ms: u64) -> Result<(), HoldRefused> {
+        self.arp.hold(next_hop, p, now_ms)
+    }
+
+    /// Re-tags the packet held last for `next_hop`.
+    pub fn retag_last_held(&mut self, next_hop: Ipv4Addr, tag: u32) {
+        self.arp.retag_last(next_hop, tag);
+    }
+
+    /// Packets whose neighbour resolved, one neighbour at a time: its MAC
+    /// and how many packets were written to `out` (room for
+    /// [`crate::arp_cache::QUEUE_MAX`]), in the order they were held.
+    pub fn take_ready(&mut self, out: &mut [Parked]) -> Option<(MacAddr, usize)> {
+        self.arp.take_ready(out)
+    }
+
+    /// Looks at up to `budget` unresolved neighbours holding packets:
+    /// `ask(ip)` for those due a new request (paced), `drop(p)` for the
+    /// packets of those that stayed silent through every retry.
+    pub fn sweep(&mut self, now_ms: u64, budget: usize, mut ask: impl FnMut(Ipv4Addr), mut drop: impl FnMut(Parked)) {
+        let (asked, interval) = (&self.asked, self.cfg.arp.timers.request_interval_ms);
+        self.arp.sweep(now_ms, budget, |e| match e {
+            SweepEvent::Ask(ip) if asked.try_ask(ip, now_ms, interval) => ask(ip),
+            SweepEvent::Ask(_) => {}
+            SweepEvent::Drop(p) => drop(p),
+        });
+    }
+
+    /// Hands back every held packet (shutdown).
+    pub fn drain_held(&mut self, each: impl FnMut(Parked)) {
+        self.arp.drain_held(each);
     }
 
     /// Writes a broadcast ARP request for `target` into `buf` and returns

@@ -2,19 +2,22 @@
 //!
 //! Typed views over byte slices for Ethernet, ARP, IPv4, ICMP echo and UDP
 //! (in the manner of smoltcp's `wire` module), plus the host logic an
-//! appliance on a link needs: a bounded ARP cache with expiry, static
-//! routes, and [`host::Host`], which turns one received frame into a
-//! verdict (reply in place, hand to the UDP service, or drop with a reason).
+//! appliance on a link needs: a neighbour (ARP) table with expiry, request
+//! pacing and queues for unresolved neighbours, static routes, and
+//! [`host::Host`], which turns one received frame into a verdict (reply in
+//! place, hand to the UDP service, or drop with a reason).
 //!
 //! Contract for every view: after `new_checked()` succeeds, no getter or
-//! setter panics. Untrusted input goes through `new_checked`. Nothing here
-//! allocates, and time is passed in by the caller (`now_ms`), so all of it
+//! setter panics. Untrusted input goes through `new_checked`. Only the
+//! constructors of the neighbour tables allocate (once, at startup; sized
+//! from the config); nothing on the packet path does, and time is passed in by the caller (`now_ms`), so all of it
 //! runs in unit tests on a fake clock.
 
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
@@ -26,6 +29,7 @@ pub mod host;
 pub mod icmp;
 pub mod ipv4;
 pub mod route;
+pub mod solicit;
 pub mod udp;
 
 pub use core::net::Ipv4Addr;

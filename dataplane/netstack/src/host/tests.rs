@@ -8,14 +8,20 @@ const OUR_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const SERVICE_PORT: u16 = 9000;
 
-fn host() -> Host {
-    Host::new(HostConfig {
+const TIMERS: Timers = Timers { entry_ttl_ms: 1000, request_interval_ms: 100, request_retries: 3 };
+
+fn config(accept_unsolicited: bool) -> HostConfig {
+    HostConfig {
         mac: OUR_MAC,
         ip: OUR_IP,
         prefix_len: 24,
         service_port: SERVICE_PORT,
-        arp: Timers { entry_ttl_ms: 1000, request_interval_ms: 100 },
-    })
+        arp: ArpSettings { timers: TIMERS, sizes: Sizes::default(), accept_unsolicited },
+    }
+}
+
+fn host() -> Host {
+    Host::new(config(false))
 }
 
 /// "Who has 198.18.0.1? Tell 198.18.0.2", padded to 60 bytes like a NIC.
@@ -60,39 +66,174 @@ fn arp_request_for_others_is_dropped_and_not_learned() {
     assert!(!h.arp_cache().contains(PEER_IP));
 }
 
+/// "198.18.0.2 is at 02:00:00:00:00:02", unicast to us.
+fn reply_from_peer() -> Vec<u8> {
+    hex("024d53000001 020000000002 0806 0001 0800 06 04 0002 020000000002 c6120002 024d53000001 c6120001")
+}
+
+/// The same reply claiming 198.18.0.2 for the forger's MAC 02:..:66.
+fn forged_reply() -> Vec<u8> {
+    hex("024d53000001 020000000066 0806 0001 0800 06 04 0002 020000000066 c6120002 024d53000001 c6120001")
+}
+
+/// Gratuitous ARP reply (sender = target = .2, broadcast) from the forger.
+fn forged_garp() -> Vec<u8> {
+    hex("ffffffffffff 020000000066 0806 0001 0800 06 04 0002 020000000066 c6120002 ffffffffffff c6120002")
+}
+
+/// Gratuitous ARP request from the forger.
+fn forged_garp_request() -> Vec<u8> {
+    let mut f = forged_garp();
+    f[21] = 1;
+    f
+}
+
+const FORGED_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x66]);
+
 #[test]
-fn arp_replies_to_us_are_learned_and_shared() {
+fn answers_to_our_requests_are_learned_and_shared() {
     let mut h = host();
-    let mut reply =
-        hex("024d53000001 020000000002 0806 0001 0800 06 04 0002 020000000002 c6120002 024d53000001 c6120001");
-    assert_eq!(h.resolve(PEER_IP, 0), Resolution::SendArpRequest { next_hop: PEER_IP });
-    assert_eq!(h.resolve(PEER_IP, 10), Resolution::Waiting);
-    // The answer may reach any core, so a reply to our address is learned
-    // whether or not this core asked.
-    assert_eq!(h.process(&mut reply, 20), Verdict::Learned);
-    assert_eq!(h.take_learned(), Some((PEER_IP, PEER_MAC)), "shared with other cores");
+    assert_eq!(h.resolve(PEER_IP, 0), Resolution::Unresolved { next_hop: PEER_IP, ask: true });
+    assert_eq!(h.resolve(PEER_IP, 10), Resolution::Unresolved { next_hop: PEER_IP, ask: false }, "paced");
+    assert_eq!(h.process(&mut reply_from_peer(), 20), Verdict::Learned);
+    let shared = Shared { ip: PEER_IP, mac: PEER_MAC, solicited: true };
+    assert_eq!(h.take_learned(), Some(shared), "shared with other cores");
     assert_eq!(h.take_learned(), None);
     assert_eq!(h.resolve(PEER_IP, 30), Resolution::Mac(PEER_MAC));
     assert_eq!(h.resolve(PEER_IP, 1020), Resolution::MacRefresh { mac: PEER_MAC, next_hop: PEER_IP }, "expired");
 }
 
 #[test]
-fn replies_to_others_only_refresh_known_peers() {
+fn replies_nobody_asked_for_are_refused() {
     let mut h = host();
-    // Gratuitous reply (sender = target = .2, broadcast): not known yet.
-    let mut garp =
-        hex("ffffffffffff 020000000002 0806 0001 0800 06 04 0002 020000000002 c6120002 ffffffffffff c6120002");
-    assert_eq!(h.process(&mut garp.clone(), 0), Verdict::Drop(DropReason::ArpUnsolicited));
-    assert!(h.learn_neighbor(PEER_IP, MacAddr([2, 0, 0, 0, 0, 0x99]), 0));
-    assert_eq!(h.process(&mut garp, 5), Verdict::Learned, "failover: the new MAC replaces the old");
-    assert_eq!(h.resolve(PEER_IP, 6), Resolution::Mac(PEER_MAC));
+    assert_eq!(h.process(&mut reply_from_peer(), 0), Verdict::Drop(DropReason::ArpUnsolicited));
+    assert_eq!(h.process(&mut forged_garp(), 0), Verdict::Drop(DropReason::ArpUnsolicited));
+    assert!(!h.arp_cache().contains(PEER_IP));
+    assert_eq!(h.take_learned(), None);
+}
+
+/// The attack: one forged unicast reply (or gratuitous ARP) for a
+/// subscriber's address must not divert it, and each attempt is counted.
+#[test]
+fn forged_arp_does_not_divert_a_confirmed_neighbour() {
+    let mut h = host();
+    assert!(matches!(h.resolve(PEER_IP, 0), Resolution::Unresolved { ask: true, .. }));
+    assert_eq!(h.process(&mut reply_from_peer(), 1), Verdict::Learned);
+    let conflict = Verdict::Drop(DropReason::ArpConflict);
+    assert_eq!(h.process(&mut forged_reply(), 2), conflict, "the answer was already taken");
+    assert_eq!(h.process(&mut forged_garp(), 3), conflict);
+    assert_eq!(h.process(&mut forged_garp_request(), 4), conflict);
+    let mut asker = arp_request();
+    asker[6..12].copy_from_slice(&FORGED_MAC.0);
+    asker[22..28].copy_from_slice(&FORGED_MAC.0);
+    assert_eq!(h.process(&mut asker, 5), conflict, "a request for us cannot change it either");
+    assert_eq!(h.learn_neighbor(PEER_IP, FORGED_MAC, 6), Learned::Conflict, "nor a datagram's source MAC");
+    assert_eq!(h.resolve(PEER_IP, 7), Resolution::Mac(PEER_MAC));
+    // The refresh after expiry is a new request: its answer may move it.
+    assert!(matches!(h.resolve(PEER_IP, 1001), Resolution::MacRefresh { .. }));
+    assert_eq!(h.process(&mut forged_reply(), 1002), Verdict::Learned);
+    assert_eq!(h.resolve(PEER_IP, 1003), Resolution::Mac(FORGED_MAC));
+}
+
+#[test]
+fn the_config_may_accept_unsolicited_arp_for_failover() {
+    let mut h = Host::new(config(true));
+    assert_eq!(h.learn_neighbor(PEER_IP, PEER_MAC, 0), Learned::Stored);
+    assert_eq!(h.process(&mut forged_garp(), 5), Verdict::Learned, "failover: the new MAC replaces the old");
+    assert_eq!(h.resolve(PEER_IP, 6), Resolution::Mac(FORGED_MAC));
+    assert!(h.add_static(Ipv4Addr::new(198, 18, 0, 3), PEER_MAC));
+    let mut garp3 = forged_garp();
+    garp3[31] = 3;
+    garp3[41] = 3;
+    assert_eq!(h.process(&mut garp3, 7), Verdict::Drop(DropReason::ArpConflict), "static entries still win");
+}
+
+#[test]
+fn static_neighbours_resolve_without_asking() {
+    let mut h = host();
+    assert!(h.add_static(PEER_IP, PEER_MAC));
+    assert!(!h.add_static(Ipv4Addr::new(198, 19, 0, 1), PEER_MAC), "off-link");
+    assert_eq!(h.resolve(PEER_IP, 1_000_000), Resolution::Mac(PEER_MAC));
+    assert_eq!(h.process(&mut forged_garp(), 1), Verdict::Drop(DropReason::ArpConflict));
+}
+
+/// The answer to one core's request may arrive on another core of the
+/// same port: the shared record of requests makes it an answer there too.
+#[test]
+fn an_answer_is_accepted_on_any_core_of_the_port() {
+    let asked = Arc::new(Solicitations::new(64));
+    let mut a = Host::with_shared(config(false), Arc::clone(&asked));
+    let mut b = Host::with_shared(config(false), asked);
+    assert!(matches!(a.resolve(PEER_IP, 0), Resolution::Unresolved { ask: true, .. }));
+    assert!(matches!(b.resolve(PEER_IP, 1), Resolution::Unresolved { ask: false, .. }), "one request per port");
+    assert_eq!(b.process(&mut reply_from_peer(), 2), Verdict::Learned);
+    let shared = b.take_learned().unwrap();
+    assert_eq!(a.learn_shared(shared, 3), Learned::Stored);
+    assert_eq!(a.resolve(PEER_IP, 4), Resolution::Mac(PEER_MAC));
+    assert_eq!(a.process(&mut forged_reply(), 5), Verdict::Drop(DropReason::ArpConflict));
+}
+
+/// Many packets to an unresolved neighbour: one request per interval, the
+/// first `queue_max` held and sent in order once it answers, the rest
+/// refused; an eviction of its entry would not reset the pacing.
+#[test]
+fn unresolved_neighbours_are_asked_once_per_interval_and_hold_packets() {
+    let mut h = host();
+    let mut requests = 0;
+    let mut held = 0;
+    for t in 0..1_000u64 {
+        let Resolution::Unresolved { next_hop, ask } = h.resolve(PEER_IP, t / 10) else { panic!() };
+        requests += usize::from(ask);
+        if h.hold(next_hop, Parked { handle: t as usize, tag: 1 }, t / 10).is_ok() {
+            held += 1;
+        }
+    }
+    assert_eq!(requests, 1, "100 ms of deliveries, one request");
+    assert_eq!(held, Sizes::default().queue_max);
+    let mut asks = 0;
+    h.sweep(100, 16, |_| asks += 1, |_| panic!("not timed out yet"));
+    assert_eq!(asks, 1, "the sweep asks again after the interval");
+    h.sweep(150, 16, |_| asks += 1, |_| panic!());
+    assert_eq!(asks, 1, "and not before the next one");
+    assert_eq!(h.process(&mut reply_from_peer(), 160), Verdict::Learned);
+    let mut out = [Parked { handle: 0, tag: 0 }; crate::arp_cache::QUEUE_MAX];
+    assert_eq!(h.take_ready(&mut out), Some((PEER_MAC, held)));
+    assert_eq!(out[..held].iter().map(|p| p.handle).collect::<Vec<_>>(), (0..held).collect::<Vec<_>>());
+}
+
+#[test]
+fn silent_neighbours_give_up_their_packets() {
+    let mut h = host();
+    assert!(matches!(h.resolve(PEER_IP, 0), Resolution::Unresolved { ask: true, .. }));
+    h.hold(PEER_IP, Parked { handle: 7, tag: 3 }, 0).unwrap();
+    let (mut asks, mut dropped) = (0, Vec::new());
+    for t in (0..=300).step_by(10) {
+        h.sweep(t, 16, |_| asks += 1, |p| dropped.push(p));
+    }
+    assert_eq!(asks, 2, "retries at 100 and 200 ms");
+    assert_eq!(dropped, [Parked { handle: 7, tag: 3 }], "dropped after 3 intervals");
+}
+
+#[test]
+fn datagram_source_macs_add_and_fill_but_never_divert() {
+    let mut h = host();
+    assert_eq!(h.learn_neighbor(PEER_IP, PEER_MAC, 0), Learned::Stored);
+    assert_eq!(h.resolve(PEER_IP, 1), Resolution::Mac(PEER_MAC));
+    assert_eq!(h.learn_neighbor(PEER_IP, FORGED_MAC, 2), Learned::Conflict);
+    let other = Ipv4Addr::new(198, 18, 0, 3);
+    assert!(matches!(h.resolve(other, 3), Resolution::Unresolved { .. }));
+    h.hold(other, Parked { handle: 1, tag: 0 }, 3).unwrap();
+    assert_eq!(h.learn_neighbor(other, PEER_MAC, 4), Learned::Stored, "fills an unresolved entry");
+    let mut out = [Parked { handle: 0, tag: 0 }; crate::arp_cache::QUEUE_MAX];
+    assert_eq!(h.take_ready(&mut out), Some((PEER_MAC, 1)));
+    assert_eq!(h.learn_neighbor(Ipv4Addr::new(198, 19, 0, 1), PEER_MAC, 5), Learned::Ignored, "off-link");
 }
 
 #[test]
 fn only_on_link_neighbours_are_learned() {
     let mut h = host();
-    assert!(!h.learn_neighbor(Ipv4Addr::new(198, 19, 0, 1), PEER_MAC, 0), "off-link");
-    assert!(!h.learn_neighbor(OUR_IP, PEER_MAC, 0), "our own address");
+    assert_eq!(h.learn_neighbor(Ipv4Addr::new(198, 19, 0, 1), PEER_MAC, 0), Learned::Ignored, "off-link");
+    assert_eq!(h.learn_neighbor(OUR_IP, PEER_MAC, 0), Learned::Ignored, "our own address");
     let mut spoof = arp_request();
     spoof[28..32].copy_from_slice(&[198, 18, 0, 1]); // sender claims our IP
     assert!(matches!(h.process(&mut spoof, 0), Verdict::Transmit { .. }));
@@ -277,7 +418,7 @@ fn routes_pick_the_gateway_and_arp_resolves_it() {
     let gw = Ipv4Addr::new(198, 18, 0, 254);
     h.add_route(Prefix { addr: Ipv4Addr::new(198, 19, 0, 0), len: 16 }, gw).unwrap();
     let far = Ipv4Addr::new(198, 19, 1, 1);
-    assert_eq!(h.resolve(far, 0), Resolution::SendArpRequest { next_hop: gw });
+    assert_eq!(h.resolve(far, 0), Resolution::Unresolved { next_hop: gw, ask: true });
     let mut buf = [0xa5u8; 64];
     let len = h.emit_arp_request(&mut buf, gw).unwrap();
     let want = hex("ffffffffffff 024d53000001 0806 0001 0800 06 04 0001 024d53000001 c6120001 000000000000 c61200fe");

@@ -1,0 +1,194 @@
+//! Which addresses the appliance asked for, and when: the ARP request pacer
+//! and the proof that a reply was asked for, shared by every worker of a
+//! port.
+//!
+//! A request goes out on one core and its answer may arrive on another (RSS
+//! does not spread ARP), so "did we ask?" cannot be a per-core question.
+//! This table is the one place that knows. It is separate from the
+//! neighbour table on purpose: evicting or recycling a neighbour entry
+//! never forgets that a request went out, so pacing holds whatever the
+//! neighbour table does.
+//!
+//! Buckets of [`WAYS`] lock-free slots, each one `AtomicU64` packing the
+//! address, the time of the request (31 bits of milliseconds, compared
+//! modulo 2^31, so about 12 days of wrap-free age) and whether it has been
+//! answered. Writers claim slots with compare-and-swap, so two cores never
+//! both send a request for one address in one interval, and two replies
+//! never both count as the answer. Sized at startup; nothing allocates
+//! afterwards.
+
+use crate::Ipv4Addr;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Slots per bucket.
+pub const WAYS: usize = 4;
+
+const MS_BITS: u32 = 31;
+const MS_MASK: u64 = (1 << MS_BITS) - 1;
+const ANSWERED: u64 = 1 << MS_BITS;
+
+/// Mixes all 32 bits of an address (murmur3's finalizer, a bijection), so
+/// consecutive addresses on one subnet spread over the whole table.
+pub fn mix(ip: Ipv4Addr) -> u32 {
+    let mut h = u32::from(ip);
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+fn pack(ip: Ipv4Addr, now_ms: u64, answered: bool) -> u64 {
+    (u64::from(u32::from(ip)) << 32) | (now_ms & MS_MASK) | if answered { ANSWERED } else { 0 }
+}
+
+fn slot_ip(v: u64) -> u32 {
+    (v >> 32) as u32
+}
+
+fn age(v: u64, now_ms: u64) -> u64 {
+    (now_ms.wrapping_sub(v)) & MS_MASK
+}
+
+/// The shared record of outstanding ARP requests for one port.
+#[derive(Debug)]
+pub struct Solicitations {
+    slots: Box<[AtomicU64]>,
+    buckets_mask: usize,
+}
+
+impl Solicitations {
+    /// A table for about `neighbors` addresses being asked for at once
+    /// (at least 4 buckets; load stays at or below one half).
+    pub fn new(neighbors: usize) -> Self {
+        let buckets = (neighbors / 2).max(4).next_power_of_two();
+        let slots: Vec<AtomicU64> = (0..buckets * WAYS).map(|_| AtomicU64::new(0)).collect();
+        Solicitations { slots: slots.into_boxed_slice(), buckets_mask: buckets - 1 }
+    }
+
+    fn bucket(&self, ip: Ipv4Addr) -> &[AtomicU64] {
+        let b = mix(ip) as usize & self.buckets_mask;
+        &self.slots[b * WAYS..(b + 1) * WAYS]
+    }
+
+    /// Records a request for `ip` at `now_ms` if none went out in the last
+    /// `interval_ms`; true means the caller sends it now. False when one
+    /// went out recently, or when every slot of the bucket holds a request
+    /// younger than the interval (the caller asks again later: pacing is
+    /// never given up to make room).
+    pub fn try_ask(&self, ip: Ipv4Addr, now_ms: u64, interval_ms: u64) -> bool {
+        let want = u32::from(ip);
+        let bucket = self.bucket(ip);
+        let mut free: Option<(usize, u64)> = None;
+        for (i, s) in bucket.iter().enumerate() {
+            let v = s.load(Ordering::Acquire);
+            if v != 0 && slot_ip(v) == want {
+                return age(v, now_ms) >= interval_ms && self.claim(s, v, ip, now_ms);
+            }
+            let reusable = v == 0 || age(v, now_ms) >= interval_ms;
+            if reusable && free.is_none_or(|(_, old)| v == 0 || age(v, now_ms) > age(old, now_ms)) {
+                free = Some((i, v));
+            }
+        }
+        free.is_some_and(|(i, v)| self.claim(&bucket[i], v, ip, now_ms))
+    }
+
+    fn claim(&self, s: &AtomicU64, seen: u64, ip: Ipv4Addr, now_ms: u64) -> bool {
+        s.compare_exchange(seen, pack(ip, now_ms, false), Ordering::AcqRel, Ordering::Relaxed).is_ok()
+    }
+
+    /// Takes the answer to an outstanding request for `ip`: true exactly
+    /// once per request, and only within `window_ms` of it. A second reply
+    /// to the same request (a forger racing the real host) gets false.
+    pub fn take_answer(&self, ip: Ipv4Addr, now_ms: u64, window_ms: u64) -> bool {
+        let want = u32::from(ip);
+        self.bucket(ip).iter().any(|s| {
+            let v = s.load(Ordering::Acquire);
+            v != 0
+                && slot_ip(v) == want
+                && v & ANSWERED == 0
+                && age(v, now_ms) <= window_ms
+                && s.compare_exchange(v, v | ANSWERED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        })
+    }
+
+    /// True while a request for `ip` younger than `window_ms` waits for
+    /// its answer.
+    pub fn is_outstanding(&self, ip: Ipv4Addr, now_ms: u64, window_ms: u64) -> bool {
+        let want = u32::from(ip);
+        self.bucket(ip).iter().any(|s| {
+            let v = s.load(Ordering::Acquire);
+            v != 0 && slot_ip(v) == want && v & ANSWERED == 0 && age(v, now_ms) <= window_ms
+        })
+    }
+
+    /// Slots in the table.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(0xc612_0000 + n)
+    }
+
+    #[test]
+    fn one_request_per_interval_per_address() {
+        let s = Solicitations::new(16);
+        assert!(s.try_ask(ip(1), 0, 100));
+        assert!(!s.try_ask(ip(1), 50, 100));
+        assert!(!s.try_ask(ip(1), 99, 100));
+        assert!(s.try_ask(ip(1), 100, 100));
+        assert!(s.try_ask(ip(2), 100, 100), "other addresses are paced on their own");
+    }
+
+    #[test]
+    fn an_answer_is_taken_once_and_only_when_asked() {
+        let s = Solicitations::new(16);
+        assert!(!s.take_answer(ip(1), 0, 100), "never asked");
+        assert!(s.try_ask(ip(1), 0, 100));
+        assert!(s.is_outstanding(ip(1), 10, 100));
+        assert!(s.take_answer(ip(1), 10, 100));
+        assert!(!s.take_answer(ip(1), 11, 100), "a second reply is not an answer");
+        assert!(!s.is_outstanding(ip(1), 12, 100));
+        assert!(!s.try_ask(ip(1), 20, 100), "answered or not, pacing holds");
+        assert!(s.try_ask(ip(1), 200, 100));
+        assert!(!s.take_answer(ip(1), 400, 100), "too late: outside the window");
+    }
+
+    #[test]
+    fn a_full_bucket_delays_instead_of_forgetting() {
+        let s = Solicitations::new(1); // 4 buckets of 4
+        let mut asked = Vec::new();
+        for n in 0..64 {
+            if s.try_ask(ip(n), 0, 100) {
+                asked.push(n);
+            }
+        }
+        assert!(asked.len() <= s.capacity());
+        // None of those asked may be asked again inside the interval,
+        // whatever came after them.
+        for &n in &asked {
+            assert!(!s.try_ask(ip(n), 99, 100), "{n} lost its pacing");
+        }
+        // After the interval every address gets a turn again.
+        assert!(s.try_ask(ip(63), 100, 100) || asked.contains(&63));
+    }
+
+    #[test]
+    fn consecutive_addresses_spread_over_buckets() {
+        let buckets = 1024u32;
+        let mut load = std::vec![0u32; buckets as usize];
+        for n in 0..4096 {
+            load[(mix(ip(n)) & (buckets - 1)) as usize] += 1;
+        }
+        let max = *load.iter().max().unwrap();
+        assert!(max <= 14, "4 per bucket on average, worst {max}");
+    }
+}
