@@ -482,12 +482,12 @@ fn every_error_has_line_column_and_plain_words() {
         // A default that no longer fits points at its section.
         (
             format!("{}mempool: {{ cache: 256 }}\n", GOOD.replace("lcores: [1]", "lcores: [1, 2, 3]")),
-            "t.yaml:13:10: mempool.mbufs: 8191 is too few for the rings and caches; expected at least 10336 \
+            "t.yaml:13:10: mempool.mbufs: 8191 is too few for the rings and caches; expected at least 11104 \
              (mempool.mbufs is not set in this file, so this is its default; set it)",
         ),
         (
             GOOD.replace("lcores: [1]", "lcores: [1, 2, 3]"),
-            "t.yaml:1:1: mempool.mbufs: 8191 is too few for the rings and caches; expected at least 10336",
+            "t.yaml:1:1: mempool.mbufs: 8191 is too few for the rings and caches; expected at least 11104",
         ),
         // Unknown and duplicate keys.
         (
