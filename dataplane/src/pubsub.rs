@@ -23,7 +23,7 @@ use ms_streams::{Full, Limits, Out, Outcome, Peer, Refusal, Streams, Tally, Tuna
 use ms_wire::control::{self, Ack, Backpressure, Control, ErrorCode, ErrorEntry, RangeRequest, RANGE_IDS_MAX};
 use ms_wire::deliver::DeliverState;
 use ms_wire::publish::Publish;
-use ms_wire::shard::{owner, shard};
+use ms_wire::shard::owner;
 use ms_wire::{Frame, WireError, DATAGRAM_MAX, VERSION};
 
 /// Subscriber slots the expiry sweep looks at per loop turn.
@@ -343,11 +343,10 @@ impl PubSub {
         for msg in p.messages() {
             self.streams.prefetch(msg.stream);
         }
-        // The datagram's shard is its first message's (the caller routed it
-        // to that shard's owner).
-        let home = p.messages().next().map(|m| shard(m.stream));
         for msg in p.messages() {
-            if Some(shard(msg.stream)) != home {
+            // The caller routed the datagram to its first message's owner;
+            // messages another core owns cannot be served here.
+            if owner(msg.stream, self.workers) != self.me {
                 c.add(Counter::MixedShards, 1);
                 refused.get_or_insert(msg.stream);
                 continue;

@@ -110,11 +110,11 @@ fn three_subscribers_unsubscribe_expiry_and_malformed_input() {
             (tx, spawn_receiver(s, rx))
         })
         .unzip();
-    // Malformed input around valid traffic: not ours, truncated, version 2.
+    // Malformed input around valid traffic: not ours, truncated, version 1.
     publisher.send_raw(b"definitely not a MemoryStreamer datagram").unwrap();
     publish_round(&mut publisher, 0..200, 0..10);
-    publisher.send_raw(&[0x4d, 0x53, 1, 1, 0, 0, 5, 0, 1, 2, 3]).unwrap();
-    publisher.send_raw(&[0x4d, 0x53, 2, 4, 0, 0, 0, 0]).unwrap();
+    publisher.send_raw(&[0x4d, 0x53, ms_wire::VERSION, 1, 0, 0, 5, 0, 1, 2, 3]).unwrap();
+    publisher.send_raw(&[0x4d, 0x53, 1, 4, 0, 0, 0, 0]).unwrap();
     publish_round(&mut publisher, 0..200, 10..20);
     thread::sleep(Duration::from_millis(300));
     for s in &stops {
