@@ -654,6 +654,8 @@ impl Subscriber {
                         self.note_instance(e.detail, None)?;
                     } else if e.code == ErrorCode::SlowConsumer {
                         slow_consumer(&mut self.stats, &mut self.notices, &mut self.flows, e.detail);
+                        // Removed on purpose: not one to make again.
+                        remove_range(&mut self.ranges, e.detail, e.detail);
                     } else if answer.is_none() && answers(&e, request) {
                         answer = Some(Answer::Error(e));
                     }
