@@ -222,3 +222,98 @@ fn subscriptions_reach_the_owning_worker() {
         assert!(w["counters"]["streams_active"].as_u64().unwrap() > 0, "both workers own streams: {all:#}");
     }
 }
+
+/// Sends `datagram` from `sock` and returns the answers that arrive
+/// within a short wait (parsed).
+fn answers(sock: &std::net::UdpSocket, datagram: &[u8]) -> Vec<Vec<u8>> {
+    sock.send(datagram).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = sock.recv(&mut buf) {
+        out.push(buf[..n].to_vec());
+    }
+    out
+}
+
+fn error_of(datagram: &[u8]) -> ms_wire::control::ErrorEntry {
+    match ms_wire::parse(datagram) {
+        Ok(ms_wire::Frame::Control(ms_wire::control::Control::Error(mut e))) => e.next().expect("an entry"),
+        other => panic!("not an ERROR: {other:?}"),
+    }
+}
+
+/// Regressions from the outside test of the protocol's edges: a range that
+/// overflows the stream table was partly applied; a SUBSCRIBE without
+/// entries got no answer; an empty datagram got ERROR Malformed; unknown
+/// types and RangeTooLarge had no counter of their own; a HEARTBEAT never
+/// told a forgotten subscriber anything.
+#[test]
+fn protocol_edges_are_answered_as_documented() {
+    use ms_wire::control::{self, ErrorCode, RangeRequest};
+    use ms_wire::FrameType;
+    let _guard = common::exclusive();
+    let (dp, ns) = setup(1, 10_000);
+    let sock = ns.enter(|| {
+        let s = std::net::UdpSocket::bind(any_port()).unwrap();
+        s.connect(appliance()).unwrap();
+        s
+    });
+    let mut buf = [0u8; 64];
+    // A HEARTBEAT from an address with no subscription: UnknownSubscriber.
+    let len = control::emit_heartbeat(&mut buf).unwrap();
+    let got = answers(&sock, &buf[..len]);
+    assert_eq!(got.len(), 1);
+    let e = error_of(&got[0]);
+    assert_eq!(e.code, ErrorCode::UnknownSubscriber);
+    let instance = e.detail;
+    // 5,000 streams do not fit a 4,096-stream table: refused whole.
+    let range = RangeRequest { request: 9, first: 0, last: 4_999, initial_credit: 0 };
+    let len = control::emit_ranges(&mut buf, FrameType::Subscribe, &[range]).unwrap();
+    let got = answers(&sock, &buf[..len]);
+    assert_eq!(got.len(), 1);
+    let e = error_of(&got[0]);
+    assert_eq!((e.request, e.code, e.part, e.parts), (9, ErrorCode::StreamTableFull, 0, 1));
+    // One that fits: acknowledged with the instance and the lifetime.
+    let range = RangeRequest { request: 10, first: 0, last: 99, initial_credit: 0 };
+    let len = control::emit_ranges(&mut buf, FrameType::Subscribe, &[range]).unwrap();
+    let got = answers(&sock, &buf[..len]);
+    let Ok(ms_wire::Frame::Control(control::Control::Ack(mut a))) = ms_wire::parse(&got[0]) else { panic!() };
+    let a = a.next().unwrap();
+    assert_eq!((a.request, a.streams, a.lifetime_ms, a.instance), (10, 100, 10_000, instance));
+    // Now the HEARTBEAT is answered with the subscriptions held.
+    let len = control::emit_heartbeat(&mut buf).unwrap();
+    let got = answers(&sock, &buf[..len]);
+    let Ok(ms_wire::Frame::Control(control::Control::Ack(mut a))) = ms_wire::parse(&got[0]) else { panic!() };
+    let a = a.next().unwrap();
+    assert_eq!((a.request, a.part, a.parts, a.streams, a.instance), (0, 0, 1, 100, instance));
+    // SUBSCRIBE without entries: ERROR Malformed. Empty and 1-byte
+    // datagrams: not ours, no answer.
+    let empty_sub = [0x4d, 0x53, ms_wire::VERSION, 2, 0, 0, 0, 0];
+    assert_eq!(error_of(&answers(&sock, &empty_sub)[0]).code, ErrorCode::Malformed);
+    assert!(answers(&sock, &[]).is_empty(), "an empty datagram is not answered");
+    assert!(answers(&sock, &[0x4d]).is_empty(), "a 1-byte datagram is not answered");
+    let unknown = [0x4d, 0x53, ms_wire::VERSION, 42, 0, 0, 0, 0];
+    assert_eq!(
+        error_of(&answers(&sock, &unknown)[0]),
+        ms_wire::control::ErrorEntry::whole(0, ErrorCode::UnknownType, 42)
+    );
+    let huge = RangeRequest { request: 11, first: 0, last: 70_000, initial_credit: 0 };
+    let len = control::emit_ranges(&mut buf, FrameType::Subscribe, &[huge]).unwrap();
+    assert_eq!(error_of(&answers(&sock, &buf[..len])[0]).code, ErrorCode::RangeTooLarge);
+
+    let done = dp.stop();
+    assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
+    let t = done.counters()["total"].clone();
+    for (name, want) in [
+        ("subscriptions_added", 100),
+        ("subscribe_refused", 1),
+        ("proto_malformed", 1),
+        ("proto_bad_magic", 2),
+        ("proto_unknown_type", 1),
+        ("range_too_large", 1),
+        ("heartbeats", 2),
+    ] {
+        assert_eq!(t[name].as_u64(), Some(want), "{name}: {t:#}");
+    }
+}
