@@ -8,6 +8,7 @@ use crate::eal::Eal;
 use crate::mailbox::Mailboxes;
 use crate::mbuf::Mempool;
 use crate::port::{self, Port};
+use crate::stop::{Stop, SHUTDOWN_BOUND};
 use crate::worker::{Worker, WorkerQueue};
 use anyhow::Context;
 use ms_netstack::arp_cache::{Sizes, Timers};
@@ -15,9 +16,9 @@ use ms_netstack::host::ArpSettings;
 use ms_netstack::host::{Host, HostConfig};
 use ms_netstack::solicit::Solicitations;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Items each worker's mailbox holds.
 const MAILBOX_ITEMS: usize = 1024;
@@ -29,6 +30,12 @@ pub struct RunReport {
     pub workers: Vec<WorkerReport>,
     /// Per port (name, drops), in config order.
     pub ports: Vec<(String, port::PortDrops)>,
+    /// What ended the run, when it was not a stop request: a worker that
+    /// panicked, failed to start or did not stop in time. The counters
+    /// above are still the run's.
+    pub failure: Option<anyhow::Error>,
+    /// A worker was still running at exit: EAL must not be cleaned up.
+    pub workers_stuck: bool,
 }
 
 /// One worker's final counters.
@@ -42,8 +49,8 @@ pub struct WorkerReport {
 
 /// What the main lcore needs besides the config.
 pub struct RunContext {
-    /// Set on SIGINT/SIGTERM.
-    pub stop: Arc<AtomicBool>,
+    /// Requested on SIGINT/SIGTERM (see [`crate::stop`]).
+    pub stop: Arc<Stop>,
     /// Where the config came from (for status).
     pub origin: String,
     /// Changes the log filter.
@@ -52,9 +59,10 @@ pub struct RunContext {
     pub log_level: String,
 }
 
-/// Runs the dataplane until `ctx.stop` is set, then tears it down and
-/// returns the final counters. EAL must be initialised; its cleanup is the
-/// caller's.
+/// Runs the dataplane until a stop is requested (or a worker fails), then
+/// tears it down within a bound and returns the final counters, with what
+/// went wrong if anything did. EAL must be initialised; its cleanup is the
+/// caller's (unless [`RunReport::workers_stuck`]).
 pub fn run(eal: &Eal, cfg: &Config, ctx: RunContext) -> anyhow::Result<RunReport> {
     let stop = &ctx.stop;
     let control = ControlSocket::bind(&cfg.telemetry.control_socket)?;
@@ -81,12 +89,21 @@ pub fn run(eal: &Eal, cfg: &Config, ctx: RunContext) -> anyhow::Result<RunReport
     });
     // Read before the ports close: what the drivers dropped.
     let drops = ports.iter().map(|p| (p.name.clone(), port::drops_of(p.id))).collect();
-    for p in &ports {
-        p.stop_and_close();
+    let run = result?;
+    if run.workers_stuck {
+        // A worker may still touch the ports and pools: leave them be; the
+        // process is about to exit.
+        std::mem::forget(worker_pools);
+        std::mem::forget(pools);
+        std::mem::forget(ports);
+    } else {
+        for p in &ports {
+            p.stop_and_close();
+        }
+        drop(worker_pools);
+        drop(pools);
     }
-    drop(worker_pools);
-    drop(pools);
-    result.map(|workers| RunReport { workers, ports: drops })
+    Ok(RunReport { workers: run.reports, ports: drops, failure: run.failure, workers_stuck: run.workers_stuck })
 }
 
 fn port_info(p: &Port) -> PortInfo {
@@ -188,7 +205,7 @@ struct Plant<'a> {
     ports: &'a [Port],
     pools: &'a [Arc<Mempool>],
     stats: &'a Arc<ms_stats::Segment>,
-    stop: &'a Arc<AtomicBool>,
+    stop: &'a Arc<Stop>,
 }
 
 fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Worker>> {
@@ -211,7 +228,7 @@ fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Work
             pool: Arc::clone(pool),
             mail: Arc::clone(&mail),
             counters: Arc::new(WorkerCounters::new(Arc::clone(stats), index)),
-            stop: Arc::clone(stop),
+            stop: Arc::clone(stop.flag()),
             live: Arc::clone(live),
             burst: usize::from(cfg.workers.rx_burst),
             tsc_per_ms,
@@ -233,8 +250,8 @@ struct Main {
 
 /// Serves the control socket on its own thread until `stop`, so a slow
 /// client delays nobody: not the main lcore's heartbeat, not shutdown.
-fn spawn_control(main: Main, stop: &Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let stop = Arc::clone(stop);
+fn spawn_control(main: Main, stop: &Stop) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let stop = Arc::clone(stop.flag());
     let Main { control, mut state, .. } = main;
     let handle = std::thread::Builder::new().name("control".into()).spawn(move || {
         while !stop.load(Ordering::Relaxed) {
@@ -246,62 +263,99 @@ fn spawn_control(main: Main, stop: &Arc<AtomicBool>) -> anyhow::Result<std::thre
 }
 
 /// Launches every worker (all are built first, so nothing can fail with
-/// some running), beats the stats heartbeat until `stop` while the control
-/// socket is served on its own thread, then waits for every worker to
-/// return. A worker that panics stops the whole process with an error.
-fn run_workers(plant: &Plant<'_>, main: Main) -> anyhow::Result<Vec<WorkerReport>> {
-    let Plant { eal, cfg, ports, stats, stop, .. } = *plant;
+/// some running), beats the stats heartbeat until a stop is requested
+/// while the control socket is served on its own thread, then gives the
+/// workers and the control thread [`SHUTDOWN_BOUND`] to return. Whatever
+/// ended the run (a signal, a worker that panicked, a worker that failed
+/// to start), the workers' counters are reported; [`Run::failure`] says
+/// what went wrong, if anything.
+fn run_workers(plant: &Plant<'_>, main: Main) -> anyhow::Result<Run> {
+    let Plant { eal, cfg, stop, .. } = *plant;
     let workers = build_workers(plant, &main.live)?;
     let mut blocks = Vec::with_capacity(workers.len());
     let mut launched = Ok(());
     for (worker, &lcore) in workers.into_iter().zip(cfg.worker_lcores()) {
         blocks.push((lcore, Arc::clone(&worker.counters)));
-        let stop = Arc::clone(stop);
-        launched = eal
-            .launch(lcore, move || {
-                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run())).unwrap_or(-1);
-                if code != 0 {
-                    tracing::error!(lcore, "worker panicked; stopping the dataplane");
-                    stop.store(true, Ordering::Relaxed);
-                }
-                code
-            })
-            .with_context(|| format!("worker on lcore {lcore}"));
+        launched = launch_worker(eal, lcore, worker, stop);
         if launched.is_err() {
             blocks.pop();
             break;
         }
     }
-    let mut control = None;
-    if launched.is_ok() {
-        let live = Arc::clone(&main.live);
-        control = Some(spawn_control(main, stop)?);
-        // Ready once every worker built its tables (the message pool is
-        // touched page by page) and polls.
-        while live.workers_started.load(Ordering::Acquire) < blocks.len() && !stop.load(Ordering::Relaxed) {
-            stats.beat(unix_ns());
-            std::thread::sleep(Duration::from_millis(5));
+    let control = match launched {
+        Ok(()) => Some(serve_until_stopped(plant, main, blocks.len())?),
+        Err(_) => None,
+    };
+    stop.request();
+    let since = Instant::now();
+    let control_stuck = control.is_some_and(|c| !Stop::until(|| c.is_finished(), since, SHUTDOWN_BOUND));
+    let stuck: Vec<u32> = blocks
+        .iter()
+        .map(|(l, _)| *l)
+        .filter(|&l| !Stop::until(|| !eal.is_running(l), since, SHUTDOWN_BOUND))
+        .collect();
+    // Only lcores that returned may be waited for (a wait on one still
+    // running would never end).
+    let failed: Vec<u32> =
+        blocks.iter().map(|(l, _)| *l).filter(|l| !stuck.contains(l)).filter(|&l| eal.wait(l) != 0).collect();
+    let reports = blocks.into_iter().map(|(lcore, c)| WorkerReport { lcore, counters: c.snapshot() }).collect();
+    let failure = match (launched, stuck.is_empty(), failed.is_empty()) {
+        (Err(e), _, _) => Some(e),
+        (Ok(()), false, _) => Some(anyhow::anyhow!(
+            "worker(s) on lcore(s) {stuck:?} did not stop within {SHUTDOWN_BOUND:?}; their counters are as last published"
+        )),
+        (Ok(()), true, false) => {
+            Some(anyhow::anyhow!("worker(s) on lcore(s) {failed:?} panicked (see the log above); the dataplane stopped"))
         }
-        tracing::info!(
-            workers = blocks.len(),
-            ports = ports.len(),
-            instance = format!("{:016x}", live.instance),
-            "ready"
-        );
-        while !stop.load(Ordering::Relaxed) {
-            stats.beat(unix_ns());
-            std::thread::sleep(Duration::from_millis(20));
+        (Ok(()), true, true) => None,
+    };
+    if control_stuck {
+        tracing::warn!(bound = ?SHUTDOWN_BOUND, "the control thread did not stop in time; leaving it");
+    }
+    Ok(Run { reports, failure, workers_stuck: !stuck.is_empty() })
+}
+
+/// What [`run_workers`] leaves.
+struct Run {
+    reports: Vec<WorkerReport>,
+    failure: Option<anyhow::Error>,
+    workers_stuck: bool,
+}
+
+/// Launches `worker` on `lcore`. A worker that panics requests the stop.
+fn launch_worker(eal: &Eal, lcore: u32, worker: Worker, stop: &Arc<Stop>) -> anyhow::Result<()> {
+    let stop = Arc::clone(stop);
+    #[cfg(debug_assertions)]
+    if crate::stop::fault("MS_FAULT_LAUNCH_FAIL_LCORE") == Some(lcore) {
+        anyhow::bail!("worker on lcore {lcore}: launch refused (fault injected by MS_FAULT_LAUNCH_FAIL_LCORE)");
+    }
+    eal.launch(lcore, move || {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run())).unwrap_or(-1);
+        if code != 0 {
+            tracing::error!(lcore, "worker panicked; stopping the dataplane");
+            stop.request();
         }
-        tracing::info!("stopping");
+        code
+    })
+    .with_context(|| format!("worker on lcore {lcore}"))
+}
+
+/// Serves the control socket and beats the stats heartbeat until a stop
+/// is requested; returns the control thread.
+fn serve_until_stopped(plant: &Plant<'_>, main: Main, workers: usize) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let Plant { ports, stats, stop, .. } = *plant;
+    let live = Arc::clone(&main.live);
+    let control = spawn_control(main, stop)?;
+    // Ready once every worker built its tables (the message pool is
+    // touched page by page) and polls.
+    while live.workers_started.load(Ordering::Acquire) < workers && !stop.is_requested() {
+        stats.beat(unix_ns());
+        stop.wait(Duration::from_millis(5));
     }
-    stop.store(true, Ordering::Relaxed);
-    if let Some(c) = control {
-        let _ = c.join();
+    tracing::info!(workers, ports = ports.len(), instance = format!("{:016x}", live.instance), "ready");
+    while !stop.wait(Duration::from_millis(20)) {
+        stats.beat(unix_ns());
     }
-    let failed: Vec<u32> = blocks.iter().map(|(l, _)| *l).filter(|&l| eal.wait(l) != 0).collect();
-    launched?;
-    if !failed.is_empty() {
-        anyhow::bail!("worker(s) on lcore(s) {failed:?} panicked (see the log above); the dataplane stopped");
-    }
-    Ok(blocks.into_iter().map(|(lcore, c)| WorkerReport { lcore, counters: c.snapshot() }).collect())
+    tracing::info!("stopping");
+    Ok(control)
 }

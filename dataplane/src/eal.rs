@@ -118,6 +118,7 @@ impl Eal {
         }
         argv.push(std::ptr::null_mut());
         let argc = c_int::try_from(args.len()).expect("a handful of EAL arguments");
+        keep_driver_signals_away();
         // SAFETY: argv holds argc valid NUL-terminated strings followed by a
         // NULL, all leaked so they outlive the process; rte_eal_init is
         // called once (a second call fails with EALREADY, which we report).
@@ -169,6 +170,13 @@ impl Eal {
         unsafe { sys::rte_eal_wait_lcore(lcore) }
     }
 
+    /// True while `lcore` runs a launched function.
+    pub fn is_running(&self, lcore: u32) -> bool {
+        // SAFETY: EAL is initialised; any lcore id is accepted (an unknown
+        // one reads as not running).
+        unsafe { sys::rte_eal_get_lcore_state(lcore) == sys::rte_lcore_state_t_RUNNING }
+    }
+
     /// Releases EAL resources. Nothing DPDK may be used afterwards.
     pub fn cleanup(self) {
         // SAFETY: consumes the only Eal; the caller has stopped workers and
@@ -177,6 +185,23 @@ impl Eal {
         if ret != 0 {
             tracing::warn!(reason = %strerror(-ret), "rte_eal_cleanup failed");
         }
+    }
+}
+
+/// net_tap's "Rx trigger" makes the kernel raise a real-time signal for
+/// every frame a TAP receives (the first real-time signal from
+/// SIGRTMIN + 1 whose action is the default), delivered to whichever of our
+/// threads: a burst of 94,000 IPv4 fragments kept the main lcore handling
+/// signals for seconds, so its shutdown wait never ended, and each signal
+/// also interrupts a busy-polling worker. Ignoring those signals before the
+/// drivers start makes net_tap find none free ("All rt-signals are in use")
+/// and poll its queues instead, which a busy-polling worker does anyway.
+/// The process uses no real-time signal itself.
+fn keep_driver_signals_away() {
+    for sig in libc::SIGRTMIN() + 1..libc::SIGRTMAX() {
+        // SAFETY: sets the disposition of a real-time signal that nothing
+        // in this process handles; no handler function is involved.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
 }
 

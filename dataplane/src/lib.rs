@@ -20,4 +20,5 @@ pub mod port;
 pub mod pubsub;
 pub mod report;
 pub mod service;
+pub mod stop;
 pub mod worker;

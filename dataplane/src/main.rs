@@ -3,11 +3,10 @@
 use anyhow::Context;
 use clap::Parser;
 use ms_dataplane::config::{Config, Host};
+use ms_dataplane::stop::Stop;
 use ms_dataplane::{app, eal, report};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use tracing_subscriber::{prelude::*, reload, EnvFilter};
 
 /// Counts heap allocations on worker lcores (reported at exit; tests
@@ -88,13 +87,8 @@ fn run(cli: &Cli, set_log_level: SetLevel) -> anyhow::Result<()> {
         println!("{}", args[1..].join(" "));
         return Ok(());
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
-            .context("install signal handler")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("install signal handler")?;
-    }
+    let stop = Stop::new().context("create the stop wake-up")?;
+    stop.on_signals().context("install the SIGINT/SIGTERM handlers")?;
     let eal = eal::Eal::init(&args)?;
     let ctx = app::RunContext {
         stop,
@@ -102,13 +96,30 @@ fn run(cli: &Cli, set_log_level: SetLevel) -> anyhow::Result<()> {
         set_log_level,
         log_level: cli.log_level.clone(),
     };
-    let result = app::run(&eal, &cfg, ctx);
-    eal.cleanup();
-    let reports = result?;
+    let report = match app::run(&eal, &cfg, ctx) {
+        Ok(r) => r,
+        Err(e) => {
+            eal.cleanup();
+            return Err(e);
+        }
+    };
     if cli.json {
-        println!("{}", report::json(&reports));
+        println!("{}", report::json(&report));
     } else {
-        print!("{}", report::table(&reports));
+        print!("{}", report::table(&report));
     }
-    Ok(())
+    if report.workers_stuck {
+        // A worker still runs: no EAL cleanup and no exit handlers, which
+        // could wait for it; the report above is what the run leaves.
+        let e = report.failure.as_ref().map(|e| format!("{e:#}")).unwrap_or_default();
+        eprintln!("ms-dataplane: error: {e}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        // SAFETY: ends the process at once; nothing after it runs.
+        unsafe { libc::_exit(1) };
+    }
+    eal.cleanup();
+    match report.failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

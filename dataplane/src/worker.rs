@@ -207,6 +207,8 @@ impl Worker {
         // this lcore is a bug that the counting allocator reports.
         crate::alloc::count_this_thread(true);
         self.live.workers_started.fetch_add(1, Ordering::Release);
+        #[cfg(debug_assertions)]
+        self.injected_faults();
         while !self.stop.load(Ordering::Relaxed) {
             // SAFETY: rte_rdtsc only reads the time-stamp counter.
             let tsc = unsafe { sys::rte_rdtsc() };
@@ -239,6 +241,23 @@ impl Worker {
         batch.flush_free();
         local.flush(&counters);
         0
+    }
+
+    /// Faults the shutdown tests inject through the environment (debug
+    /// builds only): a worker that panics, or one that never returns.
+    #[cfg(debug_assertions)]
+    fn injected_faults(&self) {
+        let me = Some(self.index as u32);
+        if crate::stop::fault("MS_FAULT_PANIC_WORKER") == me {
+            crate::alloc::count_this_thread(false);
+            panic!("worker {} panics (fault injected by MS_FAULT_PANIC_WORKER)", self.index);
+        }
+        if crate::stop::fault("MS_FAULT_HANG_WORKER") == me {
+            crate::alloc::count_this_thread(false);
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
     }
 
     /// Adaptive batching: a poll that filled its burst asks for twice as

@@ -451,7 +451,8 @@ fn with_dataplane<T: Send + 'static>(
         dut_mac: "02:4d:53:00:00:01".parse::<ms_dataplane::config::Mac>().map_err(anyhow::Error::msg)?.0,
         tsc_hz: eal.tsc_hz(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = ms_dataplane::stop::Stop::new().context("create the stop wake-up")?;
+    let stop = Arc::clone(stopper.flag());
     let result = Arc::new(Mutex::new(None));
     {
         let (stop, result) = (Arc::clone(&stop), Arc::clone(&result));
@@ -464,7 +465,7 @@ fn with_dataplane<T: Send + 'static>(
         })?;
     }
     let ctx = app::RunContext {
-        stop: Arc::clone(&stop),
+        stop: Arc::clone(&stopper),
         origin: "ms-bench".into(),
         set_log_level: Box::new(|_| Ok(())),
         log_level: "off".into(),
@@ -474,7 +475,11 @@ fn with_dataplane<T: Send + 'static>(
     // waiting for answers.
     stop.store(true, Ordering::Relaxed);
     eal.wait(2);
-    let reports = reports.context("dataplane")?.workers;
+    let run = reports.context("dataplane")?;
+    if let Some(e) = run.failure {
+        return Err(e.context("dataplane"));
+    }
+    let reports = run.workers;
     let outcome =
         result.lock().unwrap_or_else(|p| p.into_inner()).take().context("the generator produced no result")?;
     drop(pool);

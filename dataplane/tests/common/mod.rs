@@ -122,7 +122,12 @@ impl Finished {
 impl Dataplane {
     /// Runs the binary to completion with `config` (for startup errors).
     pub fn run_to_exit(config: &str, limit: Duration) -> Finished {
-        let mut dp = Dataplane::spawn(config);
+        Dataplane::spawn(config).wait_exit(limit)
+    }
+
+    /// Waits up to `limit` for the binary to exit by itself.
+    pub fn wait_exit(mut self, limit: Duration) -> Finished {
+        let dp = &mut self;
         let mut child = dp.child.take().expect("running");
         let start = Instant::now();
         let status = loop {
@@ -142,6 +147,11 @@ impl Dataplane {
 
     /// Writes `config` and starts the binary with `--json`.
     pub fn spawn(config: &str) -> Dataplane {
+        Dataplane::spawn_env(config, &[])
+    }
+
+    /// Like [`Dataplane::spawn`], with extra environment variables.
+    pub fn spawn_env(config: &str, env: &[(&str, &str)]) -> Dataplane {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("dataplane.yaml");
         // Private stats segment and control socket, so runs never collide.
@@ -159,11 +169,17 @@ impl Dataplane {
             .arg(&cfg)
             .arg("--json")
             .env("MS_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
             .expect("spawn ms-dataplane");
         Dataplane { child: Some(child), dir, stderr_path }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// The log so far.
