@@ -65,8 +65,8 @@ pub enum Handoff {
         ip: Ipv4Addr,
         /// Its MAC.
         mac: MacAddr,
-        /// Learned from an answer to a request (may replace a learned MAC).
-        solicited: bool,
+        /// How it was learned (the receiving worker weighs it the same).
+        claim: ms_netstack::arp_cache::Claim,
     },
     /// A PUBLISH datagram for streams this worker owns, still in its mbuf.
     Publish {
@@ -161,7 +161,7 @@ mod tests {
             port: 0,
             ip: Ipv4Addr::new(198, 18, 0, n),
             mac: MacAddr([2, 0, 0, 0, 0, n]),
-            solicited: true,
+            claim: ms_netstack::arp_cache::Claim::Solicited,
         }
     }
 

@@ -313,10 +313,10 @@ impl Worker {
                 return;
             };
             match item {
-                Handoff::Neighbor { port, ip, mac, solicited } => {
+                Handoff::Neighbor { port, ip, mac, claim } => {
                     if let Some(q) = self.queues.get_mut(port) {
                         c.add(Counter::NeighborsReceived, 1);
-                        if q.host.learn_shared(Shared { ip, mac, solicited }, now_ms) == Learned::Conflict {
+                        if q.host.learn_shared(Shared { ip, mac, claim }, now_ms) == Learned::Conflict {
                             c.add(Counter::NeighborClaimsRefused, 1);
                         }
                         self.release_ready(port, batch, c);
@@ -339,10 +339,10 @@ impl Worker {
 
     /// Tells the other workers about a neighbour this one learned.
     fn share_learned(&mut self, q: usize, c: &mut LocalCounters) {
-        if let Some(Shared { ip, mac, solicited }) = self.queues[q].host.take_learned() {
+        if let Some(Shared { ip, mac, claim }) = self.queues[q].host.take_learned() {
             if self.mail.len() > 1 {
                 c.add(Counter::NeighborsShared, 1);
-                let item = Handoff::Neighbor { port: q, ip, mac, solicited };
+                let item = Handoff::Neighbor { port: q, ip, mac, claim };
                 c.add(Counter::HandoffFull, self.mail.broadcast(self.index, item));
             }
         }
@@ -487,10 +487,7 @@ impl Worker {
         let mac = match resolution {
             Resolution::Mac(mac) => mac,
             Resolution::MacRefresh { mac, next_hop } => {
-                match self.pool.alloc() {
-                    Some(req) => self.send_arp_request(q, req, next_hop, batch, c),
-                    None => c.add(Counter::EgressNoBuffer, 1),
-                }
+                self.ask(q, next_hop, batch, c);
                 mac
             }
             Resolution::Unresolved { next_hop, ask } => {

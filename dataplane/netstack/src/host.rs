@@ -193,9 +193,10 @@ pub struct Shared {
     pub ip: Ipv4Addr,
     /// Its MAC.
     pub mac: MacAddr,
-    /// Learned from an answer to our request (replaces a learned MAC on
-    /// the other cores too); else an unverified claim.
-    pub solicited: bool,
+    /// How it was learned here, so the other cores weigh it the same: an
+    /// answer to our request, an override the config allows (failover by
+    /// gratuitous ARP) or an unverified claim (and whether it may add).
+    pub claim: Claim,
 }
 
 /// One host: identity, neighbour table and routes. One per worker per
@@ -253,8 +254,7 @@ impl Host {
     /// A neighbour another core of this port learned, with the weight it
     /// had there.
     pub fn learn_shared(&mut self, n: Shared, now_ms: u64) -> Learned {
-        let claim = if n.solicited { Claim::Solicited } else { Claim::Unverified { create: true } };
-        self.claim(n.ip, n.mac, now_ms, claim)
+        self.claim(n.ip, n.mac, now_ms, n.claim)
     }
 
     /// Adds a static neighbour (startup). False when `ip` is not on the
@@ -287,7 +287,7 @@ impl Host {
     fn learn_from(&mut self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, claim: Claim) -> Learned {
         let r = self.claim(ip, mac, now_ms, claim);
         if r == Learned::Stored {
-            self.learned = Some(Shared { ip, mac, solicited: claim == Claim::Solicited });
+            self.learned = Some(Shared { ip, mac, claim });
         }
         r
     }

@@ -96,7 +96,7 @@ fn answers_to_our_requests_are_learned_and_shared() {
     assert_eq!(h.resolve(PEER_IP, 0), Resolution::Unresolved { next_hop: PEER_IP, ask: true });
     assert_eq!(h.resolve(PEER_IP, 10), Resolution::Unresolved { next_hop: PEER_IP, ask: false }, "paced");
     assert_eq!(h.process(&mut reply_from_peer(), 20), Verdict::Learned);
-    let shared = Shared { ip: PEER_IP, mac: PEER_MAC, solicited: true };
+    let shared = Shared { ip: PEER_IP, mac: PEER_MAC, claim: Claim::Solicited };
     assert_eq!(h.take_learned(), Some(shared), "shared with other cores");
     assert_eq!(h.take_learned(), None);
     assert_eq!(h.resolve(PEER_IP, 30), Resolution::Mac(PEER_MAC));
@@ -146,6 +146,29 @@ fn the_config_may_accept_unsolicited_arp_for_failover() {
     garp3[31] = 3;
     garp3[41] = 3;
     assert_eq!(h.process(&mut garp3, 7), Verdict::Drop(DropReason::ArpConflict), "static entries still win");
+}
+
+/// Regression (review): an override accepted on the core that received
+/// the gratuitous ARP was posted to the others as an unverified claim, so
+/// only that core failed over.
+#[test]
+fn a_failover_reaches_every_core_of_the_port() {
+    let asked = Arc::new(Solicitations::new(64));
+    let mut a = Host::with_shared(config(true), Arc::clone(&asked));
+    let mut b = Host::with_shared(config(true), asked);
+    for h in [&mut a, &mut b] {
+        assert_eq!(h.learn_neighbor(PEER_IP, PEER_MAC, 0), Learned::Stored);
+    }
+    assert_eq!(a.process(&mut forged_garp(), 5), Verdict::Learned);
+    let shared = a.take_learned().expect("posted to the other cores");
+    assert_eq!(b.learn_shared(shared, 6), Learned::Stored);
+    assert_eq!(b.resolve(PEER_IP, 7), Resolution::Mac(FORGED_MAC), "the other core failed over too");
+    // Without the config switch, the same claim changes nothing anywhere.
+    let mut c = Host::new(config(false));
+    assert_eq!(c.learn_neighbor(PEER_IP, PEER_MAC, 0), Learned::Stored);
+    let unverified = Shared { claim: Claim::Unverified { create: true }, ..shared };
+    assert_eq!(c.learn_shared(unverified, 6), Learned::Conflict);
+    assert_eq!(c.resolve(PEER_IP, 7), Resolution::Mac(PEER_MAC));
 }
 
 #[test]
