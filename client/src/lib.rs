@@ -18,6 +18,7 @@
 
 pub mod cli;
 mod publisher;
+mod ranges;
 mod subscriber;
 
 pub use publisher::Publisher;
@@ -38,9 +39,11 @@ pub enum ClientError {
         attempts: u32,
     },
     /// The appliance refused a request (or, for a range, at least one
-    /// core refused its share and changed nothing; the others applied
-    /// theirs).
-    #[error("the appliance refused request {request}: {code:?} (detail {detail}); streams added by the cores that accepted their share: {applied}")]
+    /// core refused its share and changed nothing). `applied` streams were
+    /// added by the cores that accepted theirs; [`Subscriber::subscribe`]
+    /// then unsubscribes those again (the streams of the range that were
+    /// not subscribed before), so a refused subscribe changes nothing.
+    #[error("the appliance refused request {request}: {code:?} (detail {detail}); cores that accepted their share had added {applied} streams (a refused subscribe removes them again)")]
     Refused {
         /// Request id.
         request: u32,
@@ -50,6 +53,14 @@ pub enum ClientError {
         detail: u64,
         /// Streams changed by the parts that were applied.
         applied: u32,
+    },
+    /// A range whose first stream id is above its last.
+    #[error("stream range {first}..={last} is empty: the first id must not be above the last")]
+    EmptyRange {
+        /// First id given.
+        first: u64,
+        /// Last id given.
+        last: u64,
     },
     /// A message payload is larger than one DELIVER entry can carry.
     #[error("message refused locally: the payload is {len} bytes; at most {max} bytes fit one message")]

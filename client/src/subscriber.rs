@@ -1,10 +1,11 @@
 //! Subscriber: subscriptions with acknowledgement, heartbeats, per-stream
 //! gap and order checking, and flow control (CREDIT grants).
 
+use crate::ranges::Ranges;
 use crate::ClientError;
 use ms_wire::control::{self, Control, Credit, ErrorCode, ErrorEntry, RangeRequest, CREDIT_ENTRY_LEN};
 use ms_wire::{Frame, FrameType, DATAGRAM_MAX, HEADER_LEN};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -101,6 +102,9 @@ pub struct SubscriberStats {
     /// Times the subscriptions were made again because heartbeat answers
     /// showed fewer than were made (expired, or the appliance restarted).
     pub resubscribes: u64,
+    /// SUBSCRIBEs made again that the appliance refused (a table full):
+    /// their streams are no longer counted as subscribed.
+    pub resubscribe_refused: u64,
     /// Socket calls that failed with a transient error (the appliance or
     /// the route to it was away, or a signal interrupted the call); the
     /// subscriber went on.
@@ -172,13 +176,21 @@ pub struct Subscriber {
     heartbeat_asked: Duration,
     /// The appliance instance the subscriptions were made with.
     instance: Option<u64>,
-    /// Ranges subscribed, merged (first -> last), to make again and to
-    /// know how many subscriptions the appliance should hold.
-    ranges: BTreeMap<u64, u64>,
+    /// Streams subscribed, to make again and to know how many
+    /// subscriptions the appliance should hold.
+    ranges: Ranges,
     /// Answers to the last HEARTBEAT: subscriptions held per core.
     held: HashMap<u16, u32>,
-    /// A HEARTBEAT went out whose answers `held` collects.
+    /// A HEARTBEAT went out whose answers `held` collects, when
+    /// `expected` subscriptions were made.
     heartbeat_out: bool,
+    expected: u64,
+    /// Heartbeats in a row whose answers counted fewer subscriptions than
+    /// were made (one may just have lost an answer).
+    short: u32,
+    /// SUBSCRIBEs sent by [`Subscriber::resubscribe`] whose answers are
+    /// not waited for: request id -> the ranges it carried.
+    resent: HashMap<u32, Vec<(u64, u64)>>,
     /// Bytes the kernel gave the receive buffer (`SO_RCVBUF`).
     rcvbuf_bytes: usize,
     /// Datagrams read so far (to tell when the socket is drained).
@@ -212,9 +224,12 @@ impl Subscriber {
             notices: Vec::new(),
             heartbeat_asked: heartbeat_every,
             instance: None,
-            ranges: BTreeMap::new(),
+            ranges: Ranges::default(),
             held: HashMap::new(),
             heartbeat_out: false,
+            expected: 0,
+            short: 0,
+            resent: HashMap::new(),
             rcvbuf_bytes,
             reads: 0,
         })
@@ -239,7 +254,7 @@ impl Subscriber {
 
     /// Streams subscribed (as made; the appliance may hold fewer).
     pub fn subscribed_streams(&self) -> u64 {
-        self.ranges.iter().map(|(a, b)| (b - a).saturating_add(1)).fold(0, u64::saturating_add)
+        self.ranges.count()
     }
 
     /// The credit window each stream is granted with: the window set (see
@@ -328,20 +343,40 @@ impl Subscriber {
     /// full), the error says how many streams the other cores added
     /// ([`ClientError::Refused`]`::applied`), and those stay subscribed.
     pub fn subscribe(&mut self, first: u64, last: u64, timeout: Duration) -> Result<u32, ClientError> {
+        if first > last {
+            return Err(ClientError::EmptyRange { first, last });
+        }
         // Counted before asking, so the initial credit asked for is this
         // stream's share of the receive buffer with the new ones in.
         let before = self.ranges.clone();
-        add_range(&mut self.ranges, first, last);
+        self.ranges.add(first, last);
         let r = self.request(FrameType::Subscribe, first, last, timeout);
         if r.is_err() {
             self.ranges = before;
         }
+        if let Err(ClientError::Refused { applied, .. }) = &r {
+            if *applied > 0 {
+                self.roll_back(first, last, timeout);
+            }
+        }
         r
+    }
+
+    /// Undoes what the cores that accepted their share of a refused range
+    /// subscribed: the streams of `first..=last` not subscribed before.
+    /// Best effort (a lost UNSUBSCRIBE leaves them to expire).
+    fn roll_back(&mut self, first: u64, last: u64, timeout: Duration) {
+        for (a, b) in self.ranges.uncovered(first, last) {
+            let _ = self.request(FrameType::Unsubscribe, a, b, timeout);
+        }
     }
 
     /// Unsubscribes from `first..=last`; returns the number removed.
     pub fn unsubscribe(&mut self, first: u64, last: u64, timeout: Duration) -> Result<u32, ClientError> {
-        remove_range(&mut self.ranges, first, last);
+        if first > last {
+            return Err(ClientError::EmptyRange { first, last });
+        }
+        self.ranges.remove(first, last);
         self.request(FrameType::Unsubscribe, first, last, timeout)
     }
 
@@ -430,23 +465,51 @@ impl Subscriber {
         }
     }
 
-    /// Makes every subscription again, without waiting for the ACKs (the
-    /// next heartbeat's answers show whether they took), and starts every
-    /// stream's sequence and credit state again: the appliance may have
-    /// made them anew.
+    /// Makes every subscription again, packed into as few SUBSCRIBEs as
+    /// fit, without waiting for the ACKs (the heartbeats after the next one
+    /// show whether they took; a refusal drops the ranges it names), and
+    /// starts every stream's sequence and credit state again: the appliance
+    /// may have made them anew.
     fn resubscribe(&mut self) -> Result<(), ClientError> {
         self.stats.resubscribes += 1;
-        let ranges: Vec<(u64, u64)> = self.ranges.iter().map(|(&a, &b)| (a, b)).collect();
-        let mut out = [0u8; 64];
-        for (first, last) in ranges.into_iter().flat_map(|(a, b)| crate::cli::chunks(a..=b)) {
-            self.applied(FrameType::Subscribe, first, last);
-            let entry = self.range_request(FrameType::Subscribe, first, last);
-            let len = control::emit_ranges(&mut out, FrameType::Subscribe, &[entry]).expect("fits");
+        // Answers to the heartbeat before this are stale now.
+        self.heartbeat_out = false;
+        self.short = 0;
+        self.held.clear();
+        self.resent.clear();
+        let mut out = [0u8; DATAGRAM_MAX];
+        for group in self.ranges.packed() {
+            let entries: Vec<RangeRequest> = group
+                .iter()
+                .map(|&(first, last)| {
+                    self.applied(FrameType::Subscribe, first, last);
+                    self.range_request(FrameType::Subscribe, first, last)
+                })
+                .collect();
+            for e in &entries {
+                self.resent.insert(e.request, vec![(e.first, e.last)]);
+            }
+            let len = control::emit_ranges(&mut out, FrameType::Subscribe, &entries).expect("packed to fit");
             if let Err(e) = self.sock.send(&out[..len]) {
                 self.transient(e)?;
             }
         }
         Ok(())
+    }
+
+    /// An ERROR answering a SUBSCRIBE sent by [`Subscriber::resubscribe`]:
+    /// a full table drops what it asked for (it would be refused again at
+    /// every heartbeat); Busy waits for the next heartbeat's check.
+    fn resubscribe_refused(&mut self, e: &ErrorEntry) -> bool {
+        let Some(ranges) = self.resent.get(&e.request) else { return false };
+        if e.code != ErrorCode::Busy {
+            for (a, b) in ranges.clone() {
+                self.ranges.remove(a, b);
+            }
+            self.stats.resubscribe_refused += 1;
+            self.resent.remove(&e.request);
+        }
+        true
     }
 
     /// Counts a transient socket error and carries on; returns any other.
@@ -482,11 +545,14 @@ impl Subscriber {
     /// ([`SubscriberStats::resubscribes`]), without waiting for the ACKs.
     pub fn heartbeat(&mut self) -> Result<(), ClientError> {
         let held: u64 = self.held.values().map(|&n| u64::from(n)).sum();
-        if self.heartbeat_out && held < self.subscribed_streams() {
+        self.short = if self.heartbeat_out && held < self.expected { self.short + 1 } else { 0 };
+        // Two short heartbeats in a row: one alone may have lost an answer.
+        if self.short >= 2 {
             self.resubscribe()?;
         }
         self.held.clear();
         self.heartbeat_out = true;
+        self.expected = self.ranges.count();
         let mut out = [0u8; 8];
         let len = control::emit_heartbeat(&mut out).expect("fits");
         if let Err(e) = self.sock.send(&out[..len]) {
@@ -542,9 +608,11 @@ impl Subscriber {
         self.send_credits(&credits)
     }
 
-    /// Stops sending heartbeats from [`Subscriber::recv`] (tests use it to
-    /// let subscriptions expire).
+    /// Sets the heartbeat interval asked for (tests stop heartbeats with a
+    /// long one to let subscriptions expire); the one used stays at most a
+    /// third of the lifetime the appliance reports.
     pub fn set_heartbeat_every(&mut self, every: Duration) {
+        self.heartbeat_asked = every;
         self.heartbeat_every = every;
     }
 
@@ -648,6 +716,9 @@ impl Subscriber {
                 let mut answer = None;
                 let errs: Vec<_> = errs.collect();
                 for e in errs {
+                    if self.resubscribe_refused(&e) {
+                        continue;
+                    }
                     if e.code == ErrorCode::UnknownSubscriber {
                         // The core that received our HEARTBEAT holds none of
                         // our subscriptions (the other cores' ACKs say the rest).
@@ -655,7 +726,7 @@ impl Subscriber {
                     } else if e.code == ErrorCode::SlowConsumer {
                         slow_consumer(&mut self.stats, &mut self.notices, &mut self.flows, e.detail);
                         // Removed on purpose: not one to make again.
-                        remove_range(&mut self.ranges, e.detail, e.detail);
+                        self.ranges.remove(e.detail, e.detail);
                     } else if answer.is_none() && answers(&e, request) {
                         answer = Some(Answer::Error(e));
                     }
@@ -825,37 +896,6 @@ impl Parts {
             Some(e) => Err(ClientError::Refused { request, code: e.code, detail: e.detail, applied }),
             None => Ok(applied),
         })
-    }
-}
-
-/// Adds `first..=last` to the merged ranges.
-fn add_range(ranges: &mut BTreeMap<u64, u64>, mut first: u64, mut last: u64) {
-    // Every range that overlaps or touches the new one is merged into it.
-    let touching: Vec<(u64, u64)> = ranges
-        .range(..=last.saturating_add(1))
-        .filter(|(_, &b)| b.saturating_add(1) >= first)
-        .map(|(&a, &b)| (a, b))
-        .collect();
-    for (a, b) in touching {
-        ranges.remove(&a);
-        first = first.min(a);
-        last = last.max(b);
-    }
-    ranges.insert(first, last);
-}
-
-/// Removes `first..=last` from the merged ranges.
-fn remove_range(ranges: &mut BTreeMap<u64, u64>, first: u64, last: u64) {
-    let overlapping: Vec<(u64, u64)> =
-        ranges.range(..=last).filter(|(_, &b)| b >= first).map(|(&a, &b)| (a, b)).collect();
-    for (a, b) in overlapping {
-        ranges.remove(&a);
-        if a < first {
-            ranges.insert(a, first - 1);
-        }
-        if b > last {
-            ranges.insert(last + 1, b);
-        }
     }
 }
 

@@ -172,12 +172,55 @@ fn fewer_subscriptions_held_than_made_makes_them_again() {
         answer_heartbeat(&mut s, &fake, 5);
     }
     assert_eq!(s.stats().resubscribes, 0);
-    // Two of the five expired: the next heartbeat makes them again.
+    // One short answer alone (it may have lost a part): nothing yet.
+    answer_heartbeat(&mut s, &fake, 3);
+    answer_heartbeat(&mut s, &fake, 5);
+    assert_eq!(s.stats().resubscribes, 0);
+    // Two of the five expired, two heartbeats in a row: made again.
+    answer_heartbeat(&mut s, &fake, 3);
     answer_heartbeat(&mut s, &fake, 3);
     pump(&mut s, Duration::from_millis(80));
-    let (r, _) = fake.next_subscribe(Duration::from_secs(1)).expect("subscribed again");
+    let (r, to) = fake.next_subscribe(Duration::from_secs(1)).expect("subscribed again");
     assert_eq!((r.first, r.last), (10, 14));
     assert_eq!((s.stats().resubscribes, s.stats().restarts), (1, 0));
+    // Refused (the table filled meanwhile): the range is dropped, not
+    // asked for again at every heartbeat.
+    fake.error(to, ErrorEntry::whole(r.request, ErrorCode::StreamTableFull, 10));
+    pump(&mut s, Duration::from_millis(30));
+    assert_eq!((s.stats().resubscribe_refused, s.subscribed_streams()), (1, 0));
+    for _ in 0..3 {
+        answer_heartbeat(&mut s, &fake, 0);
+    }
+    assert_eq!(s.stats().resubscribes, 1, "nothing left to make again");
+}
+
+#[test]
+fn a_refused_range_is_undone_and_empty_ranges_are_refused_locally() {
+    let fake = Fake::new();
+    let mut s = Subscriber::new(fake.addr(), "127.0.0.1:0".parse().unwrap(), Duration::from_secs(60)).unwrap();
+    assert!(matches!(s.subscribe(5, 4, Duration::from_millis(100)), Err(ClientError::EmptyRange { .. })));
+    assert!(matches!(s.unsubscribe(5, 4, Duration::from_millis(100)), Err(ClientError::EmptyRange { .. })));
+    let replier = thread::spawn(move || {
+        let (r, from) = fake.next_subscribe(Duration::from_secs(2)).expect("a SUBSCRIBE");
+        let e = ErrorEntry { request: r.request, code: ErrorCode::StreamTableFull, part: 1, parts: 2, detail: 1500 };
+        fake.error(from, e);
+        fake.ack(from, r.request, 0, 2, 480, INSTANCE_A);
+        // The part that was applied is undone.
+        let mut buf = [0u8; DATAGRAM_MAX];
+        fake.sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let (n, from) = fake.sock.recv_from(&mut buf).expect("an UNSUBSCRIBE");
+        let Ok(Frame::Control(Control::Unsubscribe(mut u))) = ms_wire::parse(&buf[..n]) else {
+            panic!("not an UNSUBSCRIBE")
+        };
+        let u = u.next().unwrap();
+        fake.ack(from, u.request, 0, 2, 480, INSTANCE_A);
+        fake.ack(from, u.request, 1, 2, 0, INSTANCE_A);
+        (u.first, u.last)
+    });
+    let r = s.subscribe(1000, 1999, Duration::from_millis(500));
+    assert!(matches!(r, Err(ClientError::Refused { applied: 480, .. })), "{r:?}");
+    assert_eq!(replier.join().unwrap(), (1000, 1999));
+    assert_eq!(s.subscribed_streams(), 0);
 }
 
 #[test]

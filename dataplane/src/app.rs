@@ -282,10 +282,15 @@ fn run_workers(plant: &Plant<'_>, main: Main) -> anyhow::Result<Run> {
             break;
         }
     }
-    let control = match launched {
-        Ok(()) => Some(serve_until_stopped(plant, main, blocks.len())?),
-        Err(_) => None,
-    };
+    let mut control = None;
+    if launched.is_ok() {
+        // A control thread that cannot start ends the run like a worker
+        // that cannot: the workers are stopped and reported.
+        match serve_until_stopped(plant, main, blocks.len()) {
+            Ok(c) => control = Some(c),
+            Err(e) => launched = Err(e),
+        }
+    }
     stop.request();
     let since = Instant::now();
     let control_stuck = control.is_some_and(|c| !Stop::until(|| c.is_finished(), since, SHUTDOWN_BOUND));

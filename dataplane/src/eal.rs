@@ -172,8 +172,9 @@ impl Eal {
 
     /// True while `lcore` runs a launched function.
     pub fn is_running(&self, lcore: u32) -> bool {
-        // SAFETY: EAL is initialised; any lcore id is accepted (an unknown
-        // one reads as not running).
+        assert!(lcore < sys::RTE_MAX_LCORE, "lcore {lcore} out of range");
+        // SAFETY: EAL is initialised; `lcore` is below RTE_MAX_LCORE (the
+        // function indexes its lcore table without a check).
         unsafe { sys::rte_eal_get_lcore_state(lcore) == sys::rte_lcore_state_t_RUNNING }
     }
 

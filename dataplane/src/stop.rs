@@ -28,6 +28,10 @@ pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(3);
 #[derive(Debug)]
 pub struct Stop {
     flag: Arc<AtomicBool>,
+    /// Set by SIGINT/SIGTERM only: a second signal exits at once, but the
+    /// first after a stop requested from inside (a worker that panicked)
+    /// still gets its report.
+    signalled: Arc<AtomicBool>,
     rx: UnixStream,
     tx: UnixStream,
 }
@@ -38,14 +42,16 @@ impl Stop {
         let (rx, tx) = UnixStream::pair()?;
         // A full socket means a wake-up is already pending: never block.
         tx.set_nonblocking(true)?;
-        Ok(Arc::new(Stop { flag: Arc::new(AtomicBool::new(false)), rx, tx }))
+        let (flag, signalled) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        Ok(Arc::new(Stop { flag, signalled, rx, tx }))
     }
 
     /// Makes SIGINT and SIGTERM request a stop; a second one while
     /// stopping exits at once (status 1).
     pub fn on_signals(&self) -> std::io::Result<()> {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&self.flag))?;
+            signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&self.signalled))?;
+            signal_hook::flag::register(sig, Arc::clone(&self.signalled))?;
             signal_hook::flag::register(sig, Arc::clone(&self.flag))?;
             // Writes one byte from the handler (async-signal-safe).
             signal_hook::low_level::pipe::register(sig, self.tx.try_clone()?)?;
