@@ -44,7 +44,7 @@ counters! {
     EgressNoRoute => "egress_no_route", "Datagrams the handler could not send: no route to the destination.";
     EgressUnresolved => "egress_arp_unresolved", "Datagrams dropped because their next hop did not resolve (egress_arp_queue_full + egress_arp_timeout).";
     EgressHeld => "egress_arp_held", "Datagrams held while their next hop was being resolved (sent when it answers).";
-    EgressQueueFull => "egress_arp_queue_full", "Datagrams dropped: their unresolved neighbour's queue (arp.unresolved_queue_max) or the worker's hold table (arp.unresolved_neighbors_max) was full.";
+    EgressQueueFull => "egress_arp_queue_full", "Datagrams dropped: their unresolved neighbour's queue (arp.unresolved_queue_max) or the worker's hold table (arp.unresolved_neighbors_max) was full, or the neighbour table had no entry to give a new neighbour (every entry static or holding packets).";
     EgressArpTimeout => "egress_arp_timeout", "Held datagrams dropped: the neighbour answered none of arp.request_retries requests, or the dataplane stopped.";
     EgressNoBuffer => "egress_no_buffer", "ARP requests or replies not sent because the mbuf pool was empty.";
     NeighborClaimsRefused => "neighbor_claims_refused", "Datagram source MACs or neighbours from other workers naming another MAC for a usable or static neighbour (refused).";

@@ -369,7 +369,13 @@ impl Host {
         match self.learn_from(ip, mac, now_ms, claim) {
             Learned::Stored => Ok(Verdict::Learned),
             Learned::Conflict => Err(DropReason::ArpConflict),
-            Learned::Ignored => Err(DropReason::ArpUnsolicited),
+            Learned::Ignored => {
+                if answered {
+                    // No room to store it: the answer is not spent.
+                    self.asked.give_back(ip);
+                }
+                Err(DropReason::ArpUnsolicited)
+            }
         }
     }
 

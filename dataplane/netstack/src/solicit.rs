@@ -92,7 +92,28 @@ impl Solicitations {
                 free = Some((i, v));
             }
         }
-        free.is_some_and(|(i, v)| self.claim(&bucket[i], v, ip, now_ms))
+        free.is_some_and(|(i, v)| Self::claim_free(bucket, i, v, ip, now_ms))
+    }
+
+    /// Claims free slot `i` (last seen holding `v`) of `bucket` for `ip`.
+    /// Another core may have claimed another free slot for `ip` at the
+    /// same moment: the record in the lowest slot stands and a later one is
+    /// withdrawn (its core does not send), so one request goes out and one
+    /// answer counts.
+    fn claim_free(bucket: &[AtomicU64], i: usize, v: u64, ip: Ipv4Addr, now_ms: u64) -> bool {
+        let mine = pack(ip, now_ms, false);
+        if bucket[i].compare_exchange(v, mine, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            return false;
+        }
+        let want = u32::from(ip);
+        let earlier = bucket[..i].iter().any(|s| {
+            let o = s.load(Ordering::Acquire);
+            o != 0 && slot_ip(o) == want
+        });
+        if earlier {
+            let _ = bucket[i].compare_exchange(mine, v, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        !earlier
     }
 
     fn claim(&self, s: &AtomicU64, seen: u64, ip: Ipv4Addr, now_ms: u64) -> bool {
@@ -112,6 +133,19 @@ impl Solicitations {
                 && age(v, now_ms) <= window_ms
                 && s.compare_exchange(v, v | ANSWERED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
         })
+    }
+
+    /// Undoes [`Solicitations::take_answer`] for `ip` when the answer
+    /// could not be stored (the neighbour table had no room), so the next
+    /// reply to the same request still counts.
+    pub fn give_back(&self, ip: Ipv4Addr) {
+        let want = u32::from(ip);
+        for s in self.bucket(ip) {
+            let v = s.load(Ordering::Acquire);
+            if v != 0 && slot_ip(v) == want && v & ANSWERED != 0 {
+                let _ = s.compare_exchange(v, v & !ANSWERED, Ordering::AcqRel, Ordering::Relaxed);
+            }
+        }
     }
 
     /// True while a request for `ip` younger than `window_ms` waits for
@@ -160,6 +194,33 @@ mod tests {
         assert!(!s.try_ask(ip(1), 20, 100), "answered or not, pacing holds");
         assert!(s.try_ask(ip(1), 200, 100));
         assert!(!s.take_answer(ip(1), 400, 100), "too late: outside the window");
+    }
+
+    /// Regression (review): two cores asking for one address at once
+    /// could claim two free slots, so two requests went out and two
+    /// replies counted as answers. The interleaving, replayed: core A
+    /// scanned and found slot 2 free; meanwhile core B claimed slot 0.
+    #[test]
+    fn cores_racing_for_one_address_send_one_request() {
+        let target = ip(7);
+        let bucket: Vec<AtomicU64> = (0..WAYS).map(|_| AtomicU64::new(0)).collect();
+        bucket[0].store(pack(target, 10, false), Ordering::Relaxed); // B's claim
+        assert!(!Solicitations::claim_free(&bucket, 2, 0, target, 10), "A withdraws");
+        assert_eq!(bucket[2].load(Ordering::Relaxed), 0, "and leaves the slot as it was");
+        // B, claiming the lower slot while A holds a higher one, keeps it.
+        bucket[0].store(0, Ordering::Relaxed);
+        bucket[3].store(pack(target, 10, false), Ordering::Relaxed);
+        assert!(Solicitations::claim_free(&bucket, 1, 0, target, 10));
+    }
+
+    #[test]
+    fn an_answer_that_could_not_be_stored_is_given_back() {
+        let s = Solicitations::new(16);
+        assert!(s.try_ask(ip(1), 0, 100));
+        assert!(s.take_answer(ip(1), 10, 100));
+        s.give_back(ip(1));
+        assert!(s.take_answer(ip(1), 11, 100), "the next reply still counts");
+        assert!(!s.take_answer(ip(1), 12, 100));
     }
 
     #[test]
