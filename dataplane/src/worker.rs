@@ -593,6 +593,11 @@ impl Worker {
     /// Sends what waited for neighbours of queue `q` that resolved, in the
     /// order it was held.
     fn release_ready(&mut self, q: usize, batch: &mut Batch, c: &mut LocalCounters) {
+        // Called per received packet: nothing but this check when nothing
+        // waits (the buffer below is 1 KiB to initialise).
+        if !self.queues[q].host.has_ready() {
+            return;
+        }
         let mut out = [Parked { handle: 0, tag: 0 }; QUEUE_MAX];
         while let Some((mac, n)) = self.queues[q].host.take_ready(&mut out) {
             for p in &out[..n] {

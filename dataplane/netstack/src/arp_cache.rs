@@ -417,6 +417,13 @@ impl ArpCache {
         }
     }
 
+    /// True when a neighbour resolved while packets waited for it (one
+    /// load: callers check it per packet).
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        !self.holds.ready.is_empty()
+    }
+
     /// The next neighbour that resolved while packets waited for it: its
     /// MAC, and its packets in the order they were held (written to `out`,
     /// which must have room for `queue_max`). Returns how many.

@@ -515,6 +515,12 @@ impl Host {
         self.arp.retag_last(next_hop, tag);
     }
 
+    /// True when held packets wait to be sent (see [`Host::take_ready`]).
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        self.arp.has_ready()
+    }
+
     /// Packets whose neighbour resolved, one neighbour at a time: its MAC
     /// and how many packets were written to `out` (room for
     /// [`crate::arp_cache::QUEUE_MAX`]), in the order they were held.
