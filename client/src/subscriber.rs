@@ -24,9 +24,6 @@ const CREDITS_PER_DATAGRAM: usize = (DATAGRAM_MAX - HEADER_LEN) / CREDIT_ENTRY_L
 /// recently, and as many again for grants a stream may be waiting on.
 const HEARTBEAT_CREDIT_DATAGRAMS: usize = 4;
 
-/// Most datagrams read before a heartbeat (to see the answers to the last).
-const DRAIN_MAX: usize = 1024;
-
 /// Most SlowConsumer notices kept (the rest are only counted).
 const NOTICES_MAX: usize = 1024;
 
@@ -193,8 +190,6 @@ pub struct Subscriber {
     resent: HashMap<u32, Vec<(u64, u64)>>,
     /// Bytes the kernel gave the receive buffer (`SO_RCVBUF`).
     rcvbuf_bytes: usize,
-    /// Datagrams read so far (to tell when the socket is drained).
-    reads: u64,
 }
 
 impl Subscriber {
@@ -231,7 +226,6 @@ impl Subscriber {
             short: 0,
             resent: HashMap::new(),
             rcvbuf_bytes,
-            reads: 0,
         })
     }
 
@@ -623,9 +617,11 @@ impl Subscriber {
         let deadline = Instant::now() + timeout;
         loop {
             if self.last_heartbeat.elapsed() >= self.heartbeat_every {
-                // Answers to the last HEARTBEAT may still wait in the socket
-                // (the application was busy): read them before judging.
-                self.drain()?;
+                // Answers to the last HEARTBEAT may still wait unread in the
+                // socket (the application was busy): the check wants two
+                // short heartbeats in a row, and answers read late count
+                // for the next one, so no read-ahead is needed here (one
+                // held every message back for tens of milliseconds).
                 self.heartbeat()?;
             }
             if let Some(d) = self.backlog.pop_front() {
@@ -647,18 +643,6 @@ impl Subscriber {
         }
     }
 
-    /// Reads what the socket holds now, up to a bound, into the backlog.
-    fn drain(&mut self) -> Result<(), ClientError> {
-        for _ in 0..DRAIN_MAX {
-            let before = self.reads;
-            self.read_one(Duration::ZERO, None)?;
-            if self.reads == before {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     /// Reads one datagram: deliveries go to the backlog (and the checks),
     /// an ACK or ERROR for `request` is returned.
     fn read_one(&mut self, wait: Duration, request: Option<u32>) -> Result<Option<Answer>, ClientError> {
@@ -674,7 +658,6 @@ impl Subscriber {
                 return Ok(None);
             }
         };
-        self.reads += 1;
         match ms_wire::parse(&self.buf[..n]) {
             Ok(Frame::Deliver(d)) => {
                 self.stats.datagrams += 1;
