@@ -1,6 +1,6 @@
 //! A counting global allocator: heap allocations made by worker lcores
 //! once their loop runs are counted, so a test can prove the data path
-//! allocates nothing (DESIGN.md section 2). The binary installs it; the
+//! allocates nothing (docs/architecture.md, bounds). The binary installs it; the
 //! count is reported at exit as `worker_heap_allocations`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
