@@ -134,3 +134,70 @@ fn a_thousand_subscribers_on_one_link_all_get_every_message() {
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
     eprintln!("neighbors_live: {:?}, {requests} ARP requests", started.elapsed());
 }
+
+/// Sends forged ARP from the namespace's side of the link: a unicast reply
+/// to the appliance and a gratuitous reply, both claiming `victim` is at
+/// 02:66:66:66:66:66.
+const FORGE: &str = r#"
+import socket, struct, sys
+iface, victim = sys.argv[1], socket.inet_aton(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+forged = bytes.fromhex("026666666666")
+appliance = bytes.fromhex("024d53000001")
+def reply(dst_mac, target_mac, target_ip):
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + forged + victim + target_mac + target_ip
+    return dst_mac + forged + b"\x08\x06" + arp + b"\0" * 18
+s.send(reply(appliance, appliance, socket.inet_aton("198.18.0.1")))  # unicast, unsolicited
+s.send(reply(b"\xff" * 6, b"\xff" * 6, victim))                      # gratuitous
+print("sent")
+"#;
+
+/// Regression (outside test): one forged unicast ARP reply claiming a
+/// subscriber's address cut that subscriber off for the rest of the run,
+/// counted as `arp_replies_learned`. Now the forged replies are refused
+/// and counted, and the subscriber gets every message.
+#[test]
+fn forged_arp_does_not_divert_a_subscriber() {
+    require_root();
+    for cmd in ["ip", "python3"] {
+        require_cmd(cmd);
+    }
+    let _guard = common::exclusive();
+    let tag = common::tag();
+    let iface = format!("msf{tag}");
+    let ns = Netns::new(&format!("ms-forge-{tag}"));
+    let mut dp = Dataplane::spawn(&common::streams_config(&iface, 1, 60_000));
+    dp.wait_ready(Duration::from_secs(30));
+    ns.adopt(&iface);
+    let appliance: SocketAddr = "198.18.0.1:9000".parse().unwrap();
+    let local: SocketAddr = "198.18.0.2:0".parse().unwrap();
+    let (mut sub, mut publisher) = ns.enter(move || {
+        (
+            Subscriber::new(appliance, local, Duration::from_millis(500)).unwrap(),
+            Publisher::new(appliance, local, 1).unwrap(),
+        )
+    });
+    assert_eq!(sub.subscribe(STREAM, STREAM, Duration::from_millis(500)).unwrap(), 1);
+    let forged = ns.exec(&["python3", "-c", FORGE, &iface, "198.18.0.2"]);
+    assert!(forged.status.success(), "forger: {}", String::from_utf8_lossy(&forged.stderr));
+    for i in 0..MESSAGES {
+        publisher.publish(STREAM, 1, &i.to_le_bytes()).unwrap();
+        publisher.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut got = 0;
+    let end = Instant::now() + Duration::from_secs(5);
+    while got < MESSAGES && Instant::now() < end {
+        if sub.recv(Duration::from_millis(50)).unwrap().is_some() {
+            got += 1;
+        }
+    }
+    assert_eq!(got, MESSAGES, "the subscriber still gets every message");
+    let done = dp.stop();
+    assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
+    assert_eq!(done.total("arp_replies_learned"), 0, "nothing forged was learned");
+    let refused = done.total("drop_arp_unsolicited") + done.total("drop_arp_conflict");
+    assert_eq!(refused, 2, "both forged replies refused and counted");
+    assert_eq!(done.total("deliver_messages"), MESSAGES);
+}
