@@ -11,7 +11,8 @@
 //!
 //! Buckets of [`WAYS`] lock-free slots, each one `AtomicU64` packing the
 //! address, the time of the request (31 bits of milliseconds, compared
-//! modulo 2^31, so about 12 days of wrap-free age) and whether it has been
+//! modulo 2^31: ages up to about 12 days, and a time slightly before the
+//! request counts as age 0) and whether it has been
 //! answered. Writers claim slots with compare-and-swap, so two cores never
 //! both send a request for one address in one interval, and two replies
 //! never both count as the answer. Sized at startup; nothing allocates
@@ -48,8 +49,18 @@ fn slot_ip(v: u64) -> u32 {
     (v >> 32) as u32
 }
 
+/// Milliseconds since the request recorded in `v`. A record newer than
+/// `now_ms` (callers read the clock at different points of a loop turn, so
+/// one may pass a time just before another's request) is of age 0, not of
+/// age 2^31 minus a little: that read as "long ago" and sent a second
+/// request at once.
 fn age(v: u64, now_ms: u64) -> u64 {
-    (now_ms.wrapping_sub(v)) & MS_MASK
+    let d = (now_ms.wrapping_sub(v)) & MS_MASK;
+    if d > MS_MASK / 2 {
+        0
+    } else {
+        d
+    }
 }
 
 /// The shared record of outstanding ARP requests for one port.
@@ -180,6 +191,20 @@ mod tests {
         assert!(!s.try_ask(ip(1), 99, 100));
         assert!(s.try_ask(ip(1), 100, 100));
         assert!(s.try_ask(ip(2), 100, 100), "other addresses are paced on their own");
+    }
+
+    /// Regression (a flaky golden test): the sweep at the end of a loop
+    /// turn uses the time read when the turn began, which can be a
+    /// millisecond before a request made during the turn; that read as a
+    /// request 24 days old and sent a second one at once.
+    #[test]
+    fn a_time_just_before_the_request_is_not_long_after_it() {
+        let s = Solicitations::new(16);
+        assert!(s.try_ask(ip(1), 1_000, 60_000));
+        assert!(!s.try_ask(ip(1), 999, 60_000), "one request per interval");
+        assert!(!s.try_ask(ip(1), 0, 60_000));
+        assert!(s.is_outstanding(ip(1), 999, 60_000));
+        assert!(s.try_ask(ip(1), 61_000, 60_000));
     }
 
     #[test]
