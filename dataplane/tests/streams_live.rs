@@ -317,3 +317,42 @@ fn protocol_edges_are_answered_as_documented() {
         assert_eq!(t[name].as_u64(), Some(want), "{name}: {t:#}");
     }
 }
+
+/// With two workers, a subscriber whose subscriptions all live on the core
+/// that does not receive its HEARTBEATs gets ERROR UnknownSubscriber from
+/// the receiving core and an ACK from the owner; the client sums the ACKs
+/// and does not subscribe again. Checked for a subscriber on each core.
+#[test]
+fn heartbeat_answers_from_two_workers_keep_subscribers_steady() {
+    let _guard = common::exclusive();
+    let (dp, ns) = setup(2, 3_000);
+    let on = |core: u32| (0..).find(|&s| ms_wire::shard::owner(s, 2) == core).unwrap();
+    let subs: Vec<Subscriber> = (0..2u32)
+        .map(|core| {
+            let mut s = ns.enter(|| Subscriber::new(appliance(), any_port(), Duration::from_millis(100)).unwrap());
+            assert_eq!(s.subscribe(on(core), on(core), ACK_WAIT).unwrap(), 1);
+            s
+        })
+        .collect();
+    let handles: Vec<_> = subs
+        .into_iter()
+        .map(|mut s| {
+            thread::spawn(move || {
+                let end = std::time::Instant::now() + Duration::from_millis(2_500);
+                while std::time::Instant::now() < end {
+                    s.recv(Duration::from_millis(20)).expect("recv");
+                }
+                s.stats()
+            })
+        })
+        .collect();
+    for (core, h) in handles.into_iter().enumerate() {
+        let st = h.join().unwrap();
+        assert_eq!((st.resubscribes, st.restarts), (0, 0), "subscriber on core {core}: {st:?}");
+    }
+    let done = dp.stop();
+    assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
+    let t = done.counters()["total"].clone();
+    assert!(t["heartbeats"].as_u64().unwrap() >= 20, "heartbeats went out: {t:#}");
+    assert_eq!(t["subscriptions_added"], 2, "nothing was made twice: {t:#}");
+}
