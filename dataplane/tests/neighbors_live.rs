@@ -159,17 +159,10 @@ print("sent")
 /// and counted, and the subscriber gets every message.
 #[test]
 fn forged_arp_does_not_divert_a_subscriber() {
-    require_root();
-    for cmd in ["ip", "python3"] {
-        require_cmd(cmd);
-    }
-    let _guard = common::exclusive();
-    let tag = common::tag();
-    let iface = format!("msf{tag}");
-    let ns = Netns::new(&format!("ms-forge-{tag}"));
-    let mut dp = Dataplane::spawn(&common::streams_config(&iface, 1, 60_000));
+    let common::Lab { iface, ns, .. } = &common::lab("f", "forge", &["ip", "python3"]);
+    let mut dp = Dataplane::spawn(&common::streams_config(iface, 1, 60_000));
     dp.wait_ready(Duration::from_secs(30));
-    ns.adopt(&iface);
+    ns.adopt(iface);
     let appliance: SocketAddr = "198.18.0.1:9000".parse().unwrap();
     let local: SocketAddr = "198.18.0.2:0".parse().unwrap();
     let (mut sub, mut publisher) = ns.enter(move || {
@@ -179,7 +172,7 @@ fn forged_arp_does_not_divert_a_subscriber() {
         )
     });
     assert_eq!(sub.subscribe(STREAM, STREAM, Duration::from_millis(500)).unwrap(), 1);
-    let forged = ns.exec(&["python3", "-c", FORGE, &iface, "198.18.0.2"]);
+    let forged = ns.exec(&["python3", "-c", FORGE, iface, "198.18.0.2"]);
     assert!(forged.status.success(), "forger: {}", String::from_utf8_lossy(&forged.stderr));
     for i in 0..MESSAGES {
         publisher.publish(STREAM, 1, &i.to_le_bytes()).unwrap();

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{require_cmd, require_root, Dataplane, Netns};
+use common::Dataplane;
 use std::time::Duration;
 
 /// UDP payload of a 4042-byte frame: twice the buffer.
@@ -60,19 +60,12 @@ fn control(dp: &Dataplane, req: serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn frames_larger_than_the_buffers_are_counted_as_port_rx_errors() {
-    require_root();
-    for cmd in ["ip", "python3"] {
-        require_cmd(cmd);
-    }
-    let _guard = common::exclusive();
-    let tag = common::tag();
-    let iface = format!("msj{tag}");
-    let ns = Netns::new(&format!("ms-jumbo-{tag}"));
+    let common::Lab { iface, ns, .. } = &common::lab("j", "jumbo", &["ip", "python3"]);
     let config = common::echo_config(&format!("net_tap0,iface={iface}"), "198.18.0.3");
     let mut dp = Dataplane::spawn(&config);
     dp.wait_ready(Duration::from_secs(30));
-    ns.adopt(&iface);
-    let out = ns.exec(&["ip", "link", "set", &iface, "mtu", "9000"]);
+    ns.adopt(iface);
+    let out = ns.exec(&["ip", "link", "set", iface, "mtu", "9000"]);
     assert!(out.status.success(), "mtu 9000: {}", String::from_utf8_lossy(&out.stderr));
     let args = [HUGE_COUNT as usize, HUGE, OVER, FITS].map(|n| n.to_string());
     let out = ns.exec(&["python3", "-c", SENDER, &args[0], &args[1], &args[2], &args[3]]);
@@ -85,7 +78,7 @@ fn frames_larger_than_the_buffers_are_counted_as_port_rx_errors() {
     assert_eq!(st["ports"][0]["name"], "p0", "{st:#}");
     assert_eq!(st["ports"][0]["driver_drops"]["rx_errors"], too_long, "{st:#}");
 
-    let kernel_sent = ns.iface_stat(&iface, "tx_packets");
+    let kernel_sent = ns.iface_stat(iface, "tx_packets");
     let done = dp.stop();
     assert!(done.status.success(), "exit {}; log:\n{}", done.status, done.stderr);
     let report = done.counters();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{require_cmd, require_root, Dataplane, Netns};
+use common::{Dataplane, Netns};
 use ms_client::cli::{write_counters, PayloadCounters};
 use ms_client::{Publisher, Subscriber, SubscriberStats};
 use std::net::SocketAddr;
@@ -82,13 +82,8 @@ fn publish(mut p: Publisher) -> thread::JoinHandle<(u64, u64)> {
 
 #[test]
 fn subscriber_and_publisher_recover_from_a_dataplane_restart() {
-    require_root();
-    require_cmd("ip");
-    let _guard = common::exclusive();
-    let tag = common::tag();
-    let iface = format!("msr{tag}");
-    let ns = Netns::new(&format!("ms-restart-{tag}"));
-    let dp = start(&iface, &ns);
+    let common::Lab { iface, ns, .. } = &common::lab("r", "restart", &["ip"]);
+    let dp = start(iface, ns);
 
     let (mut sub, publisher) = ns.enter(|| {
         (
@@ -105,7 +100,7 @@ fn subscriber_and_publisher_recover_from_a_dataplane_restart() {
     thread::sleep(Duration::from_millis(1_500));
     let killed = dp.stop_with("KILL");
     assert!(!killed.status.success(), "SIGKILL ends it");
-    let dp = start(&iface, &ns);
+    let dp = start(iface, ns);
     let (unsent, send_errors) = publisher.join().expect("publisher thread");
     stop.store(true, Ordering::Relaxed);
     let seen = receiver.join().expect("subscriber thread");
@@ -141,13 +136,8 @@ fn subscriber_and_publisher_recover_from_a_dataplane_restart() {
 fn a_paused_subscriber_loses_nothing_in_its_socket() {
     const STREAMS: u64 = 50;
     const ROUNDS: u64 = 300; // 15,000 messages of 64 bytes over 3 s
-    require_root();
-    require_cmd("ip");
-    let _guard = common::exclusive();
-    let tag = common::tag();
-    let iface = format!("msp{tag}");
-    let ns = Netns::new(&format!("ms-pause-{tag}"));
-    let dp = start(&iface, &ns);
+    let common::Lab { iface, ns, .. } = &common::lab("p", "pause", &["ip"]);
+    let dp = start(iface, ns);
     let (mut sub, mut publisher) = ns.enter(|| {
         (
             Subscriber::new(appliance(), local(), Duration::from_millis(200)).unwrap(),

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{require_cmd, require_root, Dataplane, Finished, Netns};
+use common::{Dataplane, Finished, Netns};
 use std::time::{Duration, Instant};
 
 /// Well above `ms_dataplane::stop::SHUTDOWN_BOUND` (3 s) plus a report.
@@ -51,21 +51,15 @@ fn stop_timed(dp: Dataplane, sig: &str) -> (Finished, Duration) {
     (done, t0.elapsed())
 }
 
-fn setup(name: &str) -> (String, Netns) {
-    require_root();
-    for cmd in ["ip", "python3"] {
-        require_cmd(cmd);
-    }
-    let tag = common::tag();
-    (format!("msd{name}{tag}"), Netns::new(&format!("ms-{name}-{tag}")))
+fn setup(name: &str) -> common::Lab {
+    common::lab(&format!("d{}", &name[..1]), name, &["ip", "python3"])
 }
 
 #[test]
 fn a_signal_right_after_a_fragment_flood_stops_cleanly() {
-    let _guard = common::exclusive();
-    let (iface, ns) = setup("frag");
+    let common::Lab { iface, ns, .. } = &setup("frag");
     for sig in ["INT", "TERM"] {
-        let dp = start(&iface, &ns, 1, &[]);
+        let dp = start(iface, ns, 1, &[]);
         assert_no_signal_driven_io(dp.pid());
         let out = ns.exec(&["python3", "-c", FRAGMENTS]);
         assert!(out.status.success(), "sender: {}", String::from_utf8_lossy(&out.stderr));
@@ -102,9 +96,8 @@ fn assert_no_signal_driven_io(pid: u32) {
 /// counters of every worker still printed.
 #[test]
 fn a_worker_panic_stops_the_process_with_a_report() {
-    let _guard = common::exclusive();
-    let (iface, _ns) = setup("panic");
-    let dp = Dataplane::spawn_env(&config(&iface, 2), &[("MS_FAULT_PANIC_WORKER", "1")]);
+    let common::Lab { iface, .. } = &setup("panic");
+    let dp = Dataplane::spawn_env(&config(iface, 2), &[("MS_FAULT_PANIC_WORKER", "1")]);
     let done = dp.wait_exit(STOP_LIMIT);
     assert_eq!(done.status.code(), Some(1), "log:\n{}", done.stderr);
     assert!(done.stderr.contains("panicked"), "{}", done.stderr);
@@ -115,9 +108,8 @@ fn a_worker_panic_stops_the_process_with_a_report() {
 /// it exits 1 with the counters as last published.
 #[test]
 fn a_worker_that_does_not_stop_is_left_after_the_bound() {
-    let _guard = common::exclusive();
-    let (iface, ns) = setup("hang");
-    let dp = start(&iface, &ns, 1, &[("MS_FAULT_HANG_WORKER", "0")]);
+    let common::Lab { iface, ns, .. } = &setup("hang");
+    let dp = start(iface, ns, 1, &[("MS_FAULT_HANG_WORKER", "0")]);
     let (done, took) = stop_timed(dp, "INT");
     assert_eq!(done.status.code(), Some(1), "log:\n{}", done.stderr);
     assert!(took < STOP_LIMIT, "took {took:?}");
@@ -129,9 +121,8 @@ fn a_worker_that_does_not_stop_is_left_after_the_bound() {
 /// the counters of the workers that ran.
 #[test]
 fn a_worker_that_fails_to_start_stops_the_rest_with_a_report() {
-    let _guard = common::exclusive();
-    let (iface, _ns) = setup("launch");
-    let dp = Dataplane::spawn_env(&config(&iface, 2), &[("MS_FAULT_LAUNCH_FAIL_LCORE", "2")]);
+    let common::Lab { iface, .. } = &setup("launch");
+    let dp = Dataplane::spawn_env(&config(iface, 2), &[("MS_FAULT_LAUNCH_FAIL_LCORE", "2")]);
     let done = dp.wait_exit(STOP_LIMIT);
     assert_eq!(done.status.code(), Some(1), "log:\n{}", done.stderr);
     assert!(done.stderr.contains("launch refused"), "{}", done.stderr);

@@ -21,6 +21,29 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     DATAPLANE_LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What a live TAP test holds while it runs: the dataplane lock, a TAP
+/// name and a namespace of its own.
+pub struct Lab {
+    _guard: MutexGuard<'static, ()>,
+    /// Interface name for the TAP (short: 15 bytes at most).
+    pub iface: String,
+    /// The namespace the TAP's kernel side moves into.
+    pub ns: Netns,
+}
+
+/// The prologue of a live TAP test: root and `cmds` required (failing with
+/// the reason otherwise), the lock taken, a TAP name `ms<short><tag>` and a
+/// namespace `ms-<name>-<tag>` made.
+pub fn lab(short: &str, name: &str, cmds: &[&str]) -> Lab {
+    require_root();
+    for cmd in cmds {
+        require_cmd(cmd);
+    }
+    let guard = exclusive();
+    let tag = tag();
+    Lab { _guard: guard, iface: format!("ms{short}{tag}"), ns: Netns::new(&format!("ms-{name}-{tag}")) }
+}
+
 /// Fails the test unless it runs as root.
 pub fn require_root() {
     let uid = std::fs::read_to_string("/proc/self/status")
