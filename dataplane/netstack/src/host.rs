@@ -209,6 +209,8 @@ pub struct Host {
     asked: Arc<Solicitations>,
     routes: RouteTable<ROUTES_MAX>,
     link: Prefix,
+    /// The link's directed broadcast (checked against every source).
+    link_broadcast: Option<Ipv4Addr>,
     learned: Option<Shared>,
 }
 
@@ -225,7 +227,8 @@ impl Host {
     pub fn with_shared(cfg: HostConfig, asked: Arc<Solicitations>) -> Self {
         let link = Prefix { addr: cfg.ip, len: cfg.prefix_len };
         let arp = ArpCache::new(cfg.arp.timers, cfg.arp.sizes);
-        Host { cfg, arp, asked, routes: RouteTable::new(link), link, learned: None }
+        let link_broadcast = link.broadcast();
+        Host { cfg, arp, asked, routes: RouteTable::new(link), link, link_broadcast, learned: None }
     }
 
     /// The host's identity.
@@ -433,7 +436,7 @@ impl Host {
             || src.is_unspecified()
             || src.is_loopback()
             || src == self.cfg.ip
-            || Some(src) == self.link.broadcast())
+            || Some(src) == self.link_broadcast)
     }
 
     fn icmp(&self, frame: &mut [u8]) -> Result<Verdict, DropReason> {
