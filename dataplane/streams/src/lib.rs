@@ -68,6 +68,15 @@ pub enum Full {
     Subscriptions,
 }
 
+/// Table entries a subscription request needs (see [`Streams::add_need`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Room {
+    /// New streams.
+    pub streams: u32,
+    /// New (stream, subscriber) pairs.
+    pub subscriptions: u32,
+}
+
 /// A subscriber's address: IPv4 and UDP port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Peer {
@@ -460,28 +469,35 @@ impl Streams {
 
     /// Whether subscribing `peer` to all of `ids` fits the free tables.
     fn check_room(&self, peer: Peer, ids: impl Iterator<Item = u64>) -> Result<(), (Full, u64)> {
-        let sub = self.subscriber_slot(peer);
-        let free_streams = self.limits.streams - self.gauges.streams;
-        let free_nodes = self.limits.subscriptions - self.gauges.subscriptions;
-        let (mut streams, mut nodes) = (0u32, 0u32);
+        let mut need = Room::default();
         for id in ids {
-            let stream = self.stream_slot(id);
-            if let (Some(st), Some(sb)) = (stream, sub) {
-                if self.node_of(st, sb).is_some() {
-                    continue;
-                }
+            self.add_need(peer, id, &mut need).map_err(|full| (full, id))?;
+        }
+        Ok(())
+    }
+
+    /// Adds what subscribing `peer` to `id` takes to `need`, and fails when
+    /// the total no longer fits the free tables. A caller that checks a
+    /// large range in slices (across loop turns) passes the same `need`
+    /// each time; nothing else may subscribe meanwhile.
+    pub fn add_need(&self, peer: Peer, id: u64, need: &mut Room) -> Result<(), Full> {
+        let sub = self.subscriber_slot(peer);
+        let stream = self.stream_slot(id);
+        if let (Some(st), Some(sb)) = (stream, sub) {
+            if self.node_of(st, sb).is_some() {
+                return Ok(());
             }
-            if sub.is_none() && self.sub_free == NIL {
-                return Err((Full::Subscribers, id));
-            }
-            streams += u32::from(stream.is_none());
-            nodes += 1;
-            if streams > free_streams {
-                return Err((Full::Streams, id));
-            }
-            if nodes > free_nodes {
-                return Err((Full::Subscriptions, id));
-            }
+        }
+        if sub.is_none() && self.sub_free == NIL {
+            return Err(Full::Subscribers);
+        }
+        need.streams += u32::from(stream.is_none());
+        need.subscriptions += 1;
+        if need.streams > self.limits.streams - self.gauges.streams {
+            return Err(Full::Streams);
+        }
+        if need.subscriptions > self.limits.subscriptions - self.gauges.subscriptions {
+            return Err(Full::Subscriptions);
         }
         Ok(())
     }

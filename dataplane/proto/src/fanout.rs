@@ -1,0 +1,108 @@
+//! Per-subscriber DELIVER datagrams being filled during a turn. Each
+//! subscriber has at most one, in a buffer from the caller's pool; it is
+//! sent when the next message does not fit or when the turn ends.
+
+use crate::counts::{Counts, ProtoCounter};
+use crate::{Addr, Io};
+use ms_streams::Out;
+use ms_wire::deliver::DeliverState;
+use ms_wire::DATAGRAM_MAX;
+
+/// A DELIVER being filled for one subscriber.
+#[derive(Debug, Clone, Copy)]
+struct Pending<B> {
+    buf: Option<B>,
+    st: DeliverState,
+    messages: u32,
+    /// In `dirty` (a full DELIVER is sent mid-turn and its slot refilled
+    /// without being listed twice).
+    listed: bool,
+}
+
+/// The DELIVERs of one worker, by subscriber slot.
+pub(crate) struct Fanout<B> {
+    pending: Vec<Pending<B>>,
+    /// Slots with a DELIVER pending (at most one entry each).
+    dirty: Vec<u32>,
+    /// Where each subscriber slot's DELIVERs go, noted when it subscribes,
+    /// so a DELIVER goes out without a table lookup.
+    addr: Vec<Addr>,
+}
+
+const UNSET: Addr = Addr { ip: core::net::Ipv4Addr::UNSPECIFIED, port: 0, via: 0 };
+
+impl<B: Copy> Fanout<B> {
+    /// Room for `subscribers` slots, allocated now (startup only).
+    pub(crate) fn new(subscribers: usize) -> Fanout<B> {
+        let idle = Pending { buf: None, st: DeliverState { len: 0, count: 0 }, messages: 0, listed: false };
+        Fanout {
+            pending: vec![idle; subscribers],
+            dirty: Vec::with_capacity(subscribers),
+            addr: vec![UNSET; subscribers],
+        }
+    }
+
+    /// Notes where subscriber slot `sub` is served.
+    pub(crate) fn set_addr(&mut self, sub: u32, addr: Addr) {
+        self.addr[sub as usize] = addr;
+    }
+
+    /// Where subscriber slot `sub` was last served.
+    pub(crate) fn addr(&self, sub: u32) -> Addr {
+        self.addr[sub as usize]
+    }
+
+    /// True when no DELIVER is being filled.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.dirty.is_empty()
+    }
+
+    /// Appends one scheduled message to subscriber `sub`'s DELIVER; false
+    /// when no buffer is free (the message stays queued for the next turn).
+    pub(crate) fn append<I: Io<Buf = B>>(&mut self, io: &mut I, sub: u32, out: &Out<'_>, c: &mut Counts) -> bool {
+        let i = sub as usize;
+        if self.pending[i].buf.is_some() && !self.pending[i].st.fits(out.len, DATAGRAM_MAX) {
+            self.flush_one(io, sub);
+        }
+        let buf = match self.pending[i].buf {
+            Some(buf) => buf,
+            None => {
+                let Some(buf) = io.alloc() else {
+                    c.add(ProtoCounter::DeliverNoBuffer, 1);
+                    return false;
+                };
+                let st = DeliverState::start(io.payload(buf));
+                let listed = self.pending[i].listed;
+                self.pending[i] = Pending { buf: Some(buf), st, messages: 0, listed: true };
+                if !listed {
+                    // Each slot is listed at most once, so this never grows.
+                    assert!(self.dirty.len() < self.dirty.capacity(), "fan-out list overflow");
+                    self.dirty.push(sub);
+                }
+                buf
+            }
+        };
+        let p = &mut self.pending[i];
+        p.st.push_with(io.payload(buf), &out.meta, out.len, |dst| out.copy_payload(dst));
+        p.messages += 1;
+        true
+    }
+
+    /// Sends subscriber `sub`'s pending DELIVER, if any.
+    fn flush_one<I: Io<Buf = B>>(&mut self, io: &mut I, sub: u32) {
+        let p = &mut self.pending[sub as usize];
+        let Some(buf) = p.buf.take() else {
+            return;
+        };
+        // Counted delivered or dropped by the caller, once it knows.
+        io.send(self.addr[sub as usize], buf, usize::from(p.st.len), p.messages);
+    }
+
+    /// Sends every pending DELIVER.
+    pub(crate) fn flush_all<I: Io<Buf = B>>(&mut self, io: &mut I) {
+        while let Some(sub) = self.dirty.pop() {
+            self.pending[sub as usize].listed = false;
+            self.flush_one(io, sub);
+        }
+    }
+}
