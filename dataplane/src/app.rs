@@ -4,10 +4,12 @@
 use crate::config::{Config, PortConfig};
 use crate::control::{ControlSocket, ControlState, Live, PortInfo};
 use crate::counters::WorkerCounters;
-use crate::eal::Eal;
-use crate::mailbox::Mailboxes;
-use crate::mbuf::Mempool;
-use crate::port::{self, Port};
+use crate::dpdk::eal::Eal;
+use crate::dpdk::mbuf::Mempool;
+use crate::dpdk::port::{self, Port};
+use crate::lcore::clock::Clock;
+use crate::lcore::mailbox::Mailboxes;
+use crate::lcore::turn::Turn;
 use crate::stop::{Stop, SHUTDOWN_BOUND};
 use crate::worker::{Worker, WorkerQueue};
 use anyhow::Context;
@@ -222,20 +224,21 @@ fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Work
         for ((pc, p), asked) in cfg.ports().iter().zip(ports).zip(&asked) {
             queues.push(WorkerQueue { port: p.id, queue: index as u16, host: host_for(pc, p, cfg, asked)? });
         }
-        workers.push(Worker {
+        let turn = Turn::new(
             index,
             queues,
-            pool: Arc::clone(pool),
-            mail: Arc::clone(&mail),
+            Arc::clone(pool),
+            Arc::clone(&mail),
+            cfg.service.udp_port,
+            Clock::start(tsc_per_ms),
+        );
+        workers.push(Worker {
+            turn,
             counters: Arc::new(WorkerCounters::new(Arc::clone(stats), index)),
             stop: Arc::clone(stop.flag()),
             live: Arc::clone(live),
             burst: usize::from(cfg.workers.rx_burst),
-            tsc_per_ms,
-            service: crate::service::build(cfg.service.handler, cfg.stream_limits()),
-            service_port: cfg.service.udp_port,
-            pubsub: None,
-            last_held: None,
+            service: crate::service::spec(cfg.service.handler, cfg.stream_limits()),
         });
     }
     Ok(workers)

@@ -17,12 +17,13 @@
 //! unsubscribe cycle with RSS at each step ([`Generator::million`]).
 
 use crate::counters::{Counter, COUNTERS_LEN};
-use crate::mbuf::{self, Mempool};
-use crate::port;
+use crate::dpdk::mbuf::{self, Mempool};
+use crate::dpdk::port;
 use hdrhistogram::Histogram;
 use ms_dpdk_sys as sys;
 use ms_netstack::host::{Host, HostConfig, UdpEndpoint, UDP_PAYLOAD_OFFSET};
 use ms_netstack::{ethernet, ipv4, udp, Ipv4Addr, MacAddr};
+use ms_proto::ProtoCounter;
 use ms_wire::control::{self, Credit, RangeRequest, CREDIT_ENTRY_LEN, RANGE_IDS_MAX};
 use ms_wire::publish::PublishBuilder;
 use ms_wire::{Frame, FrameType, DATAGRAM_MAX, HEADER_LEN};
@@ -358,8 +359,8 @@ pub struct Totals {
 
 impl Totals {
     /// One counter or gauge.
-    pub fn get(&self, c: Counter) -> u64 {
-        self.v[c as usize]
+    pub fn get(&self, c: impl Into<crate::counters::Metric>) -> u64 {
+        self.v[crate::counters::slot(c)]
     }
 }
 
@@ -402,7 +403,7 @@ impl Monitor {
             for (s, v) in t.v.iter_mut().zip(&self.buf) {
                 *s += v;
             }
-            t.level = t.level.max(self.buf[Counter::DegradationLevel as usize]);
+            t.level = t.level.max(self.buf[crate::counters::slot(ProtoCounter::DegradationLevel)]);
         }
         Some(t)
     }
@@ -412,10 +413,10 @@ impl Monitor {
         Some(Sample {
             t_ms,
             rss_bytes: rss_bytes(),
-            pool_used_bytes: t.get(Counter::PoolUsedBytes),
-            pool_bytes: t.get(Counter::PoolBytes),
+            pool_used_bytes: t.get(ProtoCounter::PoolUsedBytes),
+            pool_bytes: t.get(ProtoCounter::PoolBytes),
             degradation_level: t.level,
-            queued_messages: t.get(Counter::QueuedMessages),
+            queued_messages: t.get(ProtoCounter::QueuedMessages),
         })
     }
 }
@@ -820,11 +821,11 @@ impl<'g> Session<'g> {
             let key = (
                 s.received,
                 t.get(Counter::DeliverMessages),
-                t.get(Counter::DeliveriesQueued),
-                t.get(Counter::MessagesPublished),
-                t.get(Counter::CreditsReceived),
+                t.get(ProtoCounter::DeliveriesQueued),
+                t.get(ProtoCounter::MessagesPublished),
+                t.get(ProtoCounter::CreditsReceived),
             );
-            if t.get(Counter::QueuedMessages) == 0 && last == Some(key) {
+            if t.get(ProtoCounter::QueuedMessages) == 0 && last == Some(key) {
                 stable += 1;
             } else {
                 stable = 0;
@@ -950,7 +951,7 @@ impl Generator {
                 return false;
             }
             check_next = now + self.tsc_hz / 1000;
-            mon.read().is_some_and(|t| t.get(Counter::QueuedMessages) == 0)
+            mon.read().is_some_and(|t| t.get(ProtoCounter::QueuedMessages) == 0)
         });
         let recovery_ms = recovered.then(|| (rdtsc() - stop) * 1000 / self.tsc_hz);
         let settled = s.settle(&mut mon, 10.0);
@@ -993,7 +994,7 @@ impl Generator {
         let t = rdtsc();
         let subscribed = s.ranges(FrameType::Subscribe, 0, load.streams - 1);
         let subscribe_seconds = (rdtsc() - t) as f64 / self.tsc_hz as f64;
-        let streams_active = mon.read().map_or(0, |t| t.get(Counter::StreamsActive));
+        let streams_active = mon.read().map_or(0, |t| t.get(ProtoCounter::StreamsActive));
         let rss_subscribed = rss_bytes();
         let mut phase = s.offer(load.rate, load.seconds, |_| {});
         s.settle(&mut mon, 10.0);
@@ -1003,7 +1004,9 @@ impl Generator {
         let mut freed = s.ranges(FrameType::Unsubscribe, 0, load.streams - 1);
         let mut gone = |s: &mut Session<'_>| {
             s.drain_until(10.0, |_| {
-                mon.read().is_some_and(|t| t.get(Counter::StreamsActive) == 0 && t.get(Counter::QueuedMessages) == 0)
+                mon.read().is_some_and(|t| {
+                    t.get(ProtoCounter::StreamsActive) == 0 && t.get(ProtoCounter::QueuedMessages) == 0
+                })
             })
         };
         freed &= gone(&mut s);

@@ -1,14 +1,21 @@
-//! Per-worker counters, declared once as data (name and help). Each worker
-//! owns one cache-line-aligned block and is its only writer; it sums into
-//! a local array during a burst and publishes once per burst with plain
-//! relaxed stores (no locked instructions). Readers sum the blocks.
+//! Per-worker counters. Each is declared once as data (name, kind, unit,
+//! help) where it is counted: the worker loop's here ([`Counter`]), the
+//! packet stack's drop reasons in ms-netstack ([`DropReason`]), the streams
+//! protocol's in ms-proto ([`ProtoCounter`]). This module lays them out in
+//! one block per worker and builds the stats segment's directory from the
+//! declarations; nothing downstream parses names.
+//!
+//! Each worker owns one cache-line-aligned block and is its only writer; it
+//! sums into a local array during a burst and publishes once per burst with
+//! plain relaxed stores (no locked instructions). Readers sum the blocks.
 
 use ms_netstack::host::DropReason;
+use ms_proto::{Counts, ProtoCounter};
 use std::sync::Arc;
 
 macro_rules! counters {
-    ($($variant:ident => $name:literal, $help:literal;)*) => {
-        /// A counter that is not a drop reason.
+    ($($variant:ident => $name:literal, $kind:ident, $unit:literal, $help:literal;)*) => {
+        /// A counter of the worker loop (packets, ARP, hand-offs, TX).
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[repr(u8)]
         pub enum Counter { $(#[doc = $help] $variant,)* }
@@ -24,95 +31,116 @@ macro_rules! counters {
             pub const fn help(self) -> &'static str {
                 match self { $(Counter::$variant => $help,)* }
             }
+            /// What one unit counts.
+            pub const fn unit(self) -> &'static str {
+                match self { $(Counter::$variant => $unit,)* }
+            }
+            /// True for a current value rather than a count.
+            pub const fn is_gauge(self) -> bool {
+                match self { $(Counter::$variant => counters!(@gauge $kind),)* }
+            }
         }
     };
+    (@gauge counter) => { false };
+    (@gauge gauge) => { true };
 }
 
 counters! {
-    RxPackets => "rx_packets", "Packets received.";
-    RxBytes => "rx_bytes", "Bytes received (Ethernet frames without FCS).";
-    TxPackets => "tx_packets", "Packets the driver accepted for transmission.";
-    TxBytes => "tx_bytes", "Bytes the driver accepted for transmission.";
-    TxFull => "tx_full_dropped", "Packets dropped because the TX queue was full.";
-    RxMultiSegment => "rx_multi_segment_dropped", "Frames spread over several buffers (not supported) dropped.";
-    ArpRepliesSent => "arp_replies_sent", "ARP replies for our address.";
-    ArpRequestsSent => "arp_requests_sent", "ARP requests sent to resolve a next hop.";
-    ArpLearned => "arp_replies_learned", "ARP replies to our requests (or unsolicited ones, when arp.accept_unsolicited allows), learned.";
-    IcmpEchoReplies => "icmp_echo_replies_sent", "ICMP echo replies sent.";
-    ServiceDatagrams => "service_datagrams", "UDP datagrams to the service port handed to the service handler.";
-    ServiceReplies => "service_replies_sent", "Datagrams the service handler sent (including those held for ARP).";
-    EgressNoRoute => "egress_no_route", "Datagrams the handler could not send: no route to the destination.";
-    EgressUnresolved => "egress_arp_unresolved", "Datagrams dropped because their next hop did not resolve (egress_arp_queue_full + egress_arp_timeout).";
-    EgressHeld => "egress_arp_held", "Datagrams held while their next hop was being resolved (sent when it answers).";
-    EgressQueueFull => "egress_arp_queue_full", "Datagrams dropped: their unresolved neighbour's queue (arp.unresolved_queue_max) or the worker's hold table (arp.unresolved_neighbors_max) was full, or the neighbour table had no entry to give a new neighbour (every entry static or holding packets).";
-    EgressArpTimeout => "egress_arp_timeout", "Held datagrams dropped: the neighbour answered none of arp.request_retries requests, or the dataplane stopped.";
-    EgressNoBuffer => "egress_no_buffer", "ARP requests or replies not sent because the mbuf pool was empty.";
-    NeighborClaimsRefused => "neighbor_claims_refused", "Datagram source MACs or neighbours from other workers naming another MAC for a usable or static neighbour (refused).";
-    NeighborsShared => "neighbors_shared", "Neighbours learned by ARP on this worker and posted to the others.";
-    NeighborsReceived => "neighbors_received", "Neighbours other workers posted to this one.";
-    HandoffFull => "handoff_full", "Items dropped because another worker's mailbox was full.";
-    MessagesPublished => "messages_published", "PUBLISH messages accepted for a stream this worker owns.";
-    MessagesNoSubscriber => "messages_no_subscriber", "Published messages for streams nobody subscribes to (dropped).";
-    MixedShards => "publish_mixed_shards", "Published messages of another shard than their datagram's (dropped, answered with ERROR).";
-    DeliverDatagrams => "deliver_datagrams", "DELIVER datagrams sent.";
-    DeliverMessages => "deliver_messages", "Messages sent inside DELIVER datagrams (one per subscriber per message).";
-    DeliverMessagesDropped => "deliver_messages_dropped", "Messages dropped because their DELIVER could not be sent (subscriber unresolved or unroutable).";
-    DeliverNoBuffer => "deliver_no_buffer", "Times the scheduler stopped for a turn because no mbuf was free for a DELIVER (the message stays queued).";
-    Subscriptions => "subscriptions_added", "Subscriptions created.";
-    Unsubscriptions => "subscriptions_removed", "Subscriptions removed by UNSUBSCRIBE.";
-    SubscribeRefused => "subscribe_refused", "SUBSCRIBE requests refused because a table was full.";
-    SubscribersExpired => "subscribers_expired", "Subscribers whose lifetime ran out without a heartbeat (state freed).";
-    Heartbeats => "heartbeats", "HEARTBEAT datagrams received.";
-    ProtoReplies => "proto_replies_sent", "ACK and ERROR datagrams sent.";
-    ProtoBadMagic => "proto_bad_magic", "Datagrams to the service port that are not MemoryStreamer's (dropped).";
-    ProtoBadVersion => "proto_bad_version", "Datagrams of another protocol version (answered with ERROR).";
-    ProtoMalformed => "proto_malformed", "Datagrams that failed to parse: too short, entries not matching their count, a field out of range (answered with ERROR Malformed).";
-    ProtoUnexpected => "proto_unexpected", "DELIVER, ACK or ERROR frames sent to the appliance (dropped).";
-    ProtoUnknownType => "proto_unknown_type", "Datagrams of an unknown frame type (answered with ERROR UnknownType).";
-    RangeTooLarge => "range_too_large", "SUBSCRIBE/UNSUBSCRIBE datagrams refused because their ranges cover more than 65,536 ids or a range ends before it starts (answered with ERROR RangeTooLarge).";
-    HandoffPublish => "handoff_publish", "PUBLISH datagrams handed to the worker that owns their shard.";
-    HandoffControl => "handoff_control", "(Un)subscriptions handed to the workers that own their streams.";
-    StreamsActive => "streams_active", "Gauge: streams with at least one subscriber.";
-    SubscribersActive => "subscribers_active", "Gauge: subscriber addresses with at least one subscription.";
-    SubscriptionsActive => "subscriptions_active", "Gauge: (stream, subscriber) pairs.";
-    MessagesQueued => "messages_queued", "Published messages stored in their stream's queue (once, whatever the fan-out).";
-    DeliveriesQueued => "deliveries_queued", "Deliveries queued: each queued message times the subscriptions it is queued for.";
-    RefusedBackpressure => "messages_refused_backpressure", "Messages refused under the block policy because their stream's queue was full (publisher told with BACKPRESSURE).";
-    ShedBulk => "messages_shed_bulk", "Bulk messages dropped on arrival because the message pool passed memory.shed_bulk_at_percent.";
-    ShedBestEffort => "messages_shed_best_effort", "Normal and bulk messages dropped on arrival because the pool passed memory.drop_newest_at_percent.";
-    RefusedPoolFull => "messages_refused_pool_full", "Messages dropped on arrival because the message pool (the memory budget) was full.";
-    DroppedOldest => "deliveries_dropped_oldest", "Deliveries dropped by the drop-oldest policy (the subscriber sees a sequence gap).";
-    DroppedConflated => "deliveries_conflated", "Deliveries skipped by the conflate policy (the subscriber got a newer message instead).";
-    DroppedDisconnected => "deliveries_disconnected", "Deliveries dropped when the disconnect policy removed a slow subscription.";
-    DroppedUnsubscribed => "deliveries_unsubscribed", "Deliveries still queued when their subscriber unsubscribed.";
-    DroppedExpired => "deliveries_expired", "Deliveries still queued when their subscriber expired.";
-    CreditsReceived => "credits_received", "CREDIT grants received.";
-    CreditsUnknown => "credits_unknown", "CREDIT grants for a subscription that does not exist (ignored).";
-    HandoffCredit => "handoff_credit", "CREDIT grants handed to the worker that owns their stream.";
-    BackpressureSent => "backpressure_sent", "BACKPRESSURE frames sent to publishers.";
-    SlowConsumerNotices => "slow_consumer_notices", "ERROR SlowConsumer frames sent to subscribers removed by the disconnect policy.";
-    NoticesLost => "slow_consumer_notices_lost", "SlowConsumer notices not sent because too many came in one loop turn.";
-    QueuedMessages => "queued_messages", "Gauge: messages queued in this worker's pool.";
-    PoolUsedBytes => "pool_used_bytes", "Gauge: bytes of the message pool in use.";
-    PoolBytes => "pool_bytes", "Gauge: bytes of the message pool (this worker's share of memory.budget_bytes).";
-    DegradationLevel => "degradation_level", "Gauge: memory degradation step in force: 0 normal, 1 stream queue limits halved, 2 also bulk shed (limits quartered), 3 also best effort shed (limits an eighth).";
-    RxBurst => "rx_burst_current", "Gauge: packets asked for per RX poll now (adaptive, between scheduler.rx_burst_min and workers.rx_burst).";
-    TxBudget => "tx_budget_current", "Gauge: messages the scheduler may send per loop turn now (adaptive, scheduler.tx_budget_min..max).";
-    PollsBusy => "polls_busy", "RX polls that returned packets.";
-    PollsIdle => "polls_idle", "RX polls that returned nothing.";
+    RxPackets => "rx_packets", counter, "packets", "Packets received.";
+    RxBytes => "rx_bytes", counter, "bytes", "Bytes received (Ethernet frames without FCS).";
+    TxPackets => "tx_packets", counter, "packets", "Packets the driver accepted for transmission.";
+    TxBytes => "tx_bytes", counter, "bytes", "Bytes the driver accepted for transmission.";
+    TxFull => "tx_full_dropped", counter, "packets", "Packets dropped because the TX queue was full.";
+    RxMultiSegment => "rx_multi_segment_dropped", counter, "packets", "Frames spread over several buffers (not supported) dropped.";
+    ArpRepliesSent => "arp_replies_sent", counter, "packets", "ARP replies for our address.";
+    ArpRequestsSent => "arp_requests_sent", counter, "packets", "ARP requests sent to resolve a next hop.";
+    ArpLearned => "arp_replies_learned", counter, "packets", "ARP replies to our requests (or unsolicited ones, when arp.accept_unsolicited allows), learned.";
+    IcmpEchoReplies => "icmp_echo_replies_sent", counter, "packets", "ICMP echo replies sent.";
+    ServiceDatagrams => "service_datagrams", counter, "datagrams", "UDP datagrams to the service port handed to the service handler.";
+    ServiceReplies => "service_replies_sent", counter, "datagrams", "Datagrams the service handler sent (including those held for ARP).";
+    EgressNoRoute => "egress_no_route", counter, "datagrams", "Datagrams the handler could not send: no route to the destination.";
+    EgressUnresolved => "egress_arp_unresolved", counter, "datagrams", "Datagrams dropped because their next hop did not resolve (egress_arp_queue_full + egress_arp_timeout).";
+    EgressHeld => "egress_arp_held", counter, "datagrams", "Datagrams held while their next hop was being resolved (sent when it answers).";
+    EgressQueueFull => "egress_arp_queue_full", counter, "datagrams", "Datagrams dropped: their unresolved neighbour's queue (arp.unresolved_queue_max) or the worker's hold table (arp.unresolved_neighbors_max) was full, or the neighbour table had no entry to give a new neighbour (every entry static or holding packets).";
+    EgressArpTimeout => "egress_arp_timeout", counter, "datagrams", "Held datagrams dropped: the neighbour answered none of arp.request_retries requests, or the dataplane stopped.";
+    EgressNoBuffer => "egress_no_buffer", counter, "packets", "ARP requests or replies not sent because the mbuf pool was empty.";
+    NeighborClaimsRefused => "neighbor_claims_refused", counter, "claims", "Datagram source MACs or neighbours from other workers naming another MAC for a usable or static neighbour (refused).";
+    NeighborsShared => "neighbors_shared", counter, "neighbors", "Neighbours learned by ARP on this worker and posted to the others.";
+    NeighborsReceived => "neighbors_received", counter, "neighbors", "Neighbours other workers posted to this one.";
+    HandoffFull => "handoff_full", counter, "items", "Items dropped because another worker's mailbox was full.";
+    DeliverDatagrams => "deliver_datagrams", counter, "datagrams", "DELIVER datagrams sent.";
+    DeliverMessages => "deliver_messages", counter, "messages", "Messages sent inside DELIVER datagrams (one per subscriber per message).";
+    DeliverMessagesDropped => "deliver_messages_dropped", counter, "messages", "Messages dropped because their DELIVER could not be sent (subscriber unresolved or unroutable).";
+    HandoffPublish => "handoff_publish", counter, "datagrams", "PUBLISH datagrams handed to the worker that owns their shard.";
+    RxBurst => "rx_burst_current", gauge, "packets", "Gauge: packets asked for per RX poll now (adaptive, between scheduler.rx_burst_min and workers.rx_burst).";
+    PollsBusy => "polls_busy", counter, "polls", "RX polls that returned packets.";
+    PollsIdle => "polls_idle", counter, "polls", "RX polls that returned nothing.";
 }
 
-/// Named counters in one worker's block: the counters, then one per drop
-/// reason. Histogram, per-class and top-N slots follow them.
-pub const COUNTERS_LEN: usize = Counter::ALL.len() + DropReason::ALL.len();
+/// Named counters in one worker's block: the worker loop's, one per drop
+/// reason, the streams protocol's. Histogram, per-class, top-N, per-port
+/// and most-affected slots follow them.
+pub const COUNTERS_LEN: usize = PROTO_BASE + ProtoCounter::ALL.len();
+const DROP_BASE: usize = Counter::ALL.len();
+const PROTO_BASE: usize = DROP_BASE + DropReason::ALL.len();
+
+/// Any named counter, wherever it is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// The worker loop's.
+    Worker(Counter),
+    /// A packet drop reason.
+    Drop(DropReason),
+    /// The streams protocol's.
+    Proto(ProtoCounter),
+}
+
+impl From<Counter> for Metric {
+    fn from(c: Counter) -> Metric {
+        Metric::Worker(c)
+    }
+}
+
+impl From<DropReason> for Metric {
+    fn from(r: DropReason) -> Metric {
+        Metric::Drop(r)
+    }
+}
+
+impl From<ProtoCounter> for Metric {
+    fn from(c: ProtoCounter) -> Metric {
+        Metric::Proto(c)
+    }
+}
+
+impl Metric {
+    /// Exported name (drop reasons with their `drop_` prefix added by
+    /// [`slot_names`] are named without it here).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Worker(c) => c.name(),
+            Metric::Drop(r) => r.name(),
+            Metric::Proto(c) => c.name(),
+        }
+    }
+}
+
+/// The slot of a named counter in a worker's block (and in snapshots).
+pub fn slot(m: impl Into<Metric>) -> usize {
+    match m.into() {
+        Metric::Worker(c) => c as usize,
+        Metric::Drop(r) => DROP_BASE + r as usize,
+        Metric::Proto(c) => PROTO_BASE + c as usize,
+    }
+}
 
 /// Log-linear latency buckets: 4 per power of two from 256 ns to 16.8 ms,
 /// plus one for everything above.
 pub const HIST_BUCKETS: usize = 16 * 4 + 1;
 /// Priority classes counted separately.
-pub const CLASSES: usize = 4;
+pub const CLASSES: usize = ms_streams::CLASSES;
 /// Busiest streams kept per worker (space-saving sketch, no allocation).
-pub const TOP_N: usize = 8;
+pub const TOP_N: usize = ms_proto::TOP_N;
 
 const HIST_BASE: usize = COUNTERS_LEN;
 const HIST_SUM: usize = HIST_BASE + HIST_BUCKETS;
@@ -152,30 +180,53 @@ pub fn bucket_le(b: usize) -> u64 {
 
 /// Slot of a drop reason.
 pub const fn drop_slot(r: DropReason) -> usize {
-    Counter::ALL.len() + r as usize
+    DROP_BASE + r as usize
 }
 
-/// Name and help of every slot, in order, drop reasons prefixed `drop_`.
+/// One named counter's declaration: name, kind, unit and help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declared {
+    /// Exported name.
+    pub name: &'static str,
+    /// Name prefix the stats directory adds (`drop_` for drop reasons).
+    pub prefix: &'static str,
+    /// A current value (true) or a monotonic count.
+    pub gauge: bool,
+    /// What one unit counts.
+    pub unit: &'static str,
+    /// One-line help.
+    pub help: &'static str,
+}
+
+/// Every named counter in block order, from the declarations.
+pub fn declared() -> impl Iterator<Item = Declared> {
+    let worker = Counter::ALL.iter().map(|c| Declared {
+        name: c.name(),
+        prefix: "",
+        gauge: c.is_gauge(),
+        unit: c.unit(),
+        help: c.help(),
+    });
+    let drops = DropReason::ALL.iter().map(|r| Declared {
+        name: r.name(),
+        prefix: "drop_",
+        gauge: false,
+        unit: "packets",
+        help: r.help(),
+    });
+    let proto = ProtoCounter::ALL.iter().map(|c| Declared {
+        name: c.name(),
+        prefix: "",
+        gauge: c.is_gauge(),
+        unit: c.unit(),
+        help: c.help(),
+    });
+    worker.chain(drops).chain(proto)
+}
+
+/// Name and help of every named slot, in order, drop reasons prefixed `drop_`.
 pub fn slot_names() -> impl Iterator<Item = (String, &'static str)> {
-    let plain = Counter::ALL.iter().map(|c| (c.name().to_string(), c.help()));
-    let drops = DropReason::ALL.iter().map(|r| (format!("drop_{}", r.name()), r.help()));
-    plain.chain(drops)
-}
-
-/// True for slots that hold a current value rather than a count.
-pub fn is_gauge(c: Counter) -> bool {
-    matches!(
-        c,
-        Counter::StreamsActive
-            | Counter::SubscribersActive
-            | Counter::SubscriptionsActive
-            | Counter::QueuedMessages
-            | Counter::PoolUsedBytes
-            | Counter::PoolBytes
-            | Counter::DegradationLevel
-            | Counter::RxBurst
-            | Counter::TxBudget
-    )
+    declared().map(|d| (format!("{}{}", d.prefix, d.name), d.help))
 }
 
 /// The stats segment directory: every slot with its kind and help, in
@@ -210,12 +261,11 @@ pub fn directory_for(ports: &[&str]) -> Vec<ms_stats::Slot> {
 
 /// The directory without the per-port slots (see [`directory_for`]).
 fn directory() -> Vec<ms_stats::Slot> {
-    let gauge = |name: &str| Counter::ALL.iter().any(|c| is_gauge(*c) && c.name() == name);
-    slot_names()
-        .map(|(name, help)| ms_stats::Slot {
-            kind: if gauge(&name) { ms_stats::Kind::Gauge } else { ms_stats::Kind::Counter },
-            name,
-            help: help.to_string(),
+    declared()
+        .map(|d| ms_stats::Slot {
+            kind: if d.gauge { ms_stats::Kind::Gauge } else { ms_stats::Kind::Counter },
+            name: format!("{}{}", d.prefix, d.name),
+            help: d.help.to_string(),
         })
         .chain(extra_slots())
         .collect()
@@ -354,13 +404,6 @@ impl LocalCounters {
         self.dirty = true;
     }
 
-    /// Counts published messages of priority class `class`.
-    #[inline]
-    pub fn class(&mut self, class: u8, n: u64) {
-        self.slots[CLASS_BASE + usize::from(class).min(CLASSES - 1)] += n;
-        self.dirty = true;
-    }
-
     /// Publishes rank `rank` of the busiest streams: the estimate `count`
     /// exceeds the true count by at most `error`.
     pub fn top(&mut self, rank: usize, stream: u64, count: u64, error: u64) {
@@ -379,6 +422,38 @@ impl LocalCounters {
             (self.gauges[at], self.gauges[at + 1], self.gauges[at + 2]) = (Some(stream), Some(peer), Some(count));
             self.dirty = true;
         }
+    }
+
+    /// Takes the streams protocol's tally of this turn (a few dozen adds,
+    /// once per turn, not per message).
+    pub fn absorb(&mut self, counts: &mut Counts) {
+        if !counts.is_dirty() {
+            return;
+        }
+        counts.take(|t| {
+            for c in ProtoCounter::ALL {
+                let (at, v) = (PROTO_BASE + *c as usize, t.values[*c as usize]);
+                if c.is_gauge() {
+                    self.gauges[at] = Some(v);
+                } else {
+                    self.slots[at] += v;
+                }
+            }
+            for (k, n) in t.by_class.iter().enumerate() {
+                self.slots[CLASS_BASE + k] += n;
+            }
+            if let Some(top) = t.top {
+                for (rank, (stream, count, error)) in top.iter().enumerate() {
+                    self.top(rank, *stream, *count, *error);
+                }
+            }
+            if let Some(affected) = t.affected {
+                for (rank, (stream, peer, count)) in affected.iter().enumerate() {
+                    self.affected(rank, *stream, u64::from(peer.ip) << 16 | u64::from(peer.port), *count);
+                }
+            }
+        });
+        self.dirty = true;
     }
 
     /// Counts one drop.
@@ -461,7 +536,7 @@ mod tests {
     #[test]
     fn adding_zero_does_not_ask_for_a_flush() {
         let mut local = LocalCounters::default();
-        local.add(Counter::SubscribersExpired, 0);
+        local.add(Counter::HandoffFull, 0);
         local.add_quiet(Counter::PollsIdle, 5);
         assert!(!local.is_dirty(), "an idle turn must not publish");
         local.add(Counter::RxPackets, 1);
@@ -484,9 +559,9 @@ mod tests {
         let s = shared.snapshot();
         assert_eq!(s[Counter::RxPackets as usize], 5);
         assert_eq!(s[drop_slot(DropReason::Truncated)], 1);
-        local.set(Counter::StreamsActive, 9);
+        local.set(Counter::RxBurst, 9);
         local.flush(&shared);
-        assert_eq!(shared.snapshot()[Counter::StreamsActive as usize], 9);
+        assert_eq!(shared.snapshot()[slot(Counter::RxBurst)], 9);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,9 +1,14 @@
 //! MemoryStreamer's DPDK dataplane.
 //!
-//! Safe, small wrappers over `ms-dpdk-sys` (EAL, mempools, mbufs, ports,
-//! lcore launch), the YAML config, the per-worker counters and the
-//! run-to-completion worker loop. Packet logic is sans-IO in `ms-netstack`.
-//! See docs/architecture.md for the map.
+//! Layers, each using only those above it (docs/architecture.md has the
+//! map, and `tests/layout.rs` checks there is no cycle):
+//! - [`dpdk`]: safe, small wrappers over `ms-dpdk-sys` (EAL, mbufs, ports);
+//! - [`lcore`]: a worker's per-turn context, mailboxes and clock;
+//! - [`service`]: what runs on the service port (the streams protocol's
+//!   engine from `ms-proto` behind a thin shim, or sink/echo);
+//! - [`worker`]: the loop; [`app`]: startup, the main lcore, shutdown.
+//!
+//! Packet logic is sans-IO in `ms-netstack`, protocol logic in `ms-proto`.
 
 #![warn(missing_docs)]
 
@@ -13,12 +18,11 @@ pub mod bench;
 pub use ms_config as config;
 pub mod control;
 pub mod counters;
-pub mod eal;
-pub mod mailbox;
-pub mod mbuf;
-pub mod port;
-pub mod pubsub;
+pub mod dpdk;
+pub mod lcore;
 pub mod report;
 pub mod service;
 pub mod stop;
 pub mod worker;
+
+pub use dpdk::{eal, mbuf, port};

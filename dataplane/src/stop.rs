@@ -11,7 +11,7 @@
 //! the time left, and a storm of signals (net_tap raises one per received
 //! frame when its Rx trigger is on; a burst of 94,000 IPv4 fragments kept
 //! the main lcore handling them for seconds) then stretches a 20 ms sleep
-//! without bound. [`crate::eal::Eal::init`] keeps driver signals away, and
+//! without bound. [`crate::dpdk::eal::Eal::init`] keeps driver signals away, and
 //! this wake-up keeps shutdown prompt whatever signals arrive.
 
 use std::io::{Read, Write};

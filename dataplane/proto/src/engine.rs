@@ -77,7 +77,7 @@ pub(crate) fn full_code(f: Full) -> ErrorCode {
     }
 }
 
-impl<B: Copy> Engine<B> {
+impl<B> Engine<B> {
     /// Allocates the tables and the message pool (startup only, on the
     /// worker's own core so the memory is local to it).
     pub fn new(cfg: EngineConfig) -> Engine<B> {
@@ -492,7 +492,7 @@ impl<B: Copy> Engine<B> {
             self.counts.add(C::ReplyNoBuffer, 1);
             return;
         };
-        match build(io.payload(buf)) {
+        match build(io.payload(&buf)) {
             Some(len) => {
                 if io.send(to, buf, len, 0) {
                     self.counts.add(C::ProtoReplies, 1);

@@ -9,7 +9,7 @@ use ms_wire::deliver::DeliverState;
 use ms_wire::DATAGRAM_MAX;
 
 /// A DELIVER being filled for one subscriber.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Pending<B> {
     buf: Option<B>,
     st: DeliverState,
@@ -31,12 +31,12 @@ pub(crate) struct Fanout<B> {
 
 const UNSET: Addr = Addr { ip: core::net::Ipv4Addr::UNSPECIFIED, port: 0, via: 0 };
 
-impl<B: Copy> Fanout<B> {
+impl<B> Fanout<B> {
     /// Room for `subscribers` slots, allocated now (startup only).
     pub(crate) fn new(subscribers: usize) -> Fanout<B> {
-        let idle = Pending { buf: None, st: DeliverState { len: 0, count: 0 }, messages: 0, listed: false };
+        let idle = || Pending { buf: None, st: DeliverState { len: 0, count: 0 }, messages: 0, listed: false };
         Fanout {
-            pending: vec![idle; subscribers],
+            pending: (0..subscribers).map(|_| idle()).collect(),
             dirty: Vec::with_capacity(subscribers),
             addr: vec![UNSET; subscribers],
         }
@@ -64,25 +64,24 @@ impl<B: Copy> Fanout<B> {
         if self.pending[i].buf.is_some() && !self.pending[i].st.fits(out.len, DATAGRAM_MAX) {
             self.flush_one(io, sub);
         }
-        let buf = match self.pending[i].buf {
-            Some(buf) => buf,
-            None => {
-                let Some(buf) = io.alloc() else {
-                    c.add(ProtoCounter::DeliverNoBuffer, 1);
-                    return false;
-                };
-                let st = DeliverState::start(io.payload(buf));
-                let listed = self.pending[i].listed;
-                self.pending[i] = Pending { buf: Some(buf), st, messages: 0, listed: true };
-                if !listed {
-                    // Each slot is listed at most once, so this never grows.
-                    assert!(self.dirty.len() < self.dirty.capacity(), "fan-out list overflow");
-                    self.dirty.push(sub);
-                }
-                buf
+        if self.pending[i].buf.is_none() {
+            let Some(buf) = io.alloc() else {
+                c.add(ProtoCounter::DeliverNoBuffer, 1);
+                return false;
+            };
+            let st = DeliverState::start(io.payload(&buf));
+            let listed = self.pending[i].listed;
+            self.pending[i] = Pending { buf: Some(buf), st, messages: 0, listed: true };
+            if !listed {
+                // Each slot is listed at most once, so this never grows.
+                assert!(self.dirty.len() < self.dirty.capacity(), "fan-out list overflow");
+                self.dirty.push(sub);
             }
-        };
+        }
         let p = &mut self.pending[i];
+        let Some(buf) = p.buf.as_ref() else {
+            return false; // just set above
+        };
         p.st.push_with(io.payload(buf), &out.meta, out.len, |dst| out.copy_payload(dst));
         p.messages += 1;
         true

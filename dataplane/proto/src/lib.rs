@@ -121,13 +121,14 @@ pub enum Disposition {
 /// fail (the engine counts it and retries next turn), `post` may find a
 /// mailbox full (the caller counts it), `send` may not get a datagram out.
 pub trait Io {
-    /// A buffer for one outgoing datagram (an mbuf in the dataplane).
-    type Buf: Copy;
+    /// A buffer for one outgoing datagram (an mbuf in the dataplane): a
+    /// token that only `alloc` makes and `send` or `free` consumes.
+    type Buf;
 
     /// A free buffer whose payload area holds `ms_wire::DATAGRAM_MAX` bytes.
     fn alloc(&mut self) -> Option<Self::Buf>;
     /// The payload area of `buf` (`ms_wire::DATAGRAM_MAX` bytes).
-    fn payload(&mut self, buf: Self::Buf) -> &mut [u8];
+    fn payload(&mut self, buf: &Self::Buf) -> &mut [u8];
     /// Sends `len` payload bytes of `buf` to `to` (ownership moves); a
     /// DELIVER carries `messages` messages (0 for ACK/ERROR/BACKPRESSURE),
     /// which the caller counts delivered or dropped. True when the datagram

@@ -71,7 +71,7 @@ enum Step {
     Done,
 }
 
-impl<B: Copy> Engine<B> {
+impl<B> Engine<B> {
     /// Queues this worker's share of a range and walks what this turn's
     /// budget allows.
     pub(crate) fn start_range<I: Io<Buf = B>>(&mut self, io: &mut I, now: Now, work: RangeWork) {

@@ -29,8 +29,8 @@ impl Io for FakeIo {
     fn alloc(&mut self) -> Option<usize> {
         self.free.pop()
     }
-    fn payload(&mut self, buf: usize) -> &mut [u8] {
-        &mut self.bufs[buf]
+    fn payload(&mut self, buf: &usize) -> &mut [u8] {
+        &mut self.bufs[*buf]
     }
     fn send(&mut self, to: Addr, buf: usize, len: usize, messages: u32) -> bool {
         self.sent.push((to, self.bufs[buf][..len].to_vec(), messages));

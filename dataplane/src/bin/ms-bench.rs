@@ -10,8 +10,9 @@ use anyhow::Context;
 use clap::Parser;
 use ms_dataplane::app::WorkerReport;
 use ms_dataplane::bench::{self, Classes, Generator, Load, MillionOutcome, OverloadOutcome, OverloadSpec};
-use ms_dataplane::counters::{self, Counter};
+use ms_dataplane::counters::{self, slot, Counter, Metric};
 use ms_dataplane::{app, config::Config, eal, mbuf::Mempool, port};
+use ms_proto::ProtoCounter;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -520,7 +521,7 @@ fn plain(a: &Args) -> anyhow::Result<()> {
         "generator_dropped_messages": outcome.gen_dropped_messages,
         "received": outcome.received, "lost": expected.saturating_sub(outcome.received),
         "achieved_msgs_per_s": outcome.received as f64 / outcome.seconds / f64::from(load.subscribers),
-        "dut_rx_pps": t[Counter::RxPackets as usize] as f64 / outcome.seconds,
+        "dut_rx_pps": t[slot(Counter::RxPackets)] as f64 / outcome.seconds,
         "latency_ns": { "p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": outcome.latency_ns.max() },
         "appliance_busy_turn_ns": appliance,
         "credit_entries": outcome.credit_entries, "credit_datagrams": outcome.credit_datagrams,
@@ -536,37 +537,37 @@ fn plain(a: &Args) -> anyhow::Result<()> {
 }
 
 /// Counters of `messages_published = ...` (right-hand side).
-const PUBLISHED_PARTS: [Counter; 6] = [
-    Counter::MessagesNoSubscriber,
-    Counter::MessagesQueued,
-    Counter::RefusedBackpressure,
-    Counter::ShedBulk,
-    Counter::ShedBestEffort,
-    Counter::RefusedPoolFull,
+const PUBLISHED_PARTS: [Metric; 6] = [
+    Metric::Proto(ProtoCounter::MessagesNoSubscriber),
+    Metric::Proto(ProtoCounter::MessagesQueued),
+    Metric::Proto(ProtoCounter::RefusedBackpressure),
+    Metric::Proto(ProtoCounter::ShedBulk),
+    Metric::Proto(ProtoCounter::ShedBestEffort),
+    Metric::Proto(ProtoCounter::RefusedPoolFull),
 ];
 
 /// Counters of `deliveries_queued = ... + deliveries still queued`.
-const DELIVERY_PARTS: [Counter; 7] = [
-    Counter::DeliverMessages,
-    Counter::DeliverMessagesDropped,
-    Counter::DroppedOldest,
-    Counter::DroppedConflated,
-    Counter::DroppedDisconnected,
-    Counter::DroppedUnsubscribed,
-    Counter::DroppedExpired,
+const DELIVERY_PARTS: [Metric; 7] = [
+    Metric::Worker(Counter::DeliverMessages),
+    Metric::Worker(Counter::DeliverMessagesDropped),
+    Metric::Proto(ProtoCounter::DroppedOldest),
+    Metric::Proto(ProtoCounter::DroppedConflated),
+    Metric::Proto(ProtoCounter::DroppedDisconnected),
+    Metric::Proto(ProtoCounter::DroppedUnsubscribed),
+    Metric::Proto(ProtoCounter::DroppedExpired),
 ];
 
 /// Drops with a reason: refused or shed on arrival, or dropped from a queue.
-const DROP_REASONS: [Counter; 9] = [
-    Counter::RefusedBackpressure,
-    Counter::ShedBulk,
-    Counter::ShedBestEffort,
-    Counter::RefusedPoolFull,
-    Counter::DroppedOldest,
-    Counter::DroppedConflated,
-    Counter::DroppedDisconnected,
-    Counter::DroppedUnsubscribed,
-    Counter::DroppedExpired,
+const DROP_REASONS: [Metric; 9] = [
+    Metric::Proto(ProtoCounter::RefusedBackpressure),
+    Metric::Proto(ProtoCounter::ShedBulk),
+    Metric::Proto(ProtoCounter::ShedBestEffort),
+    Metric::Proto(ProtoCounter::RefusedPoolFull),
+    Metric::Proto(ProtoCounter::DroppedOldest),
+    Metric::Proto(ProtoCounter::DroppedConflated),
+    Metric::Proto(ProtoCounter::DroppedDisconnected),
+    Metric::Proto(ProtoCounter::DroppedUnsubscribed),
+    Metric::Proto(ProtoCounter::DroppedExpired),
 ];
 
 fn phase_json(p: &bench::Phase) -> Value {
@@ -584,27 +585,30 @@ fn overload_json(
     reports: &[WorkerReport],
 ) -> Value {
     let t = total(reports);
-    let c = |x: Counter| t[x as usize];
+    let c = |x: Metric| t[slot(x)];
     let mut counters = serde_json::Map::new();
-    for x in
-        [Counter::MessagesPublished, Counter::DeliveriesQueued].iter().chain(&PUBLISHED_PARTS).chain(&DELIVERY_PARTS)
+    for x in [Metric::Proto(ProtoCounter::MessagesPublished), Metric::Proto(ProtoCounter::DeliveriesQueued)]
+        .iter()
+        .chain(&PUBLISHED_PARTS)
+        .chain(&DELIVERY_PARTS)
     {
         counters.insert(x.name().into(), c(*x).into());
     }
-    counters.insert(Counter::QueuedMessages.name().into(), c(Counter::QueuedMessages).into());
+    counters.insert(ProtoCounter::QueuedMessages.name().into(), c(ProtoCounter::QueuedMessages.into()).into());
     let published_rhs: u64 = PUBLISHED_PARTS.iter().map(|x| c(*x)).sum();
     let delivered_rhs: u64 = DELIVERY_PARTS.iter().map(|x| c(*x)).sum();
-    let still_queued = i128::from(c(Counter::DeliveriesQueued)) - i128::from(delivered_rhs);
+    let still_queued = i128::from(c(ProtoCounter::DeliveriesQueued.into())) - i128::from(delivered_rhs);
     // What happened during the overload phase alone (the calibration
     // before it overloads too).
     let during = match (o.at_start, o.at_stop) {
         (Some(s), Some(e)) => {
-            let m: serde_json::Map<String, Value> = [Counter::MessagesPublished, Counter::MessagesQueued]
-                .iter()
-                .chain(&DROP_REASONS)
-                .chain(&[Counter::DeliverMessages, Counter::DeliverMessagesDropped])
-                .map(|x| (x.name().to_string(), e.get(*x).saturating_sub(s.get(*x)).into()))
-                .collect();
+            let m: serde_json::Map<String, Value> =
+                [Metric::Proto(ProtoCounter::MessagesPublished), Metric::Proto(ProtoCounter::MessagesQueued)]
+                    .iter()
+                    .chain(&DROP_REASONS)
+                    .chain(&[Metric::Worker(Counter::DeliverMessages), Metric::Worker(Counter::DeliverMessagesDropped)])
+                    .map(|x| (x.name().to_string(), e.get(*x).saturating_sub(s.get(*x)).into()))
+                    .collect();
             Value::Object(m)
         }
         _ => Value::Null,
@@ -623,15 +627,15 @@ fn overload_json(
     // Which steps the overload reached: the halved queue limits show only
     // in the level gauge; shedding and a full pool in their counters (a
     // step between two samples still counts).
-    let delta = |x: Counter| match (o.at_start, o.at_stop) {
+    let delta = |x: ProtoCounter| match (o.at_start, o.at_stop) {
         (Some(s), Some(e)) => e.get(x).saturating_sub(s.get(x)),
         _ => 0,
     };
     let steps = json!({
         "1_queue_limits_halved": max(|s| s.degradation_level) >= 1,
-        "2_bulk_shed": delta(Counter::ShedBulk),
-        "3_best_effort_shed": delta(Counter::ShedBestEffort),
-        "full_refused": delta(Counter::RefusedPoolFull),
+        "2_bulk_shed": delta(ProtoCounter::ShedBulk),
+        "3_best_effort_shed": delta(ProtoCounter::ShedBestEffort),
+        "full_refused": delta(ProtoCounter::RefusedPoolFull),
     });
     json!({
         "scenario": "overload",
@@ -670,10 +674,10 @@ fn overload_json(
         "during_overload": during,
         "counters": counters,
         "identities": {
-            "messages_published": c(Counter::MessagesPublished),
+            "messages_published": c(ProtoCounter::MessagesPublished.into()),
             "messages_accounted": published_rhs,
-            "published_holds": c(Counter::MessagesPublished) == published_rhs,
-            "deliveries_queued": c(Counter::DeliveriesQueued),
+            "published_holds": c(ProtoCounter::MessagesPublished.into()) == published_rhs,
+            "deliveries_queued": c(ProtoCounter::DeliveriesQueued.into()),
             "deliveries_accounted": delivered_rhs,
             "deliveries_still_queued": i64::try_from(still_queued).unwrap_or(i64::MAX),
         },

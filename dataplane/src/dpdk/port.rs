@@ -2,8 +2,8 @@
 //! and one TX queue per worker, RSS where the driver has it, start/stop.
 
 use crate::config::{Device, PortConfig};
-use crate::eal::{strerror, Eal};
-use crate::mbuf::Mempool;
+use crate::dpdk::eal::{strerror, Eal};
+use crate::dpdk::mbuf::Mempool;
 use ms_dpdk_sys as sys;
 use ms_netstack::MacAddr;
 use std::ffi::{CStr, CString};
@@ -339,8 +339,11 @@ pub fn start_simple(id: u16, pool: &Mempool) -> Result<MacAddr, PortError> {
 /// receives); DPDK names them `net_ring_<a>` and `net_ring_<b>`, for an in-process generator and device
 /// under test with no kernel between them. Returns their port ids.
 pub fn ring_pair(a: &str, b: &str, size: u32) -> Result<(u16, u16), PortError> {
-    let err =
-        |step: &'static str| PortError::Setup { port: format!("{a}/{b}"), step, reason: strerror(crate::eal::errno()) };
+    let err = |step: &'static str| PortError::Setup {
+        port: format!("{a}/{b}"),
+        step,
+        reason: strerror(crate::dpdk::eal::errno()),
+    };
     let ring = |n: &str| -> Result<*mut sys::rte_ring, PortError> {
         let c = CString::new(n).expect("no NUL");
         // SAFETY: EAL is up; the name is copied; flags 0 = multi-producer,

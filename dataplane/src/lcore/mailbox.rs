@@ -16,40 +16,6 @@ pub struct MbufPtr(pub *mut sys::rte_mbuf);
 // and exactly one worker holds it at a time (see the type's docs).
 unsafe impl Send for MbufPtr {}
 
-/// Subscribe or unsubscribe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeOp {
-    /// SUBSCRIBE.
-    Subscribe,
-    /// UNSUBSCRIBE.
-    Unsubscribe,
-}
-
-/// A subscription request to apply on the worker that owns its streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RangeWork {
-    /// What to do.
-    pub op: RangeOp,
-    /// Port index the request arrived on (replies and DELIVERs use it).
-    pub port: usize,
-    /// Subscriber address.
-    pub ip: Ipv4Addr,
-    /// Subscriber UDP port.
-    pub udp_port: u16,
-    /// Source MAC of the request (the subscriber's when on-link).
-    pub mac: MacAddr,
-    /// Client's request id.
-    pub request: u32,
-    /// First stream id.
-    pub first: u64,
-    /// Last stream id (inclusive).
-    pub last: u64,
-    /// How many workers acknowledge this request.
-    pub parts: u16,
-    /// SUBSCRIBE: the initial credit asked for (0 = the default).
-    pub initial_credit: u32,
-}
-
 /// Items one worker drains per loop turn, so mail never starves RX.
 pub const DRAIN_PER_TURN: usize = 64;
 
@@ -83,29 +49,8 @@ pub enum Handoff {
         /// Publisher UDP port.
         udp_port: u16,
     },
-    /// A (un)subscription for streams this worker owns.
-    Range(RangeWork),
-    /// A subscriber is alive; the receiving worker answers it when it
-    /// holds subscriptions of the subscriber.
-    Heartbeat {
-        /// Queue (port index) the HEARTBEAT arrived on: the answer leaves there.
-        port: usize,
-        /// Subscriber address.
-        ip: Ipv4Addr,
-        /// Subscriber UDP port.
-        udp_port: u16,
-    },
-    /// A CREDIT grant for a stream this worker owns.
-    Credit {
-        /// Subscriber address.
-        ip: Ipv4Addr,
-        /// Subscriber UDP port.
-        udp_port: u16,
-        /// Stream id.
-        stream: u64,
-        /// Granted position.
-        position: u64,
-    },
+    /// Work of the streams protocol for the engine of the receiver.
+    Proto(ms_proto::Mail),
 }
 
 /// One mailbox per worker.

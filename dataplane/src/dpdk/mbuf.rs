@@ -1,6 +1,6 @@
 //! Packet buffer pools and the few mbuf accessors the workers need.
 
-use crate::eal::{errno, strerror, Eal};
+use crate::dpdk::eal::{errno, strerror, Eal};
 use ms_dpdk_sys as sys;
 use std::ffi::CString;
 
