@@ -57,7 +57,7 @@ proto_counters! {
     ProtoUnexpected => "proto_unexpected", counter, "datagrams", "DELIVER, ACK or ERROR frames sent to the appliance (dropped).";
     ProtoUnknownType => "proto_unknown_type", counter, "datagrams", "Datagrams of an unknown frame type (answered with ERROR UnknownType).";
     RangeTooLarge => "range_too_large", counter, "datagrams", "SUBSCRIBE/UNSUBSCRIBE datagrams refused because their ranges cover more than 65,536 ids or a range ends before it starts (answered with ERROR RangeTooLarge).";
-    RangeBusy => "range_jobs_full", counter, "requests", "Range (un)subscriptions refused with ERROR Busy because this worker already had range.jobs_max of them in progress (clients retry).";
+    RangeBusy => "range_jobs_full", counter, "requests", "Range (un)subscriptions refused with ERROR Busy because this worker already had 64 of them in progress (clients retry).";
     HandoffControl => "handoff_control", counter, "requests", "(Un)subscriptions handed to the workers that own their streams.";
     StreamsActive => "streams_active", gauge, "streams", "Gauge: streams with at least one subscriber.";
     SubscribersActive => "subscribers_active", gauge, "subscribers", "Gauge: subscriber addresses with at least one subscription.";
