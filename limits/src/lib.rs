@@ -124,14 +124,20 @@ pub const ARP_QUEUE_MAX: usize = 64;
 const _: () = assert!(DATAGRAM_MAX <= u16::MAX as usize, "DELIVER builder keeps the datagram length in a u16");
 const _: () = assert!(PAYLOAD_MAX <= u16::MAX as usize, "PUBLISH/DELIVER `len` is a u16");
 const _: () = assert!(PUBLISH_MESSAGES_MAX <= u16::MAX as usize, "header `count` is a u16");
-const _: () = assert!(RANGE_ENTRIES_MAX <= u16::MAX as usize && ACK_ENTRIES_MAX <= u16::MAX as usize);
-const _: () = assert!(ERROR_ENTRIES_MAX <= u16::MAX as usize && CREDIT_ENTRIES_MAX <= u16::MAX as usize);
+const _: () = assert!(RANGE_ENTRIES_MAX <= u16::MAX as usize);
+const _: () = assert!(ACK_ENTRIES_MAX <= u16::MAX as usize);
+const _: () = assert!(ERROR_ENTRIES_MAX <= u16::MAX as usize);
+const _: () = assert!(CREDIT_ENTRIES_MAX <= u16::MAX as usize);
 const _: () = assert!(BACKPRESSURE_ENTRIES_MAX <= u16::MAX as usize);
 // A message of the largest payload can be published, not only delivered.
 const _: () = assert!(HEADER_LEN + PUBLISH_ENTRY_HEADER_LEN + PAYLOAD_MAX <= DATAGRAM_MAX);
 // Every frame carries at least one entry of each kind.
-const _: () = assert!(RANGE_ENTRIES_MAX >= 1 && ACK_ENTRIES_MAX >= 1 && ERROR_ENTRIES_MAX >= 1);
-const _: () = assert!(CREDIT_ENTRIES_MAX >= 1 && BACKPRESSURE_ENTRIES_MAX >= 1 && PUBLISH_MESSAGES_MAX >= 1);
+const _: () = assert!(RANGE_ENTRIES_MAX >= 1);
+const _: () = assert!(ACK_ENTRIES_MAX >= 1);
+const _: () = assert!(ERROR_ENTRIES_MAX >= 1);
+const _: () = assert!(CREDIT_ENTRIES_MAX >= 1);
+const _: () = assert!(BACKPRESSURE_ENTRIES_MAX >= 1);
+const _: () = assert!(PUBLISH_MESSAGES_MAX >= 1);
 // BACKPRESSURE `refused` (u32) counts one datagram's refused messages.
 const _: () = assert!(PUBLISH_MESSAGES_MAX <= u32::MAX as usize);
 // ACK `streams` (u32) counts the streams one part of a range request changed.
@@ -153,4 +159,5 @@ const _: () = assert!(CLASSES == CLASS_MAX as usize + 1);
 // An ARP hold record counts its queued packets in a u16.
 const _: () = assert!(ARP_QUEUE_MAX <= u16::MAX as usize);
 // The config accepts 1 to PORTS_MAX ports; the sketch replaces its smallest slot.
-const _: () = assert!(PORTS_MAX >= 1 && AFFECTED_MAX >= 1);
+const _: () = assert!(PORTS_MAX >= 1);
+const _: () = assert!(AFFECTED_MAX >= 1);

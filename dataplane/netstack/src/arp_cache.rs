@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 pub const STALE_GRACE_INTERVALS: u64 = 3;
 
 /// Largest per-neighbour queue of waiting packets.
-pub const QUEUE_MAX: usize = 64;
+pub use ms_limits::ARP_QUEUE_MAX as QUEUE_MAX;
 
 /// Timers of the table, set from the config at startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
