@@ -12,6 +12,7 @@
 //! fuzz target included, can use it.
 
 #![no_std]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 // ---------------------------------------------------------------- IP/UDP
