@@ -18,7 +18,7 @@ pub use errors::ConfigError;
 pub use host::Host;
 
 /// Largest RX burst a worker accepts.
-pub const RX_BURST_MAX: usize = 512;
+pub use ms_limits::RX_BURST_MAX;
 
 /// The largest message payload, which every credit and queue limit must hold.
 const PAYLOAD_MAX: u64 = ms_wire::PAYLOAD_MAX as u64;
@@ -36,12 +36,7 @@ pub enum HandlerKind {
     Echo,
 }
 
-/// Highest lcore id DPDK 22.11 is built for (RTE_MAX_LCORE).
-pub const LCORE_ID_MAX: u32 = 127;
-/// Most worker lcores one process runs.
-pub const WORKERS_MAX: usize = 64;
-/// Most ports one process drives.
-pub const PORTS_MAX: usize = 8;
+pub use ms_limits::{LCORE_ID_MAX, PORTS_MAX, WORKERS_MAX};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -138,7 +138,7 @@ pub fn slot(m: impl Into<Metric>) -> usize {
 /// plus one for everything above.
 pub const HIST_BUCKETS: usize = 16 * 4 + 1;
 /// Priority classes counted separately.
-pub const CLASSES: usize = ms_streams::CLASSES;
+pub const CLASSES: usize = ms_limits::CLASSES;
 /// Busiest streams kept per worker (space-saving sketch, no allocation).
 pub const TOP_N: usize = ms_proto::TOP_N;
 
@@ -149,12 +149,16 @@ const CLASS_BASE: usize = HIST_COUNT + 1;
 const TOP_BASE: usize = CLASS_BASE + CLASSES;
 const PORT_BASE: usize = TOP_BASE + 3 * TOP_N;
 /// Ports counted separately (the config's limit).
-pub const PORTS: usize = ms_config::PORTS_MAX;
+pub const PORTS: usize = ms_limits::PORTS_MAX;
 /// (stream, subscriber) pairs that lost the most messages, per worker.
 pub const AFFECTED_N: usize = ms_streams::AFFECTED_MAX;
 const AFFECTED_BASE: usize = PORT_BASE + 2 * PORTS;
 /// Every slot of a worker's block.
 pub const SLOTS_LEN: usize = AFFECTED_BASE + 3 * AFFECTED_N;
+
+// A worker's block fits the segment, and every lcore can have one.
+const _: () = assert!(SLOTS_LEN <= ms_stats::SLOTS_MAX);
+const _: () = assert!((ms_limits::LCORE_ID_MAX as usize) < ms_stats::LCORES_MAX);
 
 /// The bucket of a latency in ns.
 pub fn bucket_of(ns: u64) -> usize {

@@ -46,7 +46,10 @@ fn references(text: &str, me: &str) -> Vec<String> {
                 // `use crate::x::{a, b}` names x and, inside the braces, a and b.
                 let braced = rest[end..].starts_with('{').then(|| {
                     let close = rest[end..].find('}').map_or(rest.len(), |c| end + c);
-                    rest[end + 1..close].split(',').map(|s| s.trim().split("::").next().unwrap_or("").to_string()).collect::<Vec<_>>()
+                    rest[end + 1..close]
+                        .split(',')
+                        .map(|s| s.trim().split("::").next().unwrap_or("").to_string())
+                        .collect::<Vec<_>>()
                 });
                 let prefix = if base.is_empty() { tail.to_string() } else { format!("{base}::{tail}") };
                 out.push(prefix.clone());

@@ -16,51 +16,68 @@
 use crate::header::{FrameType, Header, HEADER_LEN};
 use crate::{le16, le32, le64, put16, put32, put64, WireError};
 
-/// Byte offsets of a SUBSCRIBE/UNSUBSCRIBE entry's fields.
+pub use ms_limits::{
+    ACK_ENTRY_LEN, BACKPRESSURE_ENTRY_LEN, CREDIT_ENTRY_LEN, ERROR_ENTRY_LEN, RANGE_ENTRY_LEN, RANGE_IDS_MAX,
+};
+
+/// Byte ranges of a SUBSCRIBE/UNSUBSCRIBE entry's fields.
 mod range_field {
-    pub const REQUEST: usize = 0;
-    pub const FIRST: usize = 4;
-    pub const LAST: usize = 12;
-    pub const INITIAL_CREDIT: usize = 20;
-    pub const END: usize = INITIAL_CREDIT + 4;
+    use crate::Field;
+    pub const REQUEST: Field = 0..4;
+    pub const FIRST: Field = REQUEST.end..REQUEST.end + 8;
+    pub const LAST: Field = FIRST.end..FIRST.end + 8;
+    pub const INITIAL_CREDIT: Field = LAST.end..LAST.end + 4;
+    pub const END: usize = INITIAL_CREDIT.end;
 }
 
-/// Length of a SUBSCRIBE/UNSUBSCRIBE entry.
-pub const RANGE_ENTRY_LEN: usize = range_field::END;
-/// Byte offsets of an ACK entry's fields.
+/// Byte ranges of an ACK entry's fields.
 mod ack_field {
-    pub const REQUEST: usize = 0;
-    pub const PART: usize = 4;
-    pub const PARTS: usize = 6;
-    pub const STREAMS: usize = 8;
-    pub const LIFETIME_MS: usize = 12;
-    pub const INSTANCE: usize = 16;
-    pub const END: usize = INSTANCE + 8;
+    use crate::Field;
+    pub const REQUEST: Field = 0..4;
+    pub const PART: Field = REQUEST.end..REQUEST.end + 2;
+    pub const PARTS: Field = PART.end..PART.end + 2;
+    pub const STREAMS: Field = PARTS.end..PARTS.end + 4;
+    pub const LIFETIME_MS: Field = STREAMS.end..STREAMS.end + 4;
+    pub const INSTANCE: Field = LIFETIME_MS.end..LIFETIME_MS.end + 8;
+    pub const END: usize = INSTANCE.end;
 }
 
-/// Byte offsets of an ERROR entry's fields.
+/// Byte ranges of an ERROR entry's fields.
 mod error_field {
-    pub const REQUEST: usize = 0;
-    pub const CODE: usize = 4;
-    pub const PART: usize = 6;
-    pub const PARTS: usize = 8;
-    pub const RESERVED: usize = 10;
-    pub const DETAIL: usize = 12;
-    pub const END: usize = DETAIL + 8;
+    use crate::Field;
+    pub const REQUEST: Field = 0..4;
+    pub const CODE: Field = REQUEST.end..REQUEST.end + 2;
+    pub const PART: Field = CODE.end..CODE.end + 2;
+    pub const PARTS: Field = PART.end..PART.end + 2;
+    pub const RESERVED: Field = PARTS.end..PARTS.end + 2;
+    pub const DETAIL: Field = RESERVED.end..RESERVED.end + 8;
+    pub const END: usize = DETAIL.end;
 }
 
-/// Length of an ACK entry.
-pub const ACK_ENTRY_LEN: usize = ack_field::END;
-/// Length of an ERROR entry.
-pub const ERROR_ENTRY_LEN: usize = error_field::END;
-/// Length of a CREDIT entry.
-pub const CREDIT_ENTRY_LEN: usize = 16;
-/// Length of a BACKPRESSURE entry.
-pub const BACKPRESSURE_ENTRY_LEN: usize = 16;
-/// Most stream ids the ranges of one datagram may cover together; more are
-/// refused with [`ErrorCode::RangeTooLarge`] so one datagram has bounded
-/// cost on every core.
-pub const RANGE_IDS_MAX: u64 = 65_536;
+/// Byte ranges of a CREDIT entry's fields.
+mod credit_field {
+    use crate::Field;
+    pub const STREAM: Field = 0..8;
+    pub const POSITION: Field = STREAM.end..STREAM.end + 8;
+    pub const END: usize = POSITION.end;
+}
+
+/// Byte ranges of a BACKPRESSURE entry's fields.
+mod backpressure_field {
+    use crate::Field;
+    pub const STREAM: Field = 0..8;
+    pub const REFUSED: Field = STREAM.end..STREAM.end + 4;
+    pub const RESERVED: Field = REFUSED.end..REFUSED.end + 4;
+    pub const END: usize = RESERVED.end;
+}
+
+// The public lengths (from ms-limits, which sizes frames and arrays from
+// them) are the ones the layouts above give.
+const _: () = assert!(RANGE_ENTRY_LEN == range_field::END);
+const _: () = assert!(ACK_ENTRY_LEN == ack_field::END);
+const _: () = assert!(ERROR_ENTRY_LEN == error_field::END);
+const _: () = assert!(CREDIT_ENTRY_LEN == credit_field::END);
+const _: () = assert!(BACKPRESSURE_ENTRY_LEN == backpressure_field::END);
 
 /// A subscribe or unsubscribe request for `first..=last`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,7 +336,9 @@ pub struct Credits<'a>(Entries<'a>);
 impl Iterator for Credits<'_> {
     type Item = Credit;
     fn next(&mut self) -> Option<Credit> {
-        self.0.next_chunk().map(|e| Credit { stream: le64(e, 0), position: le64(e, 8) })
+        self.0
+            .next_chunk()
+            .map(|e| Credit { stream: le64(e, credit_field::STREAM), position: le64(e, credit_field::POSITION) })
     }
 }
 
@@ -330,7 +349,10 @@ pub struct Backpressures<'a>(Entries<'a>);
 impl Iterator for Backpressures<'_> {
     type Item = Backpressure;
     fn next(&mut self) -> Option<Backpressure> {
-        self.0.next_chunk().map(|e| Backpressure { stream: le64(e, 0), refused: le32(e, 8) })
+        self.0.next_chunk().map(|e| Backpressure {
+            stream: le64(e, backpressure_field::STREAM),
+            refused: le32(e, backpressure_field::REFUSED),
+        })
     }
 }
 
@@ -380,6 +402,10 @@ impl<'a> Control<'a> {
     }
 }
 
+/// The one builder of fixed-size frames: writes the header and every
+/// entry into `buf` and returns the datagram's length, or `None` (nothing
+/// written) when the entries do not fit `buf` or a u16 count. `put` writes
+/// every byte of its `size`-byte entry, reserved ones as 0.
 fn emit_entries<T>(
     buf: &mut [u8],
     t: FrameType,
@@ -390,10 +416,12 @@ fn emit_entries<T>(
     let count = u16::try_from(items.len()).ok()?;
     let len = HEADER_LEN + items.len() * size;
     let b = buf.get_mut(..len)?;
-    Header { frame_type: t, flags: 0, count }.emit(b);
-    for (i, item) in items.iter().enumerate() {
-        let at = HEADER_LEN + i * size;
-        put(&mut b[at..at + size], item);
+    let (header, entries) = b.split_at_mut(HEADER_LEN);
+    Header { frame_type: t, flags: 0, count }.emit(header)?;
+    if size > 0 {
+        for (e, item) in entries.chunks_exact_mut(size).zip(items) {
+            put(e, item);
+        }
     }
     Some(len)
 }
@@ -444,16 +472,16 @@ pub fn emit_errors(buf: &mut [u8], errors: &[ErrorEntry]) -> Option<usize> {
 /// Writes a CREDIT datagram.
 pub fn emit_credits(buf: &mut [u8], credits: &[Credit]) -> Option<usize> {
     emit_entries(buf, FrameType::Credit, credits, CREDIT_ENTRY_LEN, |e, c| {
-        put64(e, 0, c.stream);
-        put64(e, 8, c.position);
+        put64(e, credit_field::STREAM, c.stream);
+        put64(e, credit_field::POSITION, c.position);
     })
 }
 
 /// Writes a BACKPRESSURE datagram.
 pub fn emit_backpressure(buf: &mut [u8], entries: &[Backpressure]) -> Option<usize> {
     emit_entries(buf, FrameType::Backpressure, entries, BACKPRESSURE_ENTRY_LEN, |e, x| {
-        put64(e, 0, x.stream);
-        put32(e, 8, x.refused);
-        put32(e, 12, 0);
+        put64(e, backpressure_field::STREAM, x.stream);
+        put32(e, backpressure_field::REFUSED, x.refused);
+        put32(e, backpressure_field::RESERVED, 0);
     })
 }

@@ -17,17 +17,22 @@ use crate::publish::validate_entries;
 use crate::{le16, le64, put16, put64, WireError, PAYLOAD_MAX};
 
 /// Fixed part of an entry.
-pub const ENTRY_HEADER_LEN: usize = 36;
+pub use ms_limits::DELIVER_ENTRY_HEADER_LEN as ENTRY_HEADER_LEN;
 
 mod field {
-    pub const STREAM: usize = 0;
-    pub const SEQ: usize = 8;
-    pub const POSITION: usize = 16;
-    pub const TIMESTAMP: usize = 24;
-    pub const CLASS: usize = 32;
-    pub const FLAGS: usize = 33;
-    pub const LEN: usize = 34;
+    use crate::Field;
+    pub const STREAM: Field = 0..8;
+    pub const SEQ: Field = STREAM.end..STREAM.end + 8;
+    pub const POSITION: Field = SEQ.end..SEQ.end + 8;
+    pub const TIMESTAMP: Field = POSITION.end..POSITION.end + 8;
+    pub const CLASS: usize = TIMESTAMP.end;
+    pub const FLAGS: usize = CLASS + 1;
+    pub const LEN: Field = FLAGS + 1..FLAGS + 3;
+    /// The fixed part's length; the payload follows.
+    pub const END: usize = LEN.end;
 }
+
+const _: () = assert!(ENTRY_HEADER_LEN == field::END, "the layout and the limits agree");
 
 /// One delivered message, borrowed from the datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +157,8 @@ impl<'a> Iterator for Deliveries<'a> {
 /// Builds a DELIVER datagram in a caller's buffer (an mbuf's data room in
 /// the appliance). The caller keeps `len`/`count` across calls by keeping
 /// the builder state in [`DeliverState`], since the buffer outlives a
-/// borrow.
+/// borrow. Like every builder of this crate it never panics: what does not
+/// fit is refused and nothing is written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliverState {
     /// Datagram length so far (0 = not started).
@@ -162,10 +168,17 @@ pub struct DeliverState {
 }
 
 impl DeliverState {
-    /// Starts a datagram in `buf` (at least [`HEADER_LEN`] bytes).
+    /// Starts a datagram in `buf`; `None` when `buf` cannot hold a header.
+    pub fn new(buf: &mut [u8]) -> Option<DeliverState> {
+        let len = Header { frame_type: FrameType::Deliver, flags: 0, count: 0 }.emit(buf)?;
+        Some(DeliverState { len: len as u16, count: 0 })
+    }
+
+    /// Starts a datagram in `buf` (at least [`HEADER_LEN`] bytes). A
+    /// shorter `buf` gives a state that is not started, which accepts no
+    /// entry.
     pub fn start(buf: &mut [u8]) -> DeliverState {
-        Header { frame_type: FrameType::Deliver, flags: 0, count: 0 }.emit(buf);
-        DeliverState { len: HEADER_LEN as u16, count: 0 }
+        Self::new(buf).unwrap_or_default()
     }
 
     /// Bytes an entry with `payload_len` bytes takes.
@@ -179,6 +192,7 @@ impl DeliverState {
     /// [`PAYLOAD_MAX`] and the count does not overflow.
     pub fn fits(&self, payload_len: usize, capacity: usize) -> bool {
         payload_len <= PAYLOAD_MAX
+            && usize::from(self.len) >= HEADER_LEN
             && usize::from(self.len) + Self::entry_len(payload_len) <= capacity.min(usize::from(u16::MAX))
             && self.count < u16::MAX
     }
@@ -186,10 +200,13 @@ impl DeliverState {
     /// Appends an entry whose `len` payload bytes `fill` writes in place
     /// (the dataplane copies from chunked storage straight into the
     /// datagram). `fill` gets exactly `len` bytes, holding whatever `buf`
-    /// held before, and must write all of them. The caller checked
-    /// [`DeliverState::fits`]`(len, buf.len())`; otherwise this panics.
-    pub fn push_with(&mut self, buf: &mut [u8], meta: &DeliveryMeta, len: usize, fill: impl FnOnce(&mut [u8])) {
-        debug_assert!(self.fits(len, buf.len()), "push_with without room: check fits first");
+    /// held before, and must write all of them. `false`, with nothing
+    /// written and `fill` not called, unless [`DeliverState::fits`]`(len,
+    /// buf.len())`.
+    pub fn push_with(&mut self, buf: &mut [u8], meta: &DeliveryMeta, len: usize, fill: impl FnOnce(&mut [u8])) -> bool {
+        if !self.fits(len, buf.len()) {
+            return false;
+        }
         let start = usize::from(self.len);
         let need = Self::entry_len(len);
         let e = &mut buf[start..start + need];
@@ -200,15 +217,16 @@ impl DeliverState {
         e[field::CLASS] = meta.class;
         e[field::FLAGS] = meta.flags;
         put16(e, field::LEN, len as u16);
-        fill(&mut e[ENTRY_HEADER_LEN..]);
+        fill(&mut e[field::END..]);
         self.len += need as u16;
         self.count += 1;
         Header::set_count(buf, self.count);
+        true
     }
 
-    /// Appends an entry; the caller checked [`DeliverState::fits`] against
-    /// `buf.len()`.
-    pub fn push(&mut self, buf: &mut [u8], d: &Delivery<'_>) {
-        self.push_with(buf, &d.meta(), d.payload.len(), |p| p.copy_from_slice(d.payload));
+    /// Appends an entry; `false` (nothing written) unless
+    /// [`DeliverState::fits`] against `buf.len()`.
+    pub fn push(&mut self, buf: &mut [u8], d: &Delivery<'_>) -> bool {
+        self.push_with(buf, &d.meta(), d.payload.len(), |p| p.copy_from_slice(d.payload))
     }
 }

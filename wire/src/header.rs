@@ -11,16 +11,19 @@ use crate::{le16, put16, WireError};
 pub const MAGIC: u16 = u16::from_le_bytes(*b"MS");
 /// The protocol version this crate speaks.
 pub const VERSION: u8 = 2;
-/// Header length.
-pub const HEADER_LEN: usize = 8;
+/// Header length (see [`ms_limits::HEADER_LEN`], which sizes the frames).
+pub const HEADER_LEN: usize = field::COUNT.end;
+
+const _: () = assert!(HEADER_LEN == ms_limits::HEADER_LEN, "the layout and the limits agree");
 
 mod field {
-    pub const MAGIC: usize = 0;
-    pub const VERSION: usize = 2;
-    pub const TYPE: usize = 3;
-    pub const FLAGS: usize = 4;
-    pub const RESERVED: usize = 5;
-    pub const COUNT: usize = 6;
+    use crate::Field;
+    pub const MAGIC: Field = 0..2;
+    pub const VERSION: usize = MAGIC.end;
+    pub const TYPE: usize = VERSION + 1;
+    pub const FLAGS: usize = TYPE + 1;
+    pub const RESERVED: usize = FLAGS + 1;
+    pub const COUNT: Field = RESERVED + 1..RESERVED + 3;
 }
 
 /// Frame types. Unknown values are kept so they can be answered.
@@ -99,7 +102,7 @@ impl Header {
     /// an answer) and a peer speaking another version can be told which
     /// one we speak.
     pub fn parse(b: &[u8]) -> Result<Header, WireError> {
-        if b.len() < field::MAGIC + 2 || le16(b, field::MAGIC) != MAGIC {
+        if b.len() < field::MAGIC.end || le16(b, field::MAGIC) != MAGIC {
             return Err(WireError::BadMagic);
         }
         match b.get(field::VERSION) {
@@ -112,18 +115,24 @@ impl Header {
         Ok(Header { frame_type: b[field::TYPE].into(), flags: b[field::FLAGS], count: le16(b, field::COUNT) })
     }
 
-    /// Writes all [`HEADER_LEN`] bytes.
-    pub fn emit(&self, b: &mut [u8]) {
+    /// Writes all [`HEADER_LEN`] bytes; returns that length, or `None`
+    /// (nothing written) when `b` is shorter.
+    pub fn emit(&self, b: &mut [u8]) -> Option<usize> {
+        let b = b.get_mut(..HEADER_LEN)?;
         put16(b, field::MAGIC, MAGIC);
         b[field::VERSION] = VERSION;
         b[field::TYPE] = self.frame_type.into();
         b[field::FLAGS] = self.flags;
         b[field::RESERVED] = 0;
         put16(b, field::COUNT, self.count);
+        Some(HEADER_LEN)
     }
 
-    /// Rewrites only the count of an emitted header (builders use it).
+    /// Rewrites only the count of an emitted header (builders use it);
+    /// does nothing when `b` is shorter than a header.
     pub fn set_count(b: &mut [u8], count: u16) {
-        put16(b, field::COUNT, count);
+        if let Some(h) = b.get_mut(..HEADER_LEN) {
+            put16(h, field::COUNT, count);
+        }
     }
 }

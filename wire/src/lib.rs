@@ -24,13 +24,11 @@ pub mod shard;
 
 pub use header::{FrameType, Header, HEADER_LEN, MAGIC, VERSION};
 
-/// Largest UDP payload the appliance sends or accepts: a 1500-byte MTU
-/// minus IPv4 (20) and UDP (8) headers.
-pub const DATAGRAM_MAX: usize = 1472;
+pub use ms_limits::{DATAGRAM_MAX, PAYLOAD_MAX};
 
-/// Largest message payload: what fits one DELIVER entry in one datagram,
-/// so every published message can be delivered unfragmented.
-pub const PAYLOAD_MAX: usize = DATAGRAM_MAX - HEADER_LEN - deliver::ENTRY_HEADER_LEN;
+/// A field's bytes within a header or entry (smoltcp style): each layout is
+/// written once as consecutive ranges and every length is derived from it.
+pub(crate) type Field = core::ops::Range<usize>;
 
 /// Why a datagram was refused. Small and `Copy`: produced on the data path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +114,7 @@ pub fn fuzz_check(bytes: &[u8]) {
             for x in d.deliveries() {
                 let mut st = deliver::DeliverState::start(&mut out);
                 assert!(st.fits(x.payload.len(), DATAGRAM_MAX), "a parsed delivery fits a datagram alone");
-                st.push(&mut out, &x);
+                assert!(st.push(&mut out, &x));
                 let again = deliver::Deliver::new_checked(&out[..usize::from(st.len)]).expect("re-emitted DELIVER");
                 let mut again = again.deliveries();
                 assert_eq!(again.next(), Some(x));
@@ -143,36 +141,49 @@ pub fn fuzz_check(bytes: &[u8]) {
     assert_eq!(n, count, "entries as counted");
 }
 
+// Field accessors. A field's width is fixed by its layout constant; a
+// mismatch with the accessor would panic in every test that touches it.
+
 #[inline]
-pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
+pub(crate) fn le16(b: &[u8], f: Field) -> u16 {
+    let mut x = [0u8; 2];
+    x.copy_from_slice(&b[f]);
+    u16::from_le_bytes(x)
 }
 
 #[inline]
-pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+pub(crate) fn le32(b: &[u8], f: Field) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[f]);
+    u32::from_le_bytes(x)
 }
 
 #[inline]
-pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
+pub(crate) fn le64(b: &[u8], f: Field) -> u64 {
     let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
+    x.copy_from_slice(&b[f]);
     u64::from_le_bytes(x)
 }
 
 #[inline]
-pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+pub(crate) fn put16(b: &mut [u8], f: Field, v: u16) {
+    b[f].copy_from_slice(&v.to_le_bytes());
 }
 
 #[inline]
-pub(crate) fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+pub(crate) fn put32(b: &mut [u8], f: Field, v: u32) {
+    b[f].copy_from_slice(&v.to_le_bytes());
 }
 
 #[inline]
-pub(crate) fn put64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+pub(crate) fn put64(b: &mut [u8], f: Field, v: u64) {
+    b[f].copy_from_slice(&v.to_le_bytes());
+}
+
+/// `f` moved `by` bytes on: the same field of a later entry.
+#[inline]
+pub(crate) const fn at(f: Field, by: usize) -> Field {
+    f.start + by..f.end + by
 }
 
 #[cfg(test)]

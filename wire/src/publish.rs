@@ -8,14 +8,26 @@
 //! datagram is handled by exactly one appliance core.
 
 use crate::header::{FrameType, Header, HEADER_LEN};
-use crate::{le16, le64, put16, put64, WireError, PAYLOAD_MAX};
+use crate::{at, le16, le64, put16, put64, Field, WireError, PAYLOAD_MAX};
 
 /// Fixed part of an entry.
-pub const ENTRY_HEADER_LEN: usize = 12;
+pub use ms_limits::PUBLISH_ENTRY_HEADER_LEN as ENTRY_HEADER_LEN;
 
 /// Priority classes; higher numbers are served first. Values above
 /// [`CLASS_MAX`] are refused by the parser.
-pub const CLASS_MAX: u8 = 3;
+pub use ms_limits::CLASS_MAX;
+
+mod field {
+    use crate::Field;
+    pub const STREAM: Field = 0..8;
+    pub const CLASS: usize = STREAM.end;
+    pub const FLAGS: usize = CLASS + 1;
+    pub const LEN: Field = FLAGS + 1..FLAGS + 3;
+    /// The fixed part's length; the payload follows.
+    pub const END: usize = LEN.end;
+}
+
+const _: () = assert!(ENTRY_HEADER_LEN == field::END, "the layout and the limits agree");
 
 /// One published message, borrowed from the datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,24 +42,24 @@ pub struct Message<'a> {
     pub payload: &'a [u8],
 }
 
-/// Walks `count` variable-length entries of `fixed` bytes whose u16 length
-/// sits at `len_at`, checking they exactly fill `b`.
-pub(crate) fn validate_entries(b: &[u8], count: u16, fixed: usize, len_at: usize) -> Result<(), WireError> {
-    let mut at = 0;
+/// Walks `count` variable-length entries of `fixed` bytes whose u16
+/// payload length is the field `len`, checking they exactly fill `b`.
+pub(crate) fn validate_entries(b: &[u8], count: u16, fixed: usize, len: Field) -> Result<(), WireError> {
+    let mut pos = 0;
     for _ in 0..count {
-        if b.len() < at + fixed {
+        if b.len() < pos + fixed {
             return Err(WireError::Truncated);
         }
-        let len = usize::from(le16(b, at + len_at));
-        if len > PAYLOAD_MAX {
+        let n = usize::from(le16(b, at(len.clone(), pos)));
+        if n > PAYLOAD_MAX {
             return Err(WireError::Malformed);
         }
-        at += fixed + len;
-        if b.len() < at {
+        pos += fixed + n;
+        if b.len() < pos {
             return Err(WireError::Truncated);
         }
     }
-    if at != b.len() {
+    if pos != b.len() {
         return Err(WireError::Malformed);
     }
     Ok(())
@@ -72,13 +84,13 @@ impl<'a> Publish<'a> {
 
     /// Checks entries that follow an already parsed header.
     pub fn from_entries(entries: &'a [u8], count: u16) -> Result<Self, WireError> {
-        validate_entries(entries, count, ENTRY_HEADER_LEN, 10)?;
-        let mut at = 0;
+        validate_entries(entries, count, ENTRY_HEADER_LEN, field::LEN)?;
+        let mut pos = 0;
         for _ in 0..count {
-            if entries[at + 8] > CLASS_MAX {
+            if entries[pos + field::CLASS] > CLASS_MAX {
                 return Err(WireError::Malformed);
             }
-            at += ENTRY_HEADER_LEN + usize::from(le16(entries, at + 10));
+            pos += ENTRY_HEADER_LEN + usize::from(le16(entries, at(field::LEN, pos)));
         }
         Ok(Publish { entries, count })
     }
@@ -113,9 +125,14 @@ impl<'a> Iterator for Messages<'a> {
         if b.len() < ENTRY_HEADER_LEN {
             return None;
         }
-        let len = usize::from(le16(b, 10));
+        let len = usize::from(le16(b, field::LEN));
         let end = (ENTRY_HEADER_LEN + len).min(b.len());
-        let m = Message { stream: le64(b, 0), class: b[8], flags: b[9], payload: &b[ENTRY_HEADER_LEN..end] };
+        let m = Message {
+            stream: le64(b, field::STREAM),
+            class: b[field::CLASS],
+            flags: b[field::FLAGS],
+            payload: &b[ENTRY_HEADER_LEN..end],
+        };
         self.rest = &b[end..];
         Some(m)
     }
@@ -132,11 +149,8 @@ pub struct PublishBuilder<'a> {
 impl<'a> PublishBuilder<'a> {
     /// Starts a datagram; `buf` must hold at least the header.
     pub fn new(buf: &'a mut [u8]) -> Option<Self> {
-        if buf.len() < HEADER_LEN {
-            return None;
-        }
-        Header { frame_type: FrameType::Publish, flags: 0, count: 0 }.emit(buf);
-        Some(PublishBuilder { buf, len: HEADER_LEN, count: 0 })
+        let len = Header { frame_type: FrameType::Publish, flags: 0, count: 0 }.emit(buf)?;
+        Some(PublishBuilder { buf, len, count: 0 })
     }
 
     /// Continues a datagram this builder type wrote earlier into `buf`,
@@ -167,11 +181,11 @@ impl<'a> PublishBuilder<'a> {
             return false;
         }
         let e = &mut self.buf[self.len..self.len + need];
-        put64(e, 0, stream);
-        e[8] = class;
-        e[9] = 0;
-        put16(e, 10, payload.len() as u16);
-        e[ENTRY_HEADER_LEN..].copy_from_slice(payload);
+        put64(e, field::STREAM, stream);
+        e[field::CLASS] = class;
+        e[field::FLAGS] = 0;
+        put16(e, field::LEN, payload.len() as u16);
+        e[field::END..].copy_from_slice(payload);
         self.len += need;
         self.count += 1;
         Header::set_count(self.buf, self.count);

@@ -6,7 +6,7 @@
 
 /// Number of shards. A power of two, and a multiple of any worker count
 /// up to 64 divides it evenly enough (at most one shard of imbalance).
-pub const SHARDS: u32 = 1024;
+pub use ms_limits::SHARDS;
 
 /// SplitMix64's finaliser: consecutive stream ids land on unrelated shards.
 pub const fn mix(stream: u64) -> u64 {

@@ -470,3 +470,100 @@ proptest! {
         crate::fuzz_check(&b);
     }
 }
+
+/// Builds the same frame over two different garbage fills: equal output
+/// means the builder wrote every byte of it, and bytes past it untouched.
+fn writes_every_byte(build: impl Fn(&mut [u8]) -> Option<usize>) {
+    let mut a = [0xa5u8; DATAGRAM_MAX];
+    let mut b = [0x5au8; DATAGRAM_MAX];
+    let len = build(&mut a).expect("fits");
+    assert_eq!(build(&mut b), Some(len));
+    assert!(len > HEADER_LEN);
+    assert_eq!(a[..len], b[..len], "a byte of the frame was left as it was");
+    assert!(a[len..].iter().all(|&x| x == 0xa5), "written past the frame");
+    assert!(b[len..].iter().all(|&x| x == 0x5a), "written past the frame");
+    assert!(parse(&a[..len]).is_ok());
+}
+
+#[test]
+fn publish_writes_every_byte() {
+    writes_every_byte(|buf| {
+        let mut w = PublishBuilder::new(buf)?;
+        (w.push(42, 1, b"hi") && w.push(7, 3, b"") && w.push(u64::MAX, 0, b"abc")).then(|| w.len())
+    });
+}
+
+#[test]
+fn deliver_writes_every_byte() {
+    writes_every_byte(|buf| {
+        let mut st = DeliverState::new(buf)?;
+        let two = Delivery { stream: 9, seq: 1, payload: b"", ..DELIVER_ONE };
+        (st.push(buf, &DELIVER_ONE) && st.push(buf, &two)).then_some(usize::from(st.len))
+    });
+}
+
+#[test]
+fn ranges_write_every_byte() {
+    let r = [RangeRequest { request: 1, first: 2, last: 3, initial_credit: 4 }; 3];
+    writes_every_byte(|buf| control::emit_ranges(buf, FrameType::Subscribe, &r));
+    writes_every_byte(|buf| control::emit_ranges(buf, FrameType::Unsubscribe, &r));
+}
+
+#[test]
+fn acks_write_every_byte() {
+    let a = [Ack { request: 1, part: 2, parts: 3, streams: 4, lifetime_ms: 5, instance: 6 }; 3];
+    writes_every_byte(|buf| control::emit_acks(buf, &a));
+}
+
+#[test]
+fn errors_write_every_byte() {
+    let e = [ErrorEntry { request: 1, code: ErrorCode::Busy, part: 2, parts: 3, detail: 4 }; 3];
+    writes_every_byte(|buf| control::emit_errors(buf, &e));
+}
+
+#[test]
+fn credits_write_every_byte() {
+    writes_every_byte(|buf| control::emit_credits(buf, &[Credit { stream: 1, position: 2 }; 3]));
+}
+
+#[test]
+fn backpressure_writes_every_byte() {
+    writes_every_byte(|buf| control::emit_backpressure(buf, &[Backpressure { stream: 1, refused: 2 }; 3]));
+}
+
+#[test]
+fn heartbeat_writes_every_byte() {
+    let mut a = [0xa5u8; 16];
+    let mut b = [0x5au8; 16];
+    assert_eq!(
+        (control::emit_heartbeat(&mut a), control::emit_heartbeat(&mut b)),
+        (Some(HEADER_LEN), Some(HEADER_LEN))
+    );
+    assert_eq!(a[..HEADER_LEN], b[..HEADER_LEN]);
+    assert!(a[HEADER_LEN..].iter().all(|&x| x == 0xa5));
+}
+
+/// No builder panics when the buffer is too small: each refuses and
+/// leaves the buffer as it was.
+#[test]
+fn builders_refuse_short_buffers() {
+    for n in 0..HEADER_LEN {
+        let mut buf = [0xa5u8; HEADER_LEN];
+        let short = &mut buf[..n];
+        assert!(PublishBuilder::new(short).is_none());
+        assert!(DeliverState::new(short).is_none());
+        let mut st = DeliverState::start(short);
+        assert!(!st.fits(0, n));
+        assert!(!st.push(short, &DELIVER_ONE), "a state that never started takes nothing");
+        assert_eq!(control::emit_heartbeat(short), None);
+        assert_eq!(control::emit_credits(short, &[]), None);
+        assert!(buf.iter().all(|&x| x == 0xa5));
+    }
+    let mut buf = [0xa5u8; 64];
+    let mut st = DeliverState::start(&mut buf);
+    let big = [0u8; 64];
+    let d = Delivery { payload: &big, ..DELIVER_ONE };
+    assert!(!st.push(&mut buf, &d), "does not fit: refused, nothing written");
+    assert!(buf[HEADER_LEN..].iter().all(|&x| x == 0xa5));
+    assert_eq!(st, DeliverState { len: HEADER_LEN as u16, count: 0 });
+}

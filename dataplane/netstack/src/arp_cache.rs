@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 pub const STALE_GRACE_INTERVALS: u64 = 3;
 
 /// Largest per-neighbour queue of waiting packets.
-pub const QUEUE_MAX: usize = 64;
+pub use ms_limits::ARP_QUEUE_MAX as QUEUE_MAX;
 
 /// Timers of the table, set from the config at startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,16 +230,21 @@ impl ArpCache {
         mix(Ipv4Addr::from(ip)) as usize & self.mask
     }
 
+    /// The slot of `ip`. Every probe of the table visits each slot at most
+    /// once: `insert` keeps at most `max` entries in `2 * max` slots or
+    /// more, so an empty slot ends a probe long before that bound, which
+    /// only makes termination independent of the load factor.
     fn find(&self, ip: Ipv4Addr) -> Option<usize> {
         let want = u32::from(ip);
         let mut i = self.home(want);
-        loop {
+        for _ in 0..self.slots.len() {
             match self.slots[i].ip {
                 0 => return None,
                 x if x == want => return Some(i),
                 _ => i = (i + 1) & self.mask,
             }
         }
+        None
     }
 
     fn is_fresh(&self, e: &Entry, now_ms: u64) -> bool {
@@ -265,10 +270,9 @@ impl ArpCache {
             return None;
         }
         let want = u32::from(ip);
-        let mut i = self.home(want);
-        while self.slots[i].ip != 0 {
-            i = (i + 1) & self.mask;
-        }
+        let home = self.home(want);
+        // One lap at most (see `find`).
+        let i = (0..self.slots.len()).map(|k| (home + k) & self.mask).find(|&i| self.slots[i].ip == 0)?;
         self.slots[i] = Entry { ip: want, learned_ms: now_ms, ..EMPTY };
         self.len += 1;
         Some(i)
@@ -308,7 +312,8 @@ impl ArpCache {
     fn remove_at(&mut self, i: usize) {
         let mut hole = i;
         let mut j = i;
-        loop {
+        // One lap at most (see `find`); the slot being emptied is the last.
+        for _ in 1..self.slots.len() {
             j = (j + 1) & self.mask;
             let e = self.slots[j];
             if e.ip == 0 {

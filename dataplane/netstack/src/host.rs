@@ -26,10 +26,14 @@ use alloc::sync::Arc;
 
 /// The largest IPv4 packet the appliance sends (and answers): a standard
 /// Ethernet MTU. The wire protocol's datagrams are sized from it.
-pub const IPV4_MTU: usize = 1500;
+pub use ms_limits::IPV4_MTU;
 
 /// Static routes per port.
-pub const ROUTES_MAX: usize = 32;
+pub use ms_limits::ROUTES_MAX;
+
+// The wire protocol's datagram size assumes these header lengths.
+const _: () = assert!(ipv4::HEADER_LEN == ms_limits::IPV4_HEADER_LEN);
+const _: () = assert!(udp::HEADER_LEN == ms_limits::UDP_HEADER_LEN);
 /// TTL of packets the host originates.
 pub const DEFAULT_TTL: u8 = 64;
 

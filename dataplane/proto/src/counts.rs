@@ -95,7 +95,7 @@ pub struct Counts {
     /// Counts to add (counters) or values in force (gauges), by [`ProtoCounter`].
     pub values: [u64; PROTO_COUNTERS],
     /// Messages published per priority class.
-    pub by_class: [u64; ms_streams::tunables::CLASSES],
+    pub by_class: [u64; ms_limits::CLASSES],
     /// The busiest streams, (stream, count, error), when they changed.
     pub top: Option<[(u64, u64, u64); TOP_N]>,
     /// The (stream, subscriber, lost) pairs that lost most, when they changed.
@@ -107,7 +107,7 @@ impl Default for Counts {
     fn default() -> Self {
         Counts {
             values: [0; PROTO_COUNTERS],
-            by_class: [0; ms_streams::tunables::CLASSES],
+            by_class: [0; ms_limits::CLASSES],
             top: None,
             affected: None,
             dirty: false,
@@ -158,7 +158,7 @@ impl Counts {
                 self.values[*c as usize] = 0;
             }
         }
-        self.by_class = [0; ms_streams::tunables::CLASSES];
+        self.by_class = [0; ms_limits::CLASSES];
         self.top = None;
         self.affected = None;
         self.dirty = false;

@@ -15,16 +15,16 @@ use ms_streams::{Full, Limits, Outcome, Peer, Refusal, Streams, Tally, Tunables}
 use ms_wire::control::{self, Ack, Backpressure, Control, ErrorCode, ErrorEntry, RangeRequest, RANGE_IDS_MAX};
 use ms_wire::publish::Publish;
 use ms_wire::shard::owner;
-use ms_wire::{Frame, WireError, DATAGRAM_MAX, VERSION};
+use ms_wire::{Frame, WireError, VERSION};
 
 /// Subscriber slots the expiry sweep looks at per loop turn.
 const EXPIRE_PER_TURN: u32 = 16;
 
 /// Streams one PUBLISH datagram can name: one per message at most.
-const BLOCKED_MAX: usize = (DATAGRAM_MAX - ms_wire::HEADER_LEN) / ms_wire::publish::ENTRY_HEADER_LEN;
+const BLOCKED_MAX: usize = ms_limits::PUBLISH_MESSAGES_MAX;
 
 /// BACKPRESSURE entries one datagram carries.
-const BACKPRESSURE_FIT: usize = (DATAGRAM_MAX - ms_wire::HEADER_LEN) / control::BACKPRESSURE_ENTRY_LEN;
+const BACKPRESSURE_FIT: usize = ms_limits::BACKPRESSURE_ENTRIES_MAX;
 
 /// Stream slots the degraded-pool sweep looks at per loop turn.
 const RELIEVE_PER_TURN: u32 = 64;

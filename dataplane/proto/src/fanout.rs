@@ -82,7 +82,11 @@ impl<B> Fanout<B> {
         let Some(buf) = p.buf.as_ref() else {
             return false; // just set above
         };
-        p.st.push_with(io.payload(buf), &out.meta, out.len, |dst| out.copy_payload(dst));
+        // Refused only if it does not fit, which the check above ruled out;
+        // the message then stays queued, as with no buffer.
+        if !p.st.push_with(io.payload(buf), &out.meta, out.len, |dst| out.copy_payload(dst)) {
+            return false;
+        }
         p.messages += 1;
         true
     }

@@ -92,7 +92,7 @@ pub enum Outcome {
 }
 
 /// Slots of the "most affected" sketch.
-pub const AFFECTED_MAX: usize = 8;
+pub use ms_limits::AFFECTED_MAX;
 
 /// Counts since the last [`Streams::take_tally`], and a space-saving
 /// sketch of the (stream, subscriber) pairs that lost the most messages.

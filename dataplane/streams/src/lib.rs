@@ -354,7 +354,11 @@ impl Streams {
     fn free_subscriber(&mut self, slot: u32) {
         let peer = self.subs[slot as usize].peer;
         let subs = &self.subs;
-        self.sub_index.remove(peer.key(), |s| subs[s as usize].peer.key());
+        let indexed = self.sub_index.remove(peer.key(), |s| subs[s as usize].peer.key());
+        // Kept in release: a slot freed while the index still maps a peer to
+        // it (or to another slot) would hand one record to two peers. O(1),
+        // once per subscriber that goes away.
+        assert_eq!(indexed, Some(slot), "subscriber index and table disagree");
         let rec = &mut self.subs[slot as usize];
         rec.used = false;
         rec.next_free = self.sub_free;
@@ -380,11 +384,15 @@ impl Streams {
     }
 
     fn free_stream(&mut self, slot: u32) {
-        debug_assert_eq!(self.streams[slot as usize].q_head, NIL, "a freed stream holds no message");
+        // Kept in release (O(1), once per stream that goes away): a freed
+        // stream still holding messages would leak their pool slots, and a
+        // slot the index still maps would be shared by two streams.
+        assert_eq!(self.streams[slot as usize].q_head, NIL, "a freed stream holds no message");
         debug_assert_eq!(self.streams[slot as usize].queued_bytes, 0, "a freed stream counts no queued byte");
         let id = self.streams[slot as usize].id;
         let streams = &self.streams;
-        self.stream_index.remove(id, |s| streams[s as usize].id);
+        let indexed = self.stream_index.remove(id, |s| streams[s as usize].id);
+        assert_eq!(indexed, Some(slot), "stream index and table disagree");
         self.streams[slot as usize].next_free = self.stream_free;
         self.stream_free = slot;
         self.gauges.streams -= 1;

@@ -54,11 +54,15 @@ impl Pool {
     pub fn with_budget(budget_bytes: u64) -> Pool {
         let n = (budget_bytes / SLOT_BYTES).min(u64::from(NIL - 1)) as u32;
         let link = |i: u32| if i + 1 < n { i + 1 } else { NIL };
-        let msgs = (0..n).map(|i| Msg { next: link(i), ..FREE_MSG }).collect();
+        let msgs: Vec<Msg> = (0..n).map(|i| Msg { next: link(i), ..FREE_MSG }).collect();
         let mut chunks = vec![[0u8; CHUNK_BYTES]; n as usize];
         crate::resident(&mut chunks);
-        let chunk_next = (0..n).map(link).collect();
+        let chunk_next: Vec<u32> = (0..n).map(link).collect();
         let head = if n > 0 { 0 } else { NIL };
+        // `alloc` checks chunk room against `capacity()` (the descriptor
+        // count) and follows chunk links into `chunks`: the three tables
+        // must be the same length. Once, at startup.
+        assert!(msgs.len() == chunks.len() && chunk_next.len() == chunks.len(), "pool tables differ in length");
         Pool { msgs, msg_free: head, msgs_used: 0, chunks, chunk_next, chunk_free: head, chunks_used: 0 }
     }
 

@@ -4,7 +4,7 @@
 
 /// Priority classes, served strictly in this order (index 0 first). A
 /// message's wire class maps with [`class_of`].
-pub const CLASSES: usize = 4;
+pub use ms_limits::CLASSES;
 
 /// Names of the classes in service order, for counters, docs and the CLI.
 pub const CLASS_NAMES: [&str; CLASSES] = ["control", "latency", "normal", "bulk"];
@@ -20,9 +20,10 @@ pub fn class_of(wire_class: u8) -> usize {
 
 /// The first class that counts as best effort for the drop-newest step.
 pub const BEST_EFFORT_CLASS: usize = 2;
+const _: () = assert!(BEST_EFFORT_CLASS < CLASSES);
 
 /// Most per-range policy entries a config may carry.
-pub const POLICY_RANGES_MAX: usize = 64;
+pub use ms_limits::POLICY_RANGES_MAX;
 
 /// What happens when a stream's queue reaches its limit because some
 /// subscriber has not taken (or not granted credit for) older messages.

@@ -91,6 +91,30 @@ fn bounded_under_many_peers() {
     assert_eq!(c.lookup(ip(9_999), 10_000), Lookup::Hit(MAC), "the most recent peer is there");
 }
 
+/// Filled to capacity, a lookup of a missing address still ends; and even
+/// with every slot taken (which `insert` never allows) probes stop after
+/// one lap: not found, and no room to insert.
+#[test]
+fn probes_terminate_when_full() {
+    let mut c = cache(4);
+    for n in 1..=4 {
+        assert_eq!(c.learn(ip(n), MAC, 0, Claim::Unverified { create: true }), Learned::Stored);
+    }
+    assert_eq!(c.find(ip(99)), None);
+    let slots = c.slots.len();
+    for (k, e) in c.slots.iter_mut().enumerate() {
+        *e = Entry { ip: u32::from(ip(100 + k as u32)), ..EMPTY };
+    }
+    assert_eq!(c.find(ip(99)), None);
+    assert_eq!(c.find(ip(100)), Some(0));
+    c.len = 0;
+    assert_eq!(c.insert(ip(99), 0), None, "no empty slot: refused");
+    c.len = slots;
+    c.remove_at(0);
+    assert_eq!((c.len, c.find(ip(100))), (slots - 1, None), "the deletion's shift ends too");
+    assert_eq!(c.slots.iter().filter(|e| e.ip == 0).count(), 1);
+}
+
 /// The case: thousands of consecutive subscriber addresses in a
 /// table sized for them all stay resolved, and lookups stay short.
 #[test]
