@@ -47,7 +47,8 @@ fn control_requests_are_read_as_before() {
     let err = |line: &str| ControlRequest::from_line(line).unwrap_err();
     assert_eq!(err(r#"{"cmd":"log_level"}"#), "log_level needs \"level\"");
     assert_eq!(err(r#"{"cmd":"log_level","level":3}"#), "log_level needs \"level\"");
-    for unknown in [r#"{"cmd":"nope"}"#, r#"{}"#, r#"{"cmd":5}"#, r#"[1]"#, r#""status""#, r#"{"cmd":"config_apply"}"#] {
+    for unknown in [r#"{"cmd":"nope"}"#, r#"{}"#, r#"{"cmd":5}"#, r#"[1]"#, r#""status""#, r#"{"cmd":"config_apply"}"#]
+    {
         assert_eq!(err(unknown), CONTROL_UNKNOWN, "{unknown}");
     }
     assert!(err("{nope").starts_with("request is not JSON: "), "{}", err("{nope"));

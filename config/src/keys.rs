@@ -225,7 +225,12 @@ pub static KEYS: &[Key] = &[
         "a subscriber silent this long expires (>= 100)"
     ),
     key!(Live, "scheduler.quantum_bytes", scheduler.quantum_bytes, "DRR quantum, bytes per round, 64..65536"),
-    key!(Live, "scheduler.starvation_guard", scheduler.starvation_guard, "higher-class picks before a lower one, 1..1024"),
+    key!(
+        Live,
+        "scheduler.starvation_guard",
+        scheduler.starvation_guard,
+        "higher-class picks before a lower one, 1..1024"
+    ),
     key!(Live, "scheduler.rx_burst_min", scheduler.rx_burst_min, "floor of the adaptive rx burst, 1..workers.rx_burst"),
     key!(Live, "scheduler.tx_budget_min", scheduler.tx_budget_min, "messages per loop turn when idle"),
     key!(Live, "scheduler.tx_budget_max", scheduler.tx_budget_max, "messages per loop turn under load, <= 65536"),

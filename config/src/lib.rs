@@ -106,12 +106,10 @@ impl Config {
         Ok(c)
     }
 
-
     /// One worker's share of `memory.budget_bytes`.
     pub fn worker_queue_bytes(&self) -> u64 {
         self.memory.budget_bytes.value / self.workers.lcores.value.len().max(1) as u64
     }
-
 
     /// The ports, in config order.
     pub fn ports(&self) -> &[PortConfig] {

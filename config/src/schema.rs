@@ -470,7 +470,6 @@ fn default_unresolved_neighbors_max() -> Spanned<u32> {
     unset(64)
 }
 
-
 impl ArpConfig {
     /// Mbufs one worker may hold for unresolved neighbours on one port.
     pub fn held_max(&self) -> u64 {

@@ -246,7 +246,6 @@ fn port_names_must_be_label_safe() {
     }
 }
 
-
 const TUNED: &str = r#"
 scheduler:
   quantum_bytes: 9000
@@ -268,7 +267,6 @@ memory:
   shed_bulk_at_percent: 60
   drop_newest_at_percent: 95
 "#;
-
 
 #[test]
 fn tuning_rules_have_line_column_and_key() {
@@ -415,7 +413,6 @@ fn live_keys_are_checked_against_the_running_restart_keys() {
     assert_eq!(next.memory.budget_bytes.value, 256 << 20);
     assert_eq!(running.diff(&next).restart, Vec::<&str>::new());
 }
-
 
 /// Words from the YAML library and Rust that mean nothing to an operator.
 const JARGON: [&str; 7] = [

@@ -13,7 +13,6 @@ use crate::lcore::turn::Turn;
 use crate::stop::{Stop, SHUTDOWN_BOUND};
 use crate::worker::{Worker, WorkerQueue};
 use anyhow::Context;
-use crate::settings;
 use ms_netstack::host::Host;
 use ms_netstack::solicit::Solicitations;
 use std::collections::BTreeMap;

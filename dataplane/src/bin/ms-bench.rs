@@ -824,7 +824,7 @@ fn overload(a: &Args) -> anyhow::Result<()> {
 fn million_json(a: &Args, m: &MillionOutcome, cfg: &Config, reports: &[WorkerReport]) -> Value {
     // The table the worker allocated, rebuilt here after the run (the
     // dataplane is gone) to read its size; no message pool.
-    let limits = ms_streams::Limits { queue_bytes: 0, ..ms_dataplane::settings::stream_limits(&cfg) };
+    let limits = ms_streams::Limits { queue_bytes: 0, ..ms_dataplane::settings::stream_limits(cfg) };
     let table = ms_streams::Streams::new(limits);
     let table_bytes = table.stream_bytes() + table.subscription_bytes();
     drop(table);

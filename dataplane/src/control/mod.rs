@@ -97,4 +97,3 @@ impl Live {
         self.generation.load(Ordering::Acquire)
     }
 }
-

@@ -170,7 +170,14 @@ fn status(st: &ControlState) -> DataplaneStatus {
         .map(|p| {
             let (link_up, speed_mbps) = (st.link)(p.id);
             let driver_drops = (st.drops)(p.id).fields().iter().map(|(k, v)| (k.to_string(), *v)).collect();
-            PortStatus { name: p.name.clone(), driver: p.driver.clone(), mac: p.mac.clone(), link_up, speed_mbps, driver_drops }
+            PortStatus {
+                name: p.name.clone(),
+                driver: p.driver.clone(),
+                mac: p.mac.clone(),
+                link_up,
+                speed_mbps,
+                driver_drops,
+            }
         })
         .collect();
     DataplaneStatus {
@@ -266,7 +273,8 @@ mod tests {
     #[test]
     fn refused_config_changes_nothing() {
         let mut st = state();
-        let r = ask(json!({"cmd": "apply", "yaml": CFG.replace("lcores: [1]", "lcores: [0]"), "origin": "new.yaml"}),
+        let r = ask(
+            json!({"cmd": "apply", "yaml": CFG.replace("lcores: [1]", "lcores: [0]"), "origin": "new.yaml"}),
             &mut st,
         );
         assert_eq!(r["ok"], false);
