@@ -564,3 +564,23 @@ fn lcores_must_be_online_on_this_host() {
     let e = c.check_cpus(&online, "t.yaml", &main).unwrap_err().to_string();
     assert!(e.starts_with("t.yaml:3:15: eal.main_lcore: lcore 5 runs on CPU 5"), "{e}");
 }
+
+#[test]
+fn readme_marks_the_live_keys_of_the_table() {
+    use keys::{live_keys, Effect, KEYS};
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let rows: Vec<(&str, &str)> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once("` |"))
+        .filter(|(key, _)| KEYS.iter().any(|k| k.path == *key))
+        .collect();
+    for (key, rest) in &rows {
+        let k = KEYS.iter().find(|k| k.path == *key).unwrap();
+        let marked = rest.split('|').nth(1).is_some_and(|m| m.trim_start().starts_with("live;"));
+        assert_eq!(marked, k.effect == Effect::Live, "README's row for {key}");
+    }
+    for k in live_keys() {
+        assert!(rows.iter().any(|(key, _)| *key == k.path), "README has no row for the live key {}", k.path);
+    }
+}
