@@ -10,6 +10,7 @@ use crate::dpdk::port::{self, Port};
 use crate::lcore::clock::Clock;
 use crate::lcore::mailbox::Mailboxes;
 use crate::lcore::turn::Turn;
+use crate::settings;
 use crate::stop::{Stop, SHUTDOWN_BOUND};
 use crate::worker::{Worker, WorkerQueue};
 use anyhow::Context;
