@@ -3,7 +3,8 @@
 //! start. `--check` and `msctl config validate` make them unless told the
 //! file is for another machine (`--for-other-host`).
 
-use crate::{CheckError, Config, ConfigError};
+use crate::check::CheckError;
+use crate::{Config, ConfigError};
 use std::collections::BTreeSet;
 use std::path::Path;
 

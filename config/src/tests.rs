@@ -1,4 +1,5 @@
 use super::*;
+use std::net::Ipv4Addr;
 
 const GOOD: &str = r#"
 eal:
@@ -192,20 +193,57 @@ fn diff_ignores_layout_and_names_sections() {
 }
 
 #[test]
+fn diff_names_follow_the_keys_table() {
+    use keys::{live_keys, Effect, KEYS};
+    let live: Vec<&str> = live_keys().map(|k| k.diff_name()).collect();
+    assert_eq!(
+        live,
+        [
+            "streams.subscription_lifetime_ms",
+            "scheduler",
+            "scheduler",
+            "scheduler",
+            "scheduler",
+            "scheduler",
+            "flow",
+            "flow",
+            "flow",
+            "memory.stream_queue_bytes_max",
+            "memory.shrink_grants_at_percent",
+            "memory.shed_bulk_at_percent",
+            "memory.drop_newest_at_percent"
+        ]
+    );
+    let cp: Vec<&str> = KEYS.iter().filter(|k| k.effect == Effect::ControlPlaneRestart).map(|k| k.section()).collect();
+    assert_eq!(cp, ["controlplane", "controlplane"]);
+    // Every section of the file has its keys in the table.
+    for section in ["eal", "ports", "workers", "service", "arp", "mempool", "telemetry", "streams", "memory"] {
+        assert!(KEYS.iter().any(|k| k.section() == section), "{section}");
+    }
+}
+
+#[test]
+fn live_keys_set_from_the_dataplanes_json() {
+    let mut c = Config::parse(GOOD, "t.yaml").unwrap();
+    c.set_live("streams.subscription_lifetime_ms", "2500").unwrap();
+    c.set_live("flow.default_policy", "\"conflate\"").unwrap();
+    c.set_live("flow.policies", r#"[{"first":0,"last":9,"policy":"block"}]"#).unwrap();
+    c.set_live("scheduler.quantum_bytes", "9000").unwrap();
+    assert_eq!(c.streams.subscription_lifetime_ms, 2500);
+    assert_eq!(c.flow.default_policy, FlowPolicy::Conflate);
+    assert_eq!((c.flow.policies.value[0].last.value, c.flow.policies.value[0].policy), (9, FlowPolicy::Block));
+    assert_eq!(c.scheduler.quantum_bytes.value, 9000);
+    assert!(c.set_live("memory.budget_bytes", "1").unwrap_err().contains("does not change live"));
+    assert!(c.set_live("nope", "1").is_err());
+    assert!(c.set_live("scheduler.quantum_bytes", "\"x\"").is_err());
+}
+
+#[test]
 fn port_names_must_be_label_safe() {
     for bad in ["\"q\\\"uote\"", "\"\"", "\"a-very-long-port-name-over-24\""] {
         let e = err(&GOOD.replace("name: p0", &format!("name: {bad}")));
         assert!(e.contains("ports[0].name"), "{bad}: {e}");
     }
-}
-
-#[test]
-fn tuning_defaults_are_the_streams_defaults() {
-    let c = Config::parse(GOOD, "t.yaml").unwrap();
-    assert_eq!(c.tunables(), ms_streams::Tunables::default());
-    assert_eq!(c.flow.default_policy, FlowPolicy::DropOldest);
-    let l = c.stream_limits();
-    assert_eq!((l.streams, l.lifetime_ms, l.queue_bytes), (65_536, 10_000, 256 << 20));
 }
 
 const TUNED: &str = r#"
@@ -229,40 +267,6 @@ memory:
   shed_bulk_at_percent: 60
   drop_newest_at_percent: 95
 "#;
-
-#[test]
-fn tuning_sections_map_to_tunables() {
-    use ms_streams::{Policy, PolicyRange, Tunables};
-    let c = Config::parse(&format!("{}{TUNED}", GOOD.replace("lcores: [1]", "lcores: [1, 2]")), "t.yaml").unwrap();
-    let mut want = Tunables {
-        quantum_bytes: 9000,
-        starvation_guard: 8,
-        rx_burst_min: 2,
-        tx_budget_min: 32,
-        tx_budget_max: 1024,
-        initial_credit_bytes: 131_072,
-        default_policy: Policy::Block,
-        stream_queue_bytes_max: 1 << 20,
-        shrink_grants_at_percent: 40,
-        shed_bulk_at_percent: 60,
-        drop_newest_at_percent: 95,
-        ..Tunables::default()
-    };
-    let r = |first, last, policy| PolicyRange { first, last, policy };
-    want.set_policies(&[
-        r(0, 999, Policy::Conflate),
-        r(1000, 1999, Policy::Disconnect),
-        r(0, 4000, Policy::DropOldest),
-    ])
-    .unwrap();
-    let t = c.tunables();
-    assert_eq!(t, want);
-    assert_eq!(
-        (t.policy_of(500), t.policy_of(1500), t.policy_of(3000), t.policy_of(5000)),
-        (Policy::Conflate, Policy::Disconnect, Policy::DropOldest, Policy::Block)
-    );
-    assert_eq!(c.stream_limits().queue_bytes, 512 << 20, "1 GiB over two workers");
-}
 
 #[test]
 fn tuning_rules_have_line_column_and_key() {
@@ -405,18 +409,9 @@ fn live_keys_are_checked_against_the_running_restart_keys() {
     // Live keys are taken, restart keys stay.
     let new = Config::parse(&format!("{GOOD}{TUNED}"), "n.yaml").unwrap();
     let next = running.with_live(&new, "n.yaml").unwrap();
-    assert_eq!(next.tunables(), new.tunables());
+    assert!(next.diff(&new).live.is_empty(), "{:?}", next.diff(&new));
     assert_eq!(next.memory.budget_bytes.value, 256 << 20);
     assert_eq!(running.diff(&next).restart, Vec::<&str>::new());
-}
-
-#[test]
-fn policy_names_are_the_streams_names() {
-    for name in ["block", "drop-oldest", "conflate", "disconnect"] {
-        let c = Config::parse(&format!("{GOOD}flow: {{ default_policy: {name} }}\n"), "t.yaml").unwrap();
-        assert_eq!(c.tunables().default_policy.name(), name);
-        assert_eq!(FlowPolicy::from(c.tunables().default_policy), c.flow.default_policy);
-    }
 }
 
 /// Words from the YAML library and Rust that mean nothing to an operator.
@@ -568,4 +563,24 @@ fn lcores_must_be_online_on_this_host() {
     let c = Config::parse(&main, "t.yaml").unwrap();
     let e = c.check_cpus(&online, "t.yaml", &main).unwrap_err().to_string();
     assert!(e.starts_with("t.yaml:3:15: eal.main_lcore: lcore 5 runs on CPU 5"), "{e}");
+}
+
+#[test]
+fn readme_marks_the_live_keys_of_the_table() {
+    use keys::{live_keys, Effect, KEYS};
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let rows: Vec<(&str, &str)> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once("` |"))
+        .filter(|(key, _)| KEYS.iter().any(|k| k.path == *key))
+        .collect();
+    for (key, rest) in &rows {
+        let k = KEYS.iter().find(|k| k.path == *key).unwrap();
+        let marked = rest.split('|').nth(1).is_some_and(|m| m.trim_start().starts_with("live;"));
+        assert_eq!(marked, k.effect == Effect::Live, "README's row for {key}");
+    }
+    for k in live_keys() {
+        assert!(rows.iter().any(|(key, _)| *key == k.path), "README has no row for the live key {}", k.path);
+    }
 }

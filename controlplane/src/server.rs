@@ -3,7 +3,7 @@
 //! segment afresh, so a restarted dataplane (a new segment) is picked up
 //! without any state to repair, and a restarted daemon simply attaches.
 
-use crate::api;
+use crate::api::{self, done, refused, AffectedStream, CliRequest, ConfigDiff, ConfigText, ControlRequest, TopStream};
 use crate::metrics;
 use crate::text;
 use anyhow::Context;
@@ -61,10 +61,11 @@ impl Daemon {
     /// reports (either process may have restarted since the last apply).
     fn running(&self) -> Config {
         let mut c = self.cfg();
-        if let Ok(st) = self.dataplane(&json!({ "cmd": "status" })) {
-            if let Some(v) = st["live"]["streams.subscription_lifetime_ms"].as_u64().and_then(|v| u32::try_from(v).ok())
-            {
-                c.streams.subscription_lifetime_ms = v;
+        if let Ok(st) = self.dataplane(&ControlRequest::Status) {
+            // Every live key the dataplane reports (`ms_config::keys`); a
+            // value that does not parse leaves the file's.
+            for (key, v) in st["live"].as_object().into_iter().flatten() {
+                let _ = c.set_live(key, &v.to_string());
             }
         }
         c
@@ -75,7 +76,7 @@ impl Daemon {
         Ok(ms_stats::Segment::open(&path)?)
     }
 
-    fn dataplane(&self, req: &Value) -> anyhow::Result<Value> {
+    fn dataplane(&self, req: &ControlRequest) -> anyhow::Result<Value> {
         api::call(&self.cfg().telemetry.control_socket, req, DATAPLANE_TIMEOUT)
     }
 
@@ -91,49 +92,53 @@ impl Daemon {
         }
     }
 
-    /// One `msctl` request.
-    pub fn handle(&self, req: &Value) -> Value {
-        let result = match req["cmd"].as_str() {
-            Some("status") => Ok(self.status()),
-            Some("stats") => self.stats_json(),
-            Some("streams_top") => self.stats().map(|seg| {
-                let (dir, blocks) = metrics::snapshot(&seg);
-                let top: Vec<Value> = metrics::top_streams(&dir, &blocks)
-                    .iter()
-                    .map(|(s, n, min)| json!({ "stream": s, "messages": n, "at_least": min }))
-                    .collect();
-                json!({ "ok": true, "top": top })
-            }),
-            Some("streams_affected") => self.stats().map(|seg| {
-                let (dir, blocks) = metrics::snapshot(&seg);
-                let rows: Vec<Value> = metrics::affected(&dir, &blocks)
-                    .iter()
-                    .map(|(s, who, n)| json!({ "stream": s, "subscriber": who, "messages_lost": n }))
-                    .collect();
-                json!({ "ok": true, "affected": rows })
-            }),
-            Some("config_validate") => self.parse_req(req).map(|_| json!({ "ok": true })),
-            Some("config_diff") => self.parse_req(req).map(|new| {
-                let d = self.running().diff(&new);
-                json!({ "ok": true, "live": d.live, "restart": d.restart, "controlplane_restart": d.controlplane_restart })
-            }),
-            Some("config_apply") => self.apply(req),
-            Some("log_level") => self.log_level(req),
-            Some(other) => Err(anyhow::anyhow!("unknown command {other:?}")),
-            None => Err(anyhow::anyhow!("request has no \"cmd\"")),
-        };
-        result.unwrap_or_else(|e| json!({ "ok": false, "error": format!("{e:#}") }))
+    /// One `msctl` request line -> its answer.
+    pub fn answer(&self, line: &str) -> Value {
+        match CliRequest::from_line(line) {
+            Ok(req) => self.handle(req),
+            Err(e) => refused(e),
+        }
     }
 
-    fn parse_req(&self, req: &Value) -> anyhow::Result<Config> {
-        let yaml = req["yaml"].as_str().context("request has no \"yaml\"")?;
-        Ok(Config::parse(yaml, req["origin"].as_str().unwrap_or("request"))?)
+    /// One `msctl` request.
+    pub fn handle(&self, req: CliRequest) -> Value {
+        let result = match req {
+            CliRequest::Status => Ok(self.status()),
+            CliRequest::Stats => self.stats_json(),
+            CliRequest::StreamsTop => self.stats().map(|seg| {
+                let (dir, blocks) = metrics::snapshot(&seg);
+                let top: Vec<TopStream> = metrics::top_streams(&dir, &blocks)
+                    .into_iter()
+                    .map(|(stream, messages, at_least)| TopStream { stream, messages, at_least })
+                    .collect();
+                done(&json!({ "top": top }))
+            }),
+            CliRequest::StreamsAffected => self.stats().map(|seg| {
+                let (dir, blocks) = metrics::snapshot(&seg);
+                let rows: Vec<AffectedStream> = metrics::affected(&dir, &blocks)
+                    .into_iter()
+                    .map(|(stream, subscriber, messages_lost)| AffectedStream { stream, subscriber, messages_lost })
+                    .collect();
+                done(&json!({ "affected": rows }))
+            }),
+            CliRequest::ConfigValidate(t) => parse(&t).map(|_| done(&())),
+            CliRequest::ConfigDiff(t) => parse(&t).map(|new| {
+                let d = self.running().diff(&new);
+                let names = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect();
+                done(&ConfigDiff {
+                    live: names(d.live),
+                    restart: names(d.restart),
+                    controlplane_restart: d.controlplane_restart,
+                })
+            }),
+            CliRequest::ConfigApply(t) => self.apply(t),
+            CliRequest::LogLevel { level } => self.log_level(level),
+        };
+        result.unwrap_or_else(|e| refused(format!("{e:#}")))
     }
 
     fn status(&self) -> Value {
-        let dataplane = self
-            .dataplane(&json!({ "cmd": "status" }))
-            .unwrap_or_else(|e| json!({ "ok": false, "error": format!("{e:#}") }));
+        let dataplane = self.dataplane(&ControlRequest::Status).unwrap_or_else(|e| refused(format!("{e:#}")));
         let stats = match self.stats() {
             Ok(seg) => {
                 // Rates from two snapshots a short interval apart.
@@ -196,10 +201,11 @@ impl Daemon {
 
     /// Validates here (so errors carry file:line:column even if the
     /// dataplane is down), then has the dataplane apply what is live.
-    fn apply(&self, req: &Value) -> anyhow::Result<Value> {
-        let new = self.parse_req(req)?;
+    fn apply(&self, t: ConfigText) -> anyhow::Result<Value> {
+        let new = parse(&t)?;
         let controlplane_restart = self.cfg().diff(&new).controlplane_restart;
-        let fwd = json!({ "cmd": "apply", "yaml": req["yaml"], "origin": req["origin"] });
+        let origin = t.origin.clone();
+        let fwd = ControlRequest::Apply { yaml: t.yaml, origin: t.origin };
         let mut r = self.dataplane(&fwd).context(
             "no answer from the dataplane: it may or may not have applied the live changes; check `msctl status`",
         )?;
@@ -207,8 +213,7 @@ impl Daemon {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             // The dataplane took the live keys (and checked them against what
             // it runs); keep the rest as it is until a restart.
-            let origin = req["origin"].as_str().unwrap_or("request");
-            if let Ok(next) = running.with_live(&new, origin) {
+            if let Ok(next) = running.with_live(&new, &origin) {
                 *running = next;
             }
             r["controlplane_restart"] = controlplane_restart.into();
@@ -216,17 +221,21 @@ impl Daemon {
         Ok(r)
     }
 
-    fn log_level(&self, req: &Value) -> anyhow::Result<Value> {
-        let level = req["level"].as_str().context("request has no \"level\"")?;
-        text::check_log_level(level).map_err(|e| anyhow::anyhow!(e))?;
-        (self.set_log_level)(level).map_err(|e| anyhow::anyhow!(e))?;
-        *self.log_level.lock().unwrap_or_else(|p| p.into_inner()) = level.to_string();
+    fn log_level(&self, level: String) -> anyhow::Result<Value> {
+        text::check_log_level(&level).map_err(|e| anyhow::anyhow!(e))?;
+        (self.set_log_level)(&level).map_err(|e| anyhow::anyhow!(e))?;
+        *self.log_level.lock().unwrap_or_else(|p| p.into_inner()) = level.clone();
         let dp = self
-            .dataplane(&json!({ "cmd": "log_level", "level": level }))
-            .unwrap_or_else(|e| json!({ "ok": false, "error": format!("{e:#}") }));
+            .dataplane(&ControlRequest::LogLevel { level: level.clone() })
+            .unwrap_or_else(|e| refused(format!("{e:#}")));
         tracing::info!(level, "log level changed");
-        Ok(json!({ "ok": true, "controlplane": level, "dataplane": dp }))
+        Ok(done(&json!({ "controlplane": level, "dataplane": dp })))
     }
+}
+
+/// Parses and checks a config sent by `msctl`.
+fn parse(t: &ConfigText) -> anyhow::Result<Config> {
+    Ok(Config::parse(&t.yaml, &t.origin)?)
 }
 
 /// Adds to each port of the dataplane's status a `link` in words: the
@@ -295,11 +304,8 @@ fn serve_one(conn: UnixStream, daemon: &Daemon) {
     let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
     let mut line = String::new();
     let resp = match BufReader::new((&conn).take(REQUEST_BYTES_MAX)).read_line(&mut line) {
-        Ok(_) => match serde_json::from_str::<Value>(&line) {
-            Ok(req) => daemon.handle(&req),
-            Err(e) => json!({ "ok": false, "error": format!("request is not JSON: {e}") }),
-        },
-        Err(e) => json!({ "ok": false, "error": format!("cannot read the request: {e}") }),
+        Ok(_) => daemon.answer(&line),
+        Err(e) => refused(format!("cannot read the request: {e}")),
     };
     let mut conn = conn;
     let _ = writeln!(conn, "{resp}");

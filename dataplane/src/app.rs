@@ -10,12 +10,11 @@ use crate::dpdk::port::{self, Port};
 use crate::lcore::clock::Clock;
 use crate::lcore::mailbox::Mailboxes;
 use crate::lcore::turn::Turn;
+use crate::settings;
 use crate::stop::{Stop, SHUTDOWN_BOUND};
 use crate::worker::{Worker, WorkerQueue};
 use anyhow::Context;
-use ms_netstack::arp_cache::{Sizes, Timers};
-use ms_netstack::host::ArpSettings;
-use ms_netstack::host::{Host, HostConfig};
+use ms_netstack::host::Host;
 use ms_netstack::solicit::Solicitations;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -165,36 +164,17 @@ fn start_ports(eal: &Eal, cfg: &Config, pools: &[Arc<Mempool>], ports: &mut Vec<
 /// One port's host on one worker; `asked` is shared by the port's workers.
 fn host_for(pc: &PortConfig, p: &Port, cfg: &Config, asked: &Arc<Solicitations>) -> anyhow::Result<Host> {
     let a = &cfg.arp;
-    let arp = ArpSettings {
-        timers: Timers {
-            entry_ttl_ms: u64::from(a.entry_ttl_s) * 1000,
-            request_interval_ms: u64::from(a.request_interval_ms),
-            request_retries: a.request_retries.value,
-        },
-        sizes: Sizes {
-            neighbors_max: a.neighbors_max.value as usize,
-            queue_max: a.unresolved_queue_max.value as usize,
-            unresolved_max: a.unresolved_neighbors_max.value as usize,
-        },
-        accept_unsolicited: a.accept_unsolicited,
-    };
-    let cfg_host = HostConfig {
-        mac: p.mac,
-        ip: pc.ipv4.value.addr,
-        prefix_len: pc.ipv4.value.len,
-        service_port: cfg.service.udp_port,
-        arp,
-    };
+    let cfg_host = settings::host(pc, p.mac, cfg);
     let mut host = Host::with_shared(cfg_host, Arc::clone(asked));
     // Each static neighbour goes to the port whose subnet holds it (the
     // config check made sure one does).
     for n in a.statics.iter().filter(|n| pc.ipv4.value.is_host_address(n.ip.value.0)) {
-        if !host.add_static(n.ip.value.0, n.mac.0) {
+        if !host.add_static(n.ip.value.0, settings::mac(n.mac)) {
             anyhow::bail!("port {}: static neighbour {} does not fit; raise arp.neighbors_max", pc.name, n.ip.value.0);
         }
     }
     for r in &pc.routes {
-        host.add_route(r.to.prefix(), r.via.value.0)
+        host.add_route(settings::prefix(r.to), r.via.value.0)
             .map_err(|e| anyhow::anyhow!("port {}: route {} via {}: {e:?}", pc.name, r.to, r.via.value.0))?;
     }
     Ok(host)
@@ -238,7 +218,7 @@ fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Work
             stop: Arc::clone(stop.flag()),
             live: Arc::clone(live),
             burst: usize::from(cfg.workers.rx_burst),
-            service: crate::service::spec(cfg.service.handler, cfg.stream_limits()),
+            service: crate::service::spec(cfg.service.handler, settings::stream_limits(cfg)),
         });
     }
     Ok(workers)

@@ -22,6 +22,7 @@ pub mod dpdk;
 pub mod lcore;
 pub mod report;
 pub mod service;
+pub mod settings;
 pub mod stop;
 pub mod worker;
 

@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
 
 /// Starts the dataplane unless one already answers on its control socket.
 fn start_or_attach(bin: &std::path::Path, config: &std::path::Path, socket: &std::path::Path) -> anyhow::Result<()> {
-    let status = serde_json::json!({ "cmd": "status" });
+    let status = ms_controlplane::api::ControlRequest::Status;
     let timeout = std::time::Duration::from_secs(1);
     if ms_controlplane::api::call(socket, &status, timeout).is_ok() {
         tracing::info!("attached to a running dataplane");

@@ -3,7 +3,8 @@
 use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser, Subcommand};
 use ms_config::{Config, ConfigError, Host};
-use ms_controlplane::{api, text};
+use ms_controlplane::api::{self, CliRequest, ConfigText};
+use ms_controlplane::text;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -87,9 +88,12 @@ enum ConfigOp {
         /// The YAML file.
         file: PathBuf,
     },
+    /// Every config key: whether it changes live or needs a restart, and
+    /// what it sets (offline).
+    Keys,
 }
 
-fn call(cli: &Cli, req: Value) -> anyhow::Result<Value> {
+fn call(cli: &Cli, req: CliRequest) -> anyhow::Result<Value> {
     let r = api::call(&cli.socket, &req, Duration::from_secs(10))
         .context("is ms-controlplane running? (systemctl status ms-controlplane)")?;
     if r["ok"] != true {
@@ -98,9 +102,9 @@ fn call(cli: &Cli, req: Value) -> anyhow::Result<Value> {
     Ok(r)
 }
 
-fn file_req(cmd: &str, file: &PathBuf) -> anyhow::Result<Value> {
+fn file_text(file: &PathBuf) -> anyhow::Result<ConfigText> {
     let yaml = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
-    Ok(json!({ "cmd": cmd, "yaml": yaml, "origin": file.display().to_string() }))
+    Ok(ConfigText { yaml, origin: file.display().to_string() })
 }
 
 /// What `run` failed with: a message, or a refused config file (its
@@ -144,7 +148,7 @@ fn main() {
 fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.cmd {
         Cmd::Status => {
-            let r = call(cli, json!({ "cmd": "status" }))?;
+            let r = call(cli, CliRequest::Status)?;
             print_or(cli, &r, print_status)?;
             if r["dataplane_up"] != true {
                 // The reason is in the output already (text or JSON).
@@ -153,13 +157,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::Stats { watch: None } => {
-            let r = call(cli, json!({ "cmd": "stats" }))?;
+            let r = call(cli, CliRequest::Stats)?;
             Ok(print_or(cli, &r, |r| print_stats(r, None))?)
         }
         Cmd::Stats { watch: Some(secs) } => Ok(watch(cli, *secs)?),
         Cmd::Config { op } => config(cli, op),
         Cmd::Streams { op: StreamsOp::Top } => {
-            let r = call(cli, json!({ "cmd": "streams_top" }))?;
+            let r = call(cli, CliRequest::StreamsTop)?;
             Ok(print_or(cli, &r, |r| {
                 let num = |v: &Value| v.as_u64().unwrap_or(0);
                 let rows: Vec<(u64, u64, u64)> = r["top"]
@@ -172,7 +176,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             })?)
         }
         Cmd::Streams { op: StreamsOp::Affected } => {
-            let r = call(cli, json!({ "cmd": "streams_affected" }))?;
+            let r = call(cli, CliRequest::StreamsAffected)?;
             Ok(print_or(cli, &r, |r| {
                 println!("{:>20} {:>24} {:>14}", "stream", "subscriber", "messages lost");
                 for e in r["affected"].as_array().into_iter().flatten() {
@@ -183,7 +187,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Cmd::LogLevel { level } => {
             text::check_log_level(level).map_err(|e| anyhow::anyhow!(e))?;
-            let r = call(cli, json!({ "cmd": "log_level", "level": level }))?;
+            let r = call(cli, CliRequest::LogLevel { level: level.clone() })?;
             print_or(cli, &r, |r| match r["dataplane"]["ok"] == true {
                 true => println!("log level {level}: control plane, dataplane"),
                 false => println!(
@@ -213,7 +217,7 @@ fn config(cli: &Cli, op: &ConfigOp) -> Result<(), Failure> {
             print_or(cli, &r, |_| println!("{}: ok", file.display()))?;
         }
         ConfigOp::Diff { file } => {
-            let r = call(cli, file_req("config_diff", file)?)?;
+            let r = call(cli, CliRequest::ConfigDiff(file_text(file)?))?;
             print_or(cli, &r, |r| {
                 println!("changes live:           {}", list(&r["live"]));
                 println!("changes needing restart: {}", list(&r["restart"]));
@@ -223,7 +227,7 @@ fn config(cli: &Cli, op: &ConfigOp) -> Result<(), Failure> {
             })?;
         }
         ConfigOp::Apply { file } => {
-            let r = call(cli, file_req("config_apply", file)?)?;
+            let r = call(cli, CliRequest::ConfigApply(file_text(file)?))?;
             print_or(cli, &r, |r| {
                 println!("applied live: {}", list(&r["applied"]));
                 if r["restart_needed"].as_array().is_some_and(|a| !a.is_empty()) {
@@ -231,6 +235,18 @@ fn config(cli: &Cli, op: &ConfigOp) -> Result<(), Failure> {
                 }
                 if r["controlplane_restart"] == true {
                     println!("not applied, needs a control-plane restart: controlplane");
+                }
+            })?;
+        }
+        ConfigOp::Keys => {
+            let keys: Vec<Value> = ms_config::keys::KEYS
+                .iter()
+                .map(|k| json!({ "key": k.path, "changes": k.effect.name(), "help": k.help }))
+                .collect();
+            let r = json!({ "ok": true, "keys": keys });
+            print_or(cli, &r, |_| {
+                for k in ms_config::keys::KEYS {
+                    println!("{:<36} {:<20} {}", k.path, k.effect.name(), k.help);
                 }
             })?;
         }
@@ -352,7 +368,7 @@ fn print_stats(r: &Value, prev: Option<&Value>) {
 fn watch(cli: &Cli, secs: f64) -> anyhow::Result<()> {
     let mut prev: Option<Value> = None;
     loop {
-        let r = call(cli, json!({ "cmd": "stats" }))?;
+        let r = call(cli, CliRequest::Stats)?;
         if cli.json {
             println!("{r}");
         } else {

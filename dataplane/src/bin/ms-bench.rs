@@ -449,7 +449,7 @@ fn with_dataplane<T: Send + 'static>(
         port: gen_id,
         pool: Arc::clone(&pool),
         mac: gen_mac,
-        dut_mac: "02:4d:53:00:00:01".parse::<ms_dataplane::config::Mac>().map_err(anyhow::Error::msg)?.0,
+        dut_mac: ms_dataplane::settings::mac("02:4d:53:00:00:01".parse().map_err(anyhow::Error::msg)?),
         tsc_hz: eal.tsc_hz(),
     };
     let stopper = ms_dataplane::stop::Stop::new().context("create the stop wake-up")?;
@@ -824,7 +824,7 @@ fn overload(a: &Args) -> anyhow::Result<()> {
 fn million_json(a: &Args, m: &MillionOutcome, cfg: &Config, reports: &[WorkerReport]) -> Value {
     // The table the worker allocated, rebuilt here after the run (the
     // dataplane is gone) to read its size; no message pool.
-    let limits = ms_streams::Limits { queue_bytes: 0, ..cfg.stream_limits() };
+    let limits = ms_streams::Limits { queue_bytes: 0, ..ms_dataplane::settings::stream_limits(cfg) };
     let table = ms_streams::Streams::new(limits);
     let table_bytes = table.stream_bytes() + table.subscription_bytes();
     drop(table);

@@ -186,7 +186,7 @@ fn configure_and_start(id: u16, cfg: &PortConfig, pools: &[&Mempool]) -> Result<
         })?;
     }
     let soft_mac = match cfg.mac {
-        Some(mac) => set_mac(id, name, mac.0)?,
+        Some(mac) => set_mac(id, name, crate::settings::mac(mac))?,
         None => None,
     };
     // SAFETY: every queue is set up.
