@@ -27,7 +27,7 @@ mod ranges;
 mod subscriber;
 
 pub use credit::CreditRule;
-pub use publisher::Publisher;
+pub use publisher::{Publisher, PublisherState, Transmit};
 pub use subscriber::{
     Delivery, RequestKind, RequestOutcome, StreamState, Subscriber, SubscriberState, SubscriberStats,
     DEFAULT_CREDIT_WINDOW,
