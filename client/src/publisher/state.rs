@@ -161,7 +161,7 @@ impl PublisherState {
     /// error (the appliance or the route to it gone for now) its messages
     /// are counted as unsent.
     pub fn transmit_failed(&mut self, t: &Transmit, transient: bool) {
-        self.datagrams -= 1;
+        self.datagrams = self.datagrams.saturating_sub(1);
         if transient {
             self.send_errors += 1;
             self.unsent_messages += u64::from(t.messages);

@@ -211,7 +211,7 @@ impl SubscriberState {
     /// as sent.
     pub fn transmit_failed(&mut self, datagram: &[u8]) {
         if ms_wire::Header::parse(datagram).is_ok_and(|h| h.frame_type == FrameType::Credit) {
-            self.stats.credits_sent -= 1;
+            self.stats.credits_sent = self.stats.credits_sent.saturating_sub(1);
         }
     }
 
