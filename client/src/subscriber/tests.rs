@@ -46,6 +46,7 @@ fn deliver(msgs: &[(u64, u64, u64, usize)]) -> Vec<u8> {
     let mut buf = vec![0u8; DATAGRAM_MAX];
     let mut st = DeliverState::start(&mut buf);
     for &(stream, seq, position, len) in msgs {
+        assert!(st.fits(len, DATAGRAM_MAX));
         let meta = DeliveryMeta { stream, seq, position, timestamp_ns: 1, class: 1, flags: 0 };
         st.push_with(&mut buf, &meta, len, |p| p.fill(0xab));
     }
