@@ -10,6 +10,10 @@
 //!   as messages are consumed (a window per stream, re-sent with the
 //!   heartbeats) or leaves it to the caller, and records the streams the
 //!   appliance dropped it from as a slow consumer.
+//! - [`SubscriberState`] and [`PublisherState`] are their protocol logic
+//!   without sockets or clocks (time is passed in), for drivers other than
+//!   the kernel sockets here (a simulator, a fake network); [`CreditRule`]
+//!   is the automatic credit rule on its own.
 //! - The [`Publisher`] reads the BACKPRESSURE frames the appliance answers
 //!   with when streams under the `block` policy refuse messages
 //!   ([`Publisher::poll_backpressure`]).
@@ -17,12 +21,17 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+mod credit;
 mod publisher;
 mod ranges;
 mod subscriber;
 
-pub use publisher::Publisher;
-pub use subscriber::{Delivery, StreamState, Subscriber, SubscriberStats, DEFAULT_CREDIT_WINDOW};
+pub use credit::CreditRule;
+pub use publisher::{Publisher, PublisherState, Transmit};
+pub use subscriber::{
+    Delivery, RequestKind, RequestOutcome, StreamState, Subscriber, SubscriberState, SubscriberStats,
+    DEFAULT_CREDIT_WINDOW,
+};
 
 /// What can go wrong talking to the appliance.
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,12 @@
-//! Batching publisher.
+//! Batching publisher: [`PublisherState`] batches with no I/O,
+//! [`Publisher`] sends its datagrams from one UDP socket per shard group.
+
+mod state;
+
+pub use state::{PublisherState, Transmit};
 
 use crate::ClientError;
-use ms_wire::control::Control;
-use ms_wire::publish::PublishBuilder;
-use ms_wire::shard::{shard, SHARDS};
-use ms_wire::{Frame, DATAGRAM_MAX, PAYLOAD_MAX};
+use ms_wire::DATAGRAM_MAX;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 
@@ -22,21 +24,10 @@ use std::net::{SocketAddr, UdpSocket};
 pub struct Publisher {
     target: SocketAddr,
     sockets: Vec<UdpSocket>,
-    bufs: Vec<u8>,
-    lens: Vec<usize>,
-    /// Shards listed in `dirty` (each at most once).
-    queued: Vec<bool>,
-    dirty: Vec<u32>,
-    datagrams: u64,
-    messages: u64,
-    /// Messages in each shard's datagram being filled.
-    pending: Vec<u32>,
-    unsent_messages: u64,
-    send_errors: u64,
+    state: PublisherState,
+    /// The datagram being sent.
+    out: Vec<u8>,
     rbuf: Vec<u8>,
-    refused: u64,
-    backpressure_frames: u64,
-    other_frames: u64,
 }
 
 impl Publisher {
@@ -50,23 +41,12 @@ impl Publisher {
             s.connect(target)?;
             socks.push(s);
         }
-        let shards = SHARDS as usize;
         Ok(Publisher {
             target,
             sockets: socks,
-            bufs: vec![0; shards * DATAGRAM_MAX],
-            lens: vec![0; shards],
-            queued: vec![false; shards],
-            dirty: Vec::with_capacity(shards),
-            datagrams: 0,
-            messages: 0,
-            pending: vec![0; shards],
-            unsent_messages: 0,
-            send_errors: 0,
+            state: PublisherState::new(n),
+            out: vec![0; DATAGRAM_MAX],
             rbuf: vec![0; DATAGRAM_MAX + 64],
-            refused: 0,
-            backpressure_frames: 0,
-            other_frames: 0,
         })
     }
 
@@ -75,65 +55,35 @@ impl Publisher {
         self.target
     }
 
+    /// The batching state (read only: the methods here drive it).
+    pub fn state(&self) -> &PublisherState {
+        &self.state
+    }
+
     /// Socket index a stream is sent from.
     pub fn socket_of(&self, stream: u64) -> usize {
-        shard(stream) as usize % self.sockets.len()
+        self.state.socket_of(stream)
     }
 
     /// Queues a message, sending its shard's datagram first if it is full.
     pub fn publish(&mut self, stream: u64, class: u8, payload: &[u8]) -> Result<(), ClientError> {
-        if payload.len() > PAYLOAD_MAX {
-            return Err(ClientError::PayloadTooLarge { len: payload.len(), max: PAYLOAD_MAX });
-        }
-        if class > ms_wire::publish::CLASS_MAX {
-            return Err(ClientError::BadClass { class });
-        }
-        let sh = shard(stream) as usize;
-        if !self.append(sh, stream, class, payload) {
-            self.flush_shard(sh)?;
-            let ok = self.append(sh, stream, class, payload);
-            debug_assert!(ok, "an empty datagram holds any valid message");
-        }
-        self.messages += 1;
-        Ok(())
+        self.state.publish(stream, class, payload)?;
+        self.send_out()
     }
 
-    fn append(&mut self, sh: usize, stream: u64, class: u8, payload: &[u8]) -> bool {
-        let buf = &mut self.bufs[sh * DATAGRAM_MAX..(sh + 1) * DATAGRAM_MAX];
-        let len = self.lens[sh];
-        let mut w = if len == 0 {
-            if !self.queued[sh] {
-                self.queued[sh] = true;
-                self.dirty.push(sh as u32);
+    /// Sends the datagrams the state made ready. A transient error (the
+    /// appliance or the route to it is gone for now) loses the datagram:
+    /// its messages are counted as unsent and publishing goes on, so a
+    /// publisher outlives an appliance restart.
+    fn send_out(&mut self) -> Result<(), ClientError> {
+        while let Some(t) = self.state.poll_transmit(&mut self.out) {
+            if let Err(e) = self.sockets[t.socket].send(&self.out[..t.len]) {
+                let transient = crate::is_transient(&e);
+                self.state.transmit_failed(&t, transient);
+                if !transient {
+                    return Err(e.into());
+                }
             }
-            PublishBuilder::new(buf).expect("buffer holds a header")
-        } else {
-            PublishBuilder::resume(buf, len).expect("our own datagram")
-        };
-        let ok = w.push(stream, class, payload);
-        self.lens[sh] = w.len();
-        self.pending[sh] += u32::from(ok);
-        ok
-    }
-
-    /// Sends shard `sh`'s datagram. A transient error (the appliance or
-    /// the route to it is gone for now) loses the datagram: its messages
-    /// are counted as unsent and publishing goes on, so a publisher
-    /// outlives an appliance restart.
-    fn flush_shard(&mut self, sh: usize) -> Result<(), ClientError> {
-        let len = std::mem::take(&mut self.lens[sh]);
-        let msgs = std::mem::take(&mut self.pending[sh]);
-        if len <= ms_wire::HEADER_LEN {
-            return Ok(());
-        }
-        let sock = &self.sockets[sh % self.sockets.len()];
-        match sock.send(&self.bufs[sh * DATAGRAM_MAX..sh * DATAGRAM_MAX + len]) {
-            Ok(_) => self.datagrams += 1,
-            Err(e) if crate::is_transient(&e) => {
-                self.send_errors += 1;
-                self.unsent_messages += u64::from(msgs);
-            }
-            Err(e) => return Err(e.into()),
         }
         Ok(())
     }
@@ -142,21 +92,18 @@ impl Publisher {
     /// error: the appliance or the route to it was gone), and how many
     /// sends failed so.
     pub fn unsent(&self) -> (u64, u64) {
-        (self.unsent_messages, self.send_errors)
+        self.state.unsent()
     }
 
     /// Sends every partly filled datagram.
     pub fn flush(&mut self) -> Result<(), ClientError> {
-        while let Some(sh) = self.dirty.pop() {
-            self.queued[sh as usize] = false;
-            self.flush_shard(sh as usize)?;
-        }
-        Ok(())
+        self.state.flush();
+        self.send_out()
     }
 
     /// (messages queued, datagrams sent) so far.
     pub fn counts(&self) -> (u64, u64) {
-        (self.messages, self.datagrams)
+        self.state.counts()
     }
 
     /// Reads, without blocking, every datagram waiting on the publisher's
@@ -175,7 +122,6 @@ impl Publisher {
             self.sockets[i].set_nonblocking(false)?;
             drained?;
         }
-        self.refused += refused;
         Ok(refused)
     }
 
@@ -190,30 +136,24 @@ impl Publisher {
                 Err(e) if crate::is_transient(&e) => continue,
                 Err(e) => return Err(e.into()),
             };
-            match ms_wire::parse(&self.rbuf[..n]) {
-                Ok(Frame::Control(Control::Backpressure(entries))) => {
-                    self.backpressure_frames += 1;
-                    *refused += entries.map(|b| u64::from(b.refused)).sum::<u64>();
-                }
-                _ => self.other_frames += 1,
-            }
+            *refused += self.state.handle_datagram(&self.rbuf[..n]);
         }
     }
 
     /// Messages refused in the BACKPRESSURE frames read so far.
     pub fn refused(&self) -> u64 {
-        self.refused
+        self.state.refused()
     }
 
     /// BACKPRESSURE frames read so far.
     pub fn backpressure_frames(&self) -> u64 {
-        self.backpressure_frames
+        self.state.backpressure_frames()
     }
 
     /// Other datagrams [`Publisher::poll_backpressure`] read (ERRORs such
     /// as MixedShards, or anything unparsable).
     pub fn other_frames(&self) -> u64 {
-        self.other_frames
+        self.state.other_frames()
     }
 
     /// Sends raw bytes from the first socket (for tests of malformed input).
