@@ -196,7 +196,8 @@ impl Daemon {
             .collect();
         let total: Map<String, Value> =
             metrics::totals(&dir, &blocks).into_iter().map(|(k, v)| (k, v.into())).collect();
-        Ok(json!({ "ok": true, "time_s": unix_s(), "workers": workers, "total": total }))
+        let slots = metrics::slots_json(&dir);
+        Ok(json!({ "ok": true, "time_s": unix_s(), "workers": workers, "total": total, "slots": slots }))
     }
 
     /// Validates here (so errors carry file:line:column even if the
