@@ -44,6 +44,16 @@ pub fn totals(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(String, u64)> {
     dir.iter().enumerate().map(|(i, s)| (slot_key(s), blocks.iter().filter_map(|b| b.get(i)).sum())).collect()
 }
 
+/// The slots named `name` that have label `key` with a value: (value,
+/// slot key), in directory order (e.g. every configured port's
+/// `port_rx_packets`).
+pub fn labelled(dir: &[Slot], name: &str, key: &str) -> Vec<(String, String)> {
+    dir.iter()
+        .filter(|s| s.name == name)
+        .filter_map(|s| s.label(key).filter(|v| !v.is_empty()).map(|v| (v.to_string(), slot_key(s))))
+        .collect()
+}
+
 /// What `msctl` needs to lay out and filter a slot, by the key it has in
 /// `total` and `counters`: name, kind, unit and labels.
 pub fn slots_json(dir: &[Slot]) -> Vec<serde_json::Value> {
@@ -355,6 +365,8 @@ mod tests {
         assert!(text.contains("ms_port_rx_packets_total{worker=\"0\",port=\"p0\"} 5\n"), "{text}");
         assert!(!text.contains("port=\"\""), "{text}");
         assert!(text.contains("ms_two{worker=\"0\",port=\"p\\\"1\",class=\"2\"} 9\n"), "{text}");
+        let ports = labelled(&dir, "port_rx_packets", "port");
+        assert_eq!(ports, [("p0".to_string(), "port_rx_packets:port=p0".to_string())]);
         let described = slots_json(&dir);
         assert_eq!(described[0]["key"], "port_rx_packets:port=p0");
         assert_eq!(described[0]["labels"]["port"], "p0");
