@@ -20,14 +20,23 @@ pub fn snapshot(seg: &Segment) -> (Vec<Slot>, Vec<Vec<u64>>) {
     (dir, blocks)
 }
 
-/// A unique key for a slot: its name, plus the bound for histogram buckets
-/// (which share a name).
+/// A unique key for a slot, as `msctl stats --json` and the status totals
+/// name it: the name, then its labels and a bucket's bound as
+/// `:key=value,key=value` (e.g. `port_rx_packets:port=p0`,
+/// `burst_latency_ns_bucket:le=+Inf`).
 pub fn slot_key(s: &Slot) -> String {
-    match s.kind {
-        Kind::Bucket { le: u64::MAX } => format!("{}:le=+Inf", s.name),
-        Kind::Bucket { le } => format!("{}:le={le}", s.name),
-        _ => s.name.clone(),
+    let mut key = s.name.clone();
+    let bound = match s.kind {
+        Kind::Bucket { le: u64::MAX } => Some("+Inf".to_string()),
+        Kind::Bucket { le } => Some(le.to_string()),
+        _ => None,
+    };
+    let labels = s.labels.iter().map(|(k, v)| (k.as_str(), v.clone())).chain(bound.map(|b| ("le", b)));
+    for (i, (k, v)) in labels.enumerate() {
+        key.push(if i == 0 { ':' } else { ',' });
+        let _ = write!(key, "{k}={v}");
     }
+    key
 }
 
 /// Totals over the workers that could be read, by slot key.
@@ -35,15 +44,47 @@ pub fn totals(dir: &[Slot], blocks: &[Vec<u64>]) -> Vec<(String, u64)> {
     dir.iter().enumerate().map(|(i, s)| (slot_key(s), blocks.iter().filter_map(|b| b.get(i)).sum())).collect()
 }
 
-/// Slots named `drop_<reason>` are exported as `ms_drops_total{reason}`.
+/// The slots named `name` that have label `key` with a value: (value,
+/// slot key), in directory order (e.g. every configured port's
+/// `port_rx_packets`).
+pub fn labelled(dir: &[Slot], name: &str, key: &str) -> Vec<(String, String)> {
+    dir.iter()
+        .filter(|s| s.name == name)
+        .filter_map(|s| s.label(key).filter(|v| !v.is_empty()).map(|v| (v.to_string(), slot_key(s))))
+        .collect()
+}
+
+/// What `msctl` needs to lay out and filter a slot, by the key it has in
+/// `total` and `counters`: name, kind, unit and labels.
+pub fn slots_json(dir: &[Slot]) -> Vec<serde_json::Value> {
+    dir.iter()
+        .map(|s| {
+            let kind = match s.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Bucket { .. } => "bucket",
+                Kind::Info => "info",
+            };
+            let labels: serde_json::Map<String, serde_json::Value> =
+                s.labels.iter().map(|(k, v)| (k.clone(), v.as_str().into())).collect();
+            serde_json::json!({ "key": slot_key(s), "name": s.name, "kind": kind, "unit": s.unit, "labels": labels })
+        })
+        .collect()
+}
+
+/// Slots named `drop_<reason>` are exported as `ms_drops_total{reason}`
+/// (their names are the README's and the end-of-run report's).
 const DROP_PREFIX: &str = "drop_";
 
-/// Splits `base:key=value` into the base and its label.
-fn split_label(name: &str) -> (&str, Option<(&str, &str)>) {
-    match name.split_once(':') {
-        Some((base, label)) => (base, label.split_once('=')),
-        None => (name, None),
-    }
+/// Whether a slot is left out of the export: a label with an empty value
+/// marks a slot with nothing behind it (a port the config does not have).
+fn absent(s: &Slot) -> bool {
+    s.labels.iter().any(|(_, v)| v.is_empty())
+}
+
+/// The slot's labels after the worker's, as `,key="value"`.
+fn label_text(s: &Slot) -> String {
+    s.labels.iter().map(|(k, v)| format!(",{k}=\"{}\"", label(v))).collect()
 }
 
 fn escape_help(s: &str) -> String {
@@ -53,6 +94,14 @@ fn escape_help(s: &str) -> String {
 /// Escapes a label value (backslash, double quote, newline).
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Help with the unit the directory gives (the text format has no UNIT).
+fn with_unit(help: &str, unit: &str) -> String {
+    match unit {
+        "" => help.to_string(),
+        u => format!("{help} Unit: {u}."),
+    }
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
@@ -78,41 +127,25 @@ pub fn render(dir: &[Slot], blocks: &[Vec<u64>], up: bool, start_s: f64) -> Stri
         "gauge",
     );
     let _ = writeln!(out, "ms_dataplane_start_time_seconds {start_s:.3}");
-    let value = |b: &Vec<u64>, i: usize| b.get(i).copied().unwrap_or(0);
-    // Drop reasons are one metric with a `reason` label, as Prometheus
-    // conventions ask (and summing them gives all drops).
-    let drops: Vec<(usize, &str)> =
-        dir.iter().enumerate().filter_map(|(i, s)| s.name.strip_prefix(DROP_PREFIX).map(|r| (i, r))).collect();
-    if !drops.is_empty() {
-        header(&mut out, "ms_drops_total", "Frames dropped, by reason (see README.md, Counters).", "counter");
-        for (w, b) in blocks.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
-            for (i, reason) in &drops {
-                let _ = writeln!(out, "ms_drops_total{{worker=\"{w}\",reason=\"{reason}\"}} {}", value(b, *i));
-            }
-        }
-    }
+    render_drops(&mut out, dir, blocks);
     render_histograms(&mut out, dir, blocks);
+    let histogram_parts: Vec<String> =
+        histograms(dir).iter().flat_map(|h| [format!("{}_sum", h.stem), format!("{}_count", h.stem)]).collect();
     let mut done = std::collections::HashSet::new();
     for (i, slot) in dir.iter().enumerate() {
-        let (base, _) = split_label(&slot.name);
         let skip = matches!(slot.kind, Kind::Bucket { .. } | Kind::Info)
             || slot.name.starts_with(DROP_PREFIX)
-            || base.ends_with("_ns_sum")
-            || base.ends_with("_ns_count");
-        if skip || !done.insert(base.to_string()) {
+            || histogram_parts.contains(&slot.name);
+        if skip || !done.insert(slot.name.as_str()) {
             continue;
         }
         let (name, kind) = match slot.kind {
-            Kind::Counter => (format!("ms_{base}_total"), "counter"),
-            _ => (format!("ms_{base}"), "gauge"),
+            Kind::Counter => (format!("ms_{}_total", slot.name), "counter"),
+            _ => (format!("ms_{}", slot.name), "gauge"),
         };
-        header(&mut out, &name, &slot.help, kind);
-        for (j, s) in dir.iter().enumerate().skip(i) {
-            let (b2, label) = split_label(&s.name);
-            if b2 != base || label.is_some_and(|(_, v)| v.is_empty()) {
-                continue;
-            }
-            let extra = label.map(|(k, v)| format!(",{k}=\"{}\"", self::label(v))).unwrap_or_default();
+        header(&mut out, &name, &with_unit(&slot.help, &slot.unit), kind);
+        for (j, s) in dir.iter().enumerate().skip(i).filter(|(_, s)| s.name == slot.name && !absent(s)) {
+            let extra = label_text(s);
             for (w, b) in blocks.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
                 let _ = writeln!(out, "{name}{{worker=\"{w}\"{extra}}} {}", value(b, j));
             }
@@ -121,55 +154,94 @@ pub fn render(dir: &[Slot], blocks: &[Vec<u64>], up: bool, start_s: f64) -> Stri
     out
 }
 
-/// `X_ns_bucket` slots (non-cumulative, bounds in ns) with `X_ns_sum` and
-/// `X_ns_count` become the Prometheus histogram `ms_X_seconds`.
+fn value(b: &[u64], i: usize) -> u64 {
+    b.get(i).copied().unwrap_or(0)
+}
+
+/// Drop reasons are one metric with a `reason` label, as Prometheus
+/// conventions ask (and summing them gives all drops).
+fn render_drops(out: &mut String, dir: &[Slot], blocks: &[Vec<u64>]) {
+    let drops: Vec<(usize, &str)> =
+        dir.iter().enumerate().filter_map(|(i, s)| s.name.strip_prefix(DROP_PREFIX).map(|r| (i, r))).collect();
+    let Some((first, _)) = drops.first() else { return };
+    let help = with_unit("Frames dropped, by reason (see README.md, Counters).", &dir[*first].unit);
+    header(out, "ms_drops_total", &help, "counter");
+    for (w, b) in blocks.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
+        for (i, reason) in &drops {
+            let _ = writeln!(out, "ms_drops_total{{worker=\"{w}\",reason=\"{reason}\"}} {}", value(b, *i));
+        }
+    }
+}
+
+/// A histogram in the directory: `STEM_bucket` slots (non-cumulative, one
+/// per bound) with `STEM_sum` and `STEM_count`.
+struct Histogram<'a> {
+    stem: &'a str,
+    /// The exported name.
+    name: String,
+    /// Divides bounds and sum into the exported unit.
+    scale: f64,
+    help: String,
+}
+
+/// The histograms of the directory. One whose sum is in nanoseconds is
+/// exported in seconds, as Prometheus asks (`burst_latency_ns` becomes
+/// `ms_burst_latency_seconds`).
+fn histograms(dir: &[Slot]) -> Vec<Histogram<'_>> {
+    let mut out: Vec<Histogram<'_>> = Vec::new();
+    for s in dir.iter().filter(|s| matches!(s.kind, Kind::Bucket { .. })) {
+        let Some(stem) = s.name.strip_suffix("_bucket") else { continue };
+        if out.iter().any(|h| h.stem == stem) {
+            continue;
+        }
+        let sum_unit = dir.iter().find(|x| x.name == format!("{stem}_sum")).map_or("", |x| x.unit.as_str());
+        let (name, scale, unit) = match sum_unit {
+            "nanoseconds" => (format!("ms_{}_seconds", stem.strip_suffix("_ns").unwrap_or(stem)), 1e9, "seconds"),
+            other => (format!("ms_{stem}"), 1.0, other),
+        };
+        out.push(Histogram { stem, name, scale, help: with_unit(&s.help, unit) });
+    }
+    out
+}
+
+/// Each histogram as a Prometheus histogram (cumulative buckets). Buckets
+/// are told apart by their bound only: a histogram's slots carry no labels.
 fn render_histograms(out: &mut String, dir: &[Slot], blocks: &[Vec<u64>]) {
-    let mut bases: Vec<&str> = dir
-        .iter()
-        .filter(|s| matches!(s.kind, Kind::Bucket { .. }))
-        .filter_map(|s| s.name.strip_suffix("_ns_bucket"))
-        .collect();
-    bases.dedup();
-    for base in bases {
-        let name = format!("ms_{base}_seconds");
-        let help = dir.iter().find(|s| s.name.starts_with(base)).map(|s| s.help.as_str()).unwrap_or("");
-        header(out, &name, help, "histogram");
+    for h in histograms(dir) {
+        let name = &h.name;
+        header(out, name, &h.help, "histogram");
         let idx = |n: String| dir.iter().position(|s| s.name == n);
-        let (sum_i, count_i) = (idx(format!("{base}_ns_sum")), idx(format!("{base}_ns_count")));
+        let (sum_i, count_i) = (idx(format!("{}_sum", h.stem)), idx(format!("{}_count", h.stem)));
+        let bucket = format!("{}_bucket", h.stem);
         for (w, b) in blocks.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
             let mut cumulative = 0u64;
             for (i, s) in dir.iter().enumerate() {
                 let Kind::Bucket { le } = s.kind else { continue };
-                if s.name != format!("{base}_ns_bucket") || le == u64::MAX {
+                if s.name != bucket || le == u64::MAX {
                     continue;
                 }
-                cumulative += b.get(i).copied().unwrap_or(0);
-                let _ = writeln!(out, "{name}_bucket{{worker=\"{w}\",le=\"{}\"}} {cumulative}", le as f64 / 1e9);
+                cumulative += value(b, i);
+                let _ = writeln!(out, "{name}_bucket{{worker=\"{w}\",le=\"{}\"}} {cumulative}", le as f64 / h.scale);
             }
-            let count = count_i.and_then(|i| b.get(i)).copied().unwrap_or(0);
-            let sum_ns = sum_i.and_then(|i| b.get(i)).copied().unwrap_or(0);
+            let count = count_i.map_or(0, |i| value(b, i));
+            let sum = sum_i.map_or(0, |i| value(b, i));
             let _ = writeln!(out, "{name}_bucket{{worker=\"{w}\",le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "{name}_sum{{worker=\"{w}\"}} {}", sum_ns as f64 / 1e9);
+            let _ = writeln!(out, "{name}_sum{{worker=\"{w}\"}} {}", sum as f64 / h.scale);
             let _ = writeln!(out, "{name}_count{{worker=\"{w}\"}} {count}");
         }
     }
 }
 
 /// Rows of a per-worker ranked sketch: for every worker and every rank
-/// that has a `{fields[0]}:rank=r` slot, the values of `fields` at rank r.
+/// that a `fields[0]` slot has (its `rank` label), the values of `fields`
+/// at that rank.
 fn ranked(dir: &[Slot], blocks: &[Vec<u64>], fields: &[&str]) -> Vec<Vec<u64>> {
-    let at = |what: &str, rank: &str| {
-        let name = format!("{what}:rank={rank}");
-        dir.iter().position(|x| x.name == name)
-    };
+    let at = |what: &str, rank: &str| dir.iter().position(|x| x.name == what && x.label("rank") == Some(rank));
+    let ranks: Vec<&str> = dir.iter().filter(|s| s.name == fields[0]).filter_map(|s| s.label("rank")).collect();
     let mut out = Vec::new();
     for b in blocks {
-        for s in dir {
-            if let (base, Some(("rank", rank))) = split_label(&s.name) {
-                if base == fields[0] {
-                    out.push(fields.iter().map(|f| at(f, rank).and_then(|j| b.get(j)).copied().unwrap_or(0)).collect());
-                }
-            }
+        for rank in &ranks {
+            out.push(fields.iter().map(|f| at(f, rank).and_then(|j| b.get(j)).copied().unwrap_or(0)).collect());
         }
     }
     out
@@ -214,10 +286,10 @@ mod tests {
     #[test]
     fn names_follow_conventions() {
         let dir = vec![
-            Slot { name: "rx_packets".into(), kind: Kind::Counter, help: "Packets received.".into() },
-            Slot { name: "rx_bytes".into(), kind: Kind::Counter, help: "Bytes.".into() },
-            Slot { name: "streams_active".into(), kind: Kind::Gauge, help: "Gauge: streams.".into() },
-            Slot { name: "drop_truncated".into(), kind: Kind::Counter, help: "Short.".into() },
+            Slot::new("rx_packets", Kind::Counter, "packets", "Packets received."),
+            Slot::new("rx_bytes", Kind::Counter, "bytes", "Bytes."),
+            Slot::new("streams_active", Kind::Gauge, "streams", "Gauge: streams."),
+            Slot::new("drop_truncated", Kind::Counter, "packets", "Short."),
         ];
         let text = render(&dir, &[vec![3, 100, 7, 4], vec![2, 50, 1, 0]], true, 1.5);
         assert!(text.contains("ms_drops_total{worker=\"0\",reason=\"truncated\"} 4"), "{text}");
@@ -226,25 +298,26 @@ mod tests {
         assert!(text.contains("ms_rx_bytes_total{worker=\"1\"} 50"));
         assert!(text.contains("# TYPE ms_streams_active gauge\nms_streams_active{worker=\"0\"} 7"));
         assert!(text.contains("ms_dataplane_up 1"));
+        assert!(text.contains("# HELP ms_rx_packets_total Packets received. Unit: packets.\n"), "{text}");
+        assert!(text
+            .contains("# HELP ms_drops_total Frames dropped, by reason (see README.md, Counters). Unit: packets.\n"));
         assert_eq!(totals(&dir, &[vec![3, 100, 7], vec![2, 50, 1]])[0], ("rx_packets".into(), 5));
     }
 
     #[test]
     fn histograms_labels_and_top() {
+        let help = "Latency.";
         let mut dir: Vec<Slot> = [1000u64, 2000, u64::MAX]
             .iter()
-            .map(|le| Slot {
-                name: "burst_latency_ns_bucket".into(),
-                kind: Kind::Bucket { le: *le },
-                help: "Latency.".into(),
-            })
+            .map(|le| Slot::new("burst_latency_ns_bucket", Kind::Bucket { le: *le }, "turns", help))
             .collect();
-        dir.push(Slot { name: "burst_latency_ns_sum".into(), kind: Kind::Counter, help: "Latency.".into() });
-        dir.push(Slot { name: "burst_latency_ns_count".into(), kind: Kind::Counter, help: "Latency.".into() });
-        dir.push(Slot { name: "messages_by_class:class=0".into(), kind: Kind::Counter, help: "By class.".into() });
-        dir.push(Slot { name: "messages_by_class:class=1".into(), kind: Kind::Counter, help: "By class.".into() });
-        dir.push(Slot { name: "top_stream:rank=0".into(), kind: Kind::Info, help: "".into() });
-        dir.push(Slot { name: "top_count:rank=0".into(), kind: Kind::Info, help: "".into() });
+        dir.push(Slot::new("burst_latency_ns_sum", Kind::Counter, "nanoseconds", help));
+        dir.push(Slot::new("burst_latency_ns_count", Kind::Counter, "turns", help));
+        for class in ["0", "1"] {
+            dir.push(Slot::new("messages_by_class", Kind::Counter, "messages", "By class.").with_label("class", class));
+        }
+        dir.push(Slot::new("top_stream", Kind::Info, "stream_id", "").with_label("rank", "0"));
+        dir.push(Slot::new("top_count", Kind::Info, "messages", "").with_label("rank", "0"));
         let block = vec![2, 3, 1, 9000, 6, 10, 20, 42, 77];
         let text = render(&dir, std::slice::from_ref(&block), true, 0.0);
         assert!(text.contains("# TYPE ms_burst_latency_seconds histogram"), "{text}");
@@ -254,13 +327,49 @@ mod tests {
         assert!(text.contains("ms_burst_latency_seconds_sum{worker=\"0\"} 0.000009"), "{text}");
         assert!(text.contains("ms_messages_by_class_total{worker=\"0\",class=\"1\"} 20"), "{text}");
         assert_eq!(text.matches("# TYPE ms_messages_by_class_total").count(), 1);
+        assert!(text.contains("# HELP ms_burst_latency_seconds Latency. Unit: seconds.\n"), "{text}");
+        assert!(!text.contains("ms_burst_latency_ns"), "the sum and count are the histogram's: {text}");
         assert!(!text.contains("top_"), "top-N is for msctl, not Prometheus");
         assert_eq!(top_streams(&dir, std::slice::from_ref(&block)), [(42, 77, 77)]);
         for what in ["affected_stream", "affected_peer", "affected_count"] {
-            dir.push(Slot { name: format!("{what}:rank=0"), kind: Kind::Info, help: "".into() });
+            dir.push(Slot::new(what, Kind::Info, "", "").with_label("rank", "0"));
         }
         let peer = u64::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 2))) << 16 | 40_000;
         let block = [block, vec![5, peer, 12]].concat();
         assert_eq!(affected(&dir, &[block]), [(5, "198.18.0.2:40000".to_string(), 12)]);
+    }
+
+    /// Keys (msctl's JSON) keep the `name:label=value` form; absent ports
+    /// (an empty label value) are not exported.
+    #[test]
+    fn labels_come_from_the_directory() {
+        let dir = vec![
+            Slot::new("port_rx_packets", Kind::Counter, "packets", "By port.").with_label("port", "p0"),
+            Slot::new("port_rx_packets", Kind::Counter, "packets", "By port.").with_label("port", ""),
+            Slot::new("burst_latency_ns_bucket", Kind::Bucket { le: 512 }, "turns", ""),
+            Slot::new("burst_latency_ns_bucket", Kind::Bucket { le: u64::MAX }, "turns", ""),
+            Slot::new("two", Kind::Gauge, "items", "Two labels.").with_label("port", "p\"1").with_label("class", "2"),
+        ];
+        let keys: Vec<String> = dir.iter().map(slot_key).collect();
+        assert_eq!(
+            keys,
+            [
+                "port_rx_packets:port=p0",
+                "port_rx_packets:port=",
+                "burst_latency_ns_bucket:le=512",
+                "burst_latency_ns_bucket:le=+Inf",
+                "two:port=p\"1,class=2"
+            ]
+        );
+        let text = render(&dir, &[vec![5, 6, 1, 0, 9]], true, 0.0);
+        assert!(text.contains("ms_port_rx_packets_total{worker=\"0\",port=\"p0\"} 5\n"), "{text}");
+        assert!(!text.contains("port=\"\""), "{text}");
+        assert!(text.contains("ms_two{worker=\"0\",port=\"p\\\"1\",class=\"2\"} 9\n"), "{text}");
+        let ports = labelled(&dir, "port_rx_packets", "port");
+        assert_eq!(ports, [("p0".to_string(), "port_rx_packets:port=p0".to_string())]);
+        let described = slots_json(&dir);
+        assert_eq!(described[0]["key"], "port_rx_packets:port=p0");
+        assert_eq!(described[0]["labels"]["port"], "p0");
+        assert_eq!((described[2]["kind"].as_str(), described[2]["unit"].as_str()), (Some("bucket"), Some("turns")));
     }
 }

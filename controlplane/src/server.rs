@@ -156,10 +156,9 @@ impl Daemon {
                     "rx_packets_per_s": rate("rx_packets"), "tx_packets_per_s": rate("tx_packets"),
                     "messages_published_per_s": rate("messages_published"), "messages_delivered_per_s": rate("deliver_messages"),
                 });
-                let ports: Map<String, Value> = t_now
-                    .iter()
-                    .filter_map(|(k, _)| k.strip_prefix("port_rx_packets:port=").filter(|p| !p.is_empty()))
-                    .map(|p| (p.to_string(), rate(&format!("port_rx_packets:port={p}")).into()))
+                let ports: Map<String, Value> = metrics::labelled(&dir, "port_rx_packets", "port")
+                    .into_iter()
+                    .map(|(port, key)| (port, rate(&key).into()))
                     .collect();
                 let totals: Map<String, Value> = t_now.into_iter().map(|(k, v)| (k, v.into())).collect();
                 let age_s = unix_s() - seg.heartbeat_unix_ns() as f64 / 1e9;
@@ -196,7 +195,8 @@ impl Daemon {
             .collect();
         let total: Map<String, Value> =
             metrics::totals(&dir, &blocks).into_iter().map(|(k, v)| (k, v.into())).collect();
-        Ok(json!({ "ok": true, "time_s": unix_s(), "workers": workers, "total": total }))
+        let slots = metrics::slots_json(&dir);
+        Ok(json!({ "ok": true, "time_s": unix_s(), "workers": workers, "total": total, "slots": slots }))
     }
 
     /// Validates here (so errors carry file:line:column even if the

@@ -1,5 +1,5 @@
 //! What `msctl` and the daemon say, as pure functions: log level checks,
-//! link wording, dataplane liveness, the `streams top` table.
+//! link wording, dataplane liveness, the `stats` and `streams top` tables.
 
 use std::fmt::Write;
 
@@ -109,6 +109,48 @@ pub fn top_table(rows: &[(u64, u64, u64)]) -> String {
     out
 }
 
+/// One counter as `msctl stats` gets it from the daemon: its key and value
+/// in `total`, and what the stats directory says of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatRow {
+    /// Key in the daemon's `total` (`name` or `name:label=value`).
+    pub key: String,
+    /// Base name.
+    pub name: String,
+    /// `counter`, `gauge`, `bucket` or `info`.
+    pub kind: String,
+    /// What one unit counts.
+    pub unit: String,
+    /// A label has an empty value: the slot stands for nothing (a port the
+    /// config does not have).
+    pub absent: bool,
+    /// Total over the workers.
+    pub value: u64,
+    /// Change per second since the previous refresh (`--watch`).
+    pub per_s: Option<f64>,
+}
+
+/// Whether `msctl stats` shows a row. Zero drop reasons, histogram
+/// buckets, ranked sketches (`msctl streams top|affected`) and absent
+/// ports would drown the table; `--json` has them all.
+pub fn shown_in_stats(row: &StatRow) -> bool {
+    let sketch = row.kind == "bucket" || row.kind == "info";
+    let quiet_drop = row.value == 0 && row.name.starts_with("drop_");
+    !(sketch || row.absent || quiet_drop)
+}
+
+/// The `msctl stats` table: counter, total, per second (when known), unit.
+pub fn stats_table(rows: &[StatRow]) -> String {
+    let rates = rows.iter().any(|r| r.per_s.is_some());
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<34}{:>16}{:>14}  unit", "counter", "total", if rates { "per second" } else { "" });
+    for r in rows.iter().filter(|r| shown_in_stats(r)) {
+        let per_s = r.per_s.map(|p| format!("{p:.0}")).unwrap_or_default();
+        let _ = writeln!(out, "{:<34}{:>16}{per_s:>14}  {}", r.key, r.value, r.unit);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +203,32 @@ mod tests {
         }
         assert_eq!(lines[3], TOP_LEGEND);
         assert!(top_table(&[]).contains("no stream has published"));
+    }
+
+    #[test]
+    fn stats_table_filters_by_kind_and_labels_and_shows_units() {
+        let row = |key: &str, name: &str, kind: &str, absent: bool, value: u64| StatRow {
+            key: key.into(),
+            name: name.into(),
+            kind: kind.into(),
+            unit: "packets".into(),
+            absent,
+            value,
+            per_s: Some(2.4),
+        };
+        let rows = [
+            row("rx_packets", "rx_packets", "counter", false, 7),
+            row("drop_truncated", "drop_truncated", "counter", false, 0),
+            row("drop_malformed", "drop_malformed", "counter", false, 1),
+            row("burst_latency_ns_bucket:le=512", "burst_latency_ns_bucket", "bucket", false, 3),
+            row("top_stream:rank=0", "top_stream", "info", false, 42),
+            row("port_rx_packets:port=p0", "port_rx_packets", "counter", false, 5),
+            row("port_rx_packets:port=", "port_rx_packets", "counter", true, 0),
+        ];
+        let t = stats_table(&rows);
+        let keys: Vec<&str> = t.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+        assert_eq!(keys, ["rx_packets", "drop_malformed", "port_rx_packets:port=p0"], "{t}");
+        assert!(t.lines().next().is_some_and(|h| h.contains("per second") && h.ends_with("unit")), "{t}");
+        assert!(t.contains(&format!("{:<34}{:>16}{:>14}  packets\n", "rx_packets", 7, 2)), "{t}");
     }
 }

@@ -233,31 +233,39 @@ pub fn slot_names() -> impl Iterator<Item = (String, &'static str)> {
     declared().map(|d| (format!("{}{}", d.prefix, d.name), d.help))
 }
 
-/// The stats segment directory: every slot with its kind and help, in
-/// block order, with per-port slots labelled by `ports` (names in config
-/// order; slots of absent ports get an empty label and are not exported).
-/// The control plane exports whatever this says.
+/// The stats segment directory: every slot with its kind, unit and help,
+/// in block order. Slots that differ by a port, a priority class or a rank
+/// share a base name and carry that as a label; per-port slots are
+/// labelled by `ports` (names in config order; slots of absent ports get
+/// an empty label value and are not exported). The control plane exports
+/// whatever this says.
 pub fn directory_for(ports: &[&str]) -> Vec<ms_stats::Slot> {
+    use ms_stats::{Kind, Slot};
     let mut d = directory();
     for (what, help) in
         [("port_rx_packets", "Packets received, by port."), ("port_tx_packets", "Packets transmitted, by port.")]
     {
         for i in 0..PORTS {
-            let name = format!("{what}:port={}", ports.get(i).copied().unwrap_or(""));
-            d.push(ms_stats::Slot { name, kind: ms_stats::Kind::Counter, help: help.into() });
+            let port = ports.get(i).copied().unwrap_or("");
+            d.push(Slot::new(what, Kind::Counter, "packets", help).with_label("port", port));
         }
     }
     let affected = [
-        ("affected_stream", "Streams and subscribers that lost the most messages (space-saving): stream id."),
+        (
+            "affected_stream",
+            "stream_id",
+            "Streams and subscribers that lost the most messages (space-saving): stream id.",
+        ),
         (
             "affected_peer",
+            "ipv4_port",
             "... subscriber as IPv4 << 16 | UDP port; 0 when every subscriber lost it (refused on arrival).",
         ),
-        ("affected_count", "... messages lost (an estimate that may exceed the true count)."),
+        ("affected_count", "messages", "... messages lost (an estimate that may exceed the true count)."),
     ];
     for r in 0..AFFECTED_N {
-        for (what, help) in affected {
-            d.push(ms_stats::Slot { name: format!("{what}:rank={r}"), kind: ms_stats::Kind::Info, help: help.into() });
+        for (what, unit, help) in affected {
+            d.push(Slot::new(what, Kind::Info, unit, help).with_label("rank", r.to_string()));
         }
     }
     d
@@ -266,52 +274,36 @@ pub fn directory_for(ports: &[&str]) -> Vec<ms_stats::Slot> {
 /// The directory without the per-port slots (see [`directory_for`]).
 fn directory() -> Vec<ms_stats::Slot> {
     declared()
-        .map(|d| ms_stats::Slot {
-            kind: if d.gauge { ms_stats::Kind::Gauge } else { ms_stats::Kind::Counter },
-            name: format!("{}{}", d.prefix, d.name),
-            help: d.help.to_string(),
+        .map(|d| {
+            let kind = if d.gauge { ms_stats::Kind::Gauge } else { ms_stats::Kind::Counter };
+            ms_stats::Slot::new(format!("{}{}", d.prefix, d.name), kind, d.unit, d.help)
         })
         .chain(extra_slots())
         .collect()
 }
 
-/// Histogram, per-class and top-N slots (names use `base:label=value`,
-/// which the control plane turns into labels).
+/// Histogram, per-class and top-N slots. The buckets' bounds are in the
+/// unit of the `_sum` slot (the name says it too, for people).
 fn extra_slots() -> impl Iterator<Item = ms_stats::Slot> {
     use ms_stats::{Kind, Slot};
     let help = "Time from receiving a burst to handing its replies to the driver, per busy loop turn.";
-    let buckets = (0..HIST_BUCKETS).map(move |b| Slot {
-        name: "burst_latency_ns_bucket".into(),
-        kind: Kind::Bucket { le: bucket_le(b) },
-        help: help.into(),
-    });
+    let buckets = (0..HIST_BUCKETS)
+        .map(move |b| Slot::new("burst_latency_ns_bucket", Kind::Bucket { le: bucket_le(b) }, "turns", help));
     let sums = [
-        Slot { name: "burst_latency_ns_sum".into(), kind: Kind::Counter, help: help.into() },
-        Slot { name: "burst_latency_ns_count".into(), kind: Kind::Counter, help: help.into() },
+        Slot::new("burst_latency_ns_sum", Kind::Counter, "nanoseconds", help),
+        Slot::new("burst_latency_ns_count", Kind::Counter, "turns", help),
     ];
-    let classes = (0..CLASSES).map(|k| Slot {
-        name: format!("messages_by_class:class={k}"),
-        kind: Kind::Counter,
-        help: "Messages published, by priority class.".into(),
+    let classes = (0..CLASSES).map(|k| {
+        Slot::new("messages_by_class", Kind::Counter, "messages", "Messages published, by priority class.")
+            .with_label("class", k.to_string())
     });
     let top = (0..TOP_N).flat_map(|r| {
         [
-            Slot {
-                name: format!("top_stream:rank={r}"),
-                kind: Kind::Info,
-                help: "Busiest streams (space-saving estimate): stream id.".into(),
-            },
-            Slot {
-                name: format!("top_count:rank={r}"),
-                kind: Kind::Info,
-                help: "Busiest streams (space-saving estimate): messages.".into(),
-            },
-            Slot {
-                name: format!("top_error:rank={r}"),
-                kind: Kind::Info,
-                help: "Busiest streams: most the estimate may exceed the true count.".into(),
-            },
+            ("top_stream", "stream_id", "Busiest streams (space-saving estimate): stream id."),
+            ("top_count", "messages", "Busiest streams (space-saving estimate): messages."),
+            ("top_error", "messages", "Busiest streams: most the estimate may exceed the true count."),
         ]
+        .map(|(name, unit, help)| Slot::new(name, Kind::Info, unit, help).with_label("rank", r.to_string()))
     });
     buckets.chain(sums).chain(classes).chain(top)
 }
@@ -535,6 +527,32 @@ mod tests {
             assert!(ns < bucket_le(b) && (b == 0 || ns >= bucket_le(b - 1)), "{ns} in bucket {b}");
         }
         assert_eq!(directory_for(&["p0"]).len(), SLOTS_LEN);
+    }
+
+    /// Labels are data in the directory, never text inside a name, and
+    /// every slot says what it counts and fits its entry (with the longest
+    /// port name the config allows).
+    #[test]
+    fn directory_slots_have_units_and_labels_within_bounds() {
+        let longest_port = "p".repeat(24);
+        let dir = directory_for(&["p0", &longest_port]);
+        assert_eq!(dir.len(), SLOTS_LEN);
+        for s in &dir {
+            assert!(!s.unit.is_empty(), "slot {} has no unit", s.name);
+            assert!(!s.name.contains(':') && !s.name.contains('='), "slot {} has a label in its name", s.name);
+            assert!(s.labels.len() <= ms_stats::LABELS_MAX, "slot {} has {} labels", s.name, s.labels.len());
+            s.check().unwrap_or_else(|e| panic!("slot {}: {e}", s.name));
+        }
+        let labelled = |name: &str, key: &str| dir.iter().filter(|s| s.name == name && s.label(key).is_some()).count();
+        assert_eq!(labelled("port_rx_packets", "port"), PORTS);
+        assert_eq!(labelled("messages_by_class", "class"), CLASSES);
+        assert_eq!(labelled("top_stream", "rank"), TOP_N);
+        assert_eq!(labelled("affected_peer", "rank"), AFFECTED_N);
+        assert!(dir.iter().any(|s| s.name == "port_tx_packets" && s.label("port") == Some(longest_port.as_str())));
+        // Unlabelled slots keep their names: the named counters, in order.
+        let named: Vec<String> = dir[..COUNTERS_LEN].iter().map(|s| s.name.clone()).collect();
+        assert_eq!(named, slot_names().map(|(n, _)| n).collect::<Vec<_>>());
+        assert!(dir[..COUNTERS_LEN].iter().all(|s| s.labels.is_empty()));
     }
 
     #[test]

@@ -4,10 +4,15 @@
 //!
 //! ```text
 //! header     (256 B)  magic, version, sizes, pid, start time, heartbeat
-//! directory  (slots x 128 B)  name, kind, help of every slot
+//! directory  (slots x 512 B)  name, kind, bucket bound, unit, labels, help
 //! blocks     (lcores x block_bytes, 128-byte aligned)
 //!            seq (seqlock) | lcore | values[slots] (u64)
 //! ```
+//!
+//! The directory describes every slot as data: its base name, what one
+//! unit counts, and up to [`LABELS_MAX`] `key=value` labels (a port, a
+//! priority class, a rank), so readers never parse names. Its entries have
+//! a fixed size; their layout is `mod field` below.
 //!
 //! Each block has exactly one writer (its worker lcore), which publishes a
 //! burst's updates between two increments of `seq` (odd while writing). A
@@ -24,14 +29,62 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// "MSSTATS\0".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MSSTATS\0");
-/// Layout version; readers refuse others.
-pub const VERSION: u32 = 2;
+/// Layout version; readers refuse others. 3: directory entries of 512 B
+/// carry the unit and the labels as fields (2: 128 B, labels inside names).
+pub const VERSION: u32 = 3;
 const HEADER_BYTES: usize = 256;
-const ENTRY_BYTES: usize = 128;
-const NAME_BYTES: usize = 48;
-/// Directory entry: name (48), kind code (8), bucket bound (8), help (64).
-const HELP_OFFSET: usize = NAME_BYTES + 16;
-const HELP_BYTES: usize = ENTRY_BYTES - HELP_OFFSET;
+
+/// One directory entry. Text fields are UTF-8, NUL-padded (a value as long
+/// as its field has no NUL); numbers are little-endian.
+mod field {
+    use std::ops::Range;
+    pub const NAME: Range<usize> = 0..48;
+    /// Kind code (u32).
+    pub const KIND: Range<usize> = NAME.end..NAME.end + 4;
+    /// Labels in use (u32, at most `LABELS_MAX`).
+    pub const LABELS: Range<usize> = KIND.end..KIND.end + 4;
+    /// Upper bound of a histogram bucket (u64).
+    pub const BUCKET_LE: Range<usize> = LABELS.end..LABELS.end + 8;
+    pub const UNIT: Range<usize> = BUCKET_LE.end..BUCKET_LE.end + 32;
+    pub const LABEL0_KEY: Range<usize> = UNIT.end..UNIT.end + 16;
+    pub const LABEL0_VALUE: Range<usize> = LABEL0_KEY.end..LABEL0_KEY.end + 32;
+    pub const LABEL1_KEY: Range<usize> = LABEL0_VALUE.end..LABEL0_VALUE.end + 16;
+    pub const LABEL1_VALUE: Range<usize> = LABEL1_KEY.end..LABEL1_KEY.end + 32;
+    pub const HELP: Range<usize> = LABEL1_VALUE.end..512;
+}
+
+/// Bytes of one directory entry: up to the end of its last field.
+const ENTRY_BYTES: usize = field::HELP.end;
+/// (key, value) fields of each label, in order.
+const LABEL_FIELDS: [(std::ops::Range<usize>, std::ops::Range<usize>); LABELS_MAX] =
+    [(field::LABEL0_KEY, field::LABEL0_VALUE), (field::LABEL1_KEY, field::LABEL1_VALUE)];
+
+const fn width(f: std::ops::Range<usize>) -> usize {
+    f.end - f.start
+}
+
+/// Longest slot name, in bytes.
+pub const NAME_MAX: usize = width(field::NAME);
+/// Longest unit, in bytes.
+pub const UNIT_MAX: usize = width(field::UNIT);
+/// Most labels per slot.
+pub const LABELS_MAX: usize = 2;
+/// Longest label key, in bytes.
+pub const LABEL_KEY_MAX: usize = width(field::LABEL0_KEY);
+/// Longest label value, in bytes (a port name: the config allows 24).
+pub const LABEL_VALUE_MAX: usize = width(field::LABEL0_VALUE);
+/// Longest help kept, in bytes; longer help is cut at a character boundary.
+pub const HELP_MAX: usize = width(field::HELP);
+
+// The entry is what the version says: fixed size, numbers aligned, every
+// label the same shape, and entries keep the blocks 8-byte aligned.
+const _: () = assert!(ENTRY_BYTES == 512);
+const _: () = assert!(field::KIND.start % 4 == 0 && field::LABELS.start % 4 == 0);
+const _: () = assert!(field::BUCKET_LE.start % 8 == 0);
+const _: () = assert!(width(field::LABEL1_KEY) == LABEL_KEY_MAX && width(field::LABEL1_VALUE) == LABEL_VALUE_MAX);
+const _: () = assert!(LABEL_FIELDS.len() == LABELS_MAX);
+const _: () = assert!(HELP_MAX >= 256, "help fits unabridged");
+const _: () = assert!(HEADER_BYTES % 8 == 0 && ENTRY_BYTES % 8 == 0);
 const BLOCK_HEADER_BYTES: usize = 16;
 /// Blocks are aligned so two lcores never share a cache line (or an
 /// adjacent-line prefetch pair).
@@ -59,7 +112,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn code(self) -> (u8, u64) {
+    fn code(self) -> (u32, u64) {
         match self {
             Kind::Counter => (1, 0),
             Kind::Gauge => (2, 0),
@@ -68,7 +121,7 @@ impl Kind {
         }
     }
 
-    fn from_code(c: u8, arg: u64) -> Option<Kind> {
+    fn from_code(c: u32, arg: u64) -> Option<Kind> {
         Some(match c {
             1 => Kind::Counter,
             2 => Kind::Gauge,
@@ -82,12 +135,87 @@ impl Kind {
 /// One slot's description.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
-    /// Name (`[a-z0-9_]`, at most 47 bytes).
+    /// Base name (`[a-z0-9_]`, 1 to [`NAME_MAX`] bytes); slots that differ
+    /// only in their labels share it.
     pub name: String,
     /// Kind.
     pub kind: Kind,
-    /// One-line help (truncated to fit the directory entry).
+    /// What one unit of the value counts (`packets`, `bytes`, `nanoseconds`;
+    /// `[a-z0-9_]`, at most [`UNIT_MAX`] bytes, may be empty).
+    pub unit: String,
+    /// `(key, value)` labels that tell apart slots of the same name, at most
+    /// [`LABELS_MAX`]: keys `[a-z_][a-z0-9_]*` of at most [`LABEL_KEY_MAX`]
+    /// bytes, values any text without NUL of at most [`LABEL_VALUE_MAX`]
+    /// bytes (an empty value marks a slot readers leave out, e.g. an
+    /// absent port).
+    pub labels: Vec<(String, String)>,
+    /// One-line help (cut to [`HELP_MAX`] bytes in the directory).
     pub help: String,
+}
+
+/// Why a [`Slot`] does not fit the directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlotError {
+    /// The name is empty, too long, or not `[a-z0-9_]`.
+    #[error("name {0:?}: expected 1 to {NAME_MAX} bytes of a-z 0-9 _ (labels go in `labels`, not in the name)")]
+    Name(String),
+    /// The unit is too long or not `[a-z0-9_]`.
+    #[error("unit {0:?}: expected at most {UNIT_MAX} bytes of a-z 0-9 _")]
+    Unit(String),
+    /// More labels than an entry holds.
+    #[error("{0} labels: at most {LABELS_MAX}")]
+    TooManyLabels(usize),
+    /// A label key is empty, too long, or not `[a-z_][a-z0-9_]*`.
+    #[error("label key {0:?}: expected 1 to {LABEL_KEY_MAX} bytes of a-z 0-9 _, not starting with a digit")]
+    LabelKey(String),
+    /// A label value is too long or holds a NUL.
+    #[error("label value {0:?}: expected at most {LABEL_VALUE_MAX} bytes without NUL")]
+    LabelValue(String),
+}
+
+fn is_word(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl Slot {
+    /// A slot without labels.
+    pub fn new(name: impl Into<String>, kind: Kind, unit: impl Into<String>, help: impl Into<String>) -> Slot {
+        Slot { name: name.into(), kind, unit: unit.into(), labels: Vec::new(), help: help.into() }
+    }
+
+    /// The same slot with one more label.
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Slot {
+        self.labels.push((key.into(), value.into()));
+        self
+    }
+
+    /// The value of label `key`, if the slot has it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Checks the bounds the directory entry imposes (help excepted: it is
+    /// cut to fit).
+    pub fn check(&self) -> Result<(), SlotError> {
+        if self.name.is_empty() || self.name.len() > NAME_MAX || !is_word(&self.name) {
+            return Err(SlotError::Name(self.name.clone()));
+        }
+        if self.unit.len() > UNIT_MAX || !is_word(&self.unit) {
+            return Err(SlotError::Unit(self.unit.clone()));
+        }
+        if self.labels.len() > LABELS_MAX {
+            return Err(SlotError::TooManyLabels(self.labels.len()));
+        }
+        for (k, v) in &self.labels {
+            if k.is_empty() || k.len() > LABEL_KEY_MAX || !is_word(k) || k.as_bytes()[0].is_ascii_digit() {
+                return Err(SlotError::LabelKey(k.clone()));
+            }
+            if v.len() > LABEL_VALUE_MAX || v.contains('\0') {
+                return Err(SlotError::LabelValue(v.clone()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Errors creating or opening a segment.
@@ -101,8 +229,8 @@ pub enum StatsError {
         /// The error.
         source: std::io::Error,
     },
-    /// Not a stats segment of this version.
-    #[error("{path} is not a MemoryStreamer stats segment of version {VERSION} (magic {magic:#x}, version {version}); is the dataplane the same release as the control plane?")]
+    /// Not a stats segment.
+    #[error("{path} is not a MemoryStreamer stats segment (magic {magic:#x}, version {version})")]
     BadHeader {
         /// The file.
         path: PathBuf,
@@ -110,6 +238,29 @@ pub enum StatsError {
         magic: u64,
         /// Version found.
         version: u32,
+    },
+    /// A stats segment of another layout version: the dataplane that wrote
+    /// it and this reader are different releases.
+    #[error(
+        "{path} has stats layout version {found}, this reader understands version {VERSION}: \
+         the dataplane and the control plane are different releases; upgrade the older one, \
+         then restart the dataplane so it writes the segment anew"
+    )]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+    },
+    /// A slot of the directory does not fit its entry.
+    #[error("stats slot {index} ({name:?}): {source}")]
+    Slot {
+        /// Its position in the directory.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// What is wrong.
+        source: SlotError,
     },
     /// Sizes out of range.
     #[error("stats segment layout out of range: {0}")]
@@ -180,6 +331,50 @@ fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Writes `s` into the NUL-padded text field `f` of entry `e`, cut to fit
+/// (only help is ever cut: [`Slot::check`] bounds the rest).
+fn put_text(e: &mut [u8], f: std::ops::Range<usize>, s: &str) {
+    let b = truncate_utf8(s, f.end - f.start).as_bytes();
+    e[f.start..f.start + b.len()].copy_from_slice(b);
+}
+
+/// A text field: up to its first NUL (or its end).
+fn get_text(e: &[u8], f: std::ops::Range<usize>) -> String {
+    let b = &e[f];
+    String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or(&[])).into_owned()
+}
+
+/// Encodes a checked slot into a zeroed directory entry.
+fn write_entry(e: &mut [u8], slot: &Slot) {
+    put_text(e, field::NAME, &slot.name);
+    let (code, le) = slot.kind.code();
+    e[field::KIND].copy_from_slice(&code.to_le_bytes());
+    e[field::LABELS].copy_from_slice(&(slot.labels.len() as u32).to_le_bytes());
+    e[field::BUCKET_LE].copy_from_slice(&le.to_le_bytes());
+    put_text(e, field::UNIT, &slot.unit);
+    for ((k, v), (kf, vf)) in slot.labels.iter().zip(LABEL_FIELDS) {
+        put_text(e, kf, k);
+        put_text(e, vf, v);
+    }
+    put_text(e, field::HELP, &slot.help);
+}
+
+/// Decodes a directory entry; an unknown kind reads as [`Kind::Info`] and a
+/// label count above [`LABELS_MAX`] as the labels an entry holds.
+fn read_entry(e: &[u8]) -> Slot {
+    let u32_at = |f: std::ops::Range<usize>| u32::from_le_bytes(e[f].try_into().expect("4"));
+    let le = u64::from_le_bytes(e[field::BUCKET_LE].try_into().expect("8"));
+    let kind = Kind::from_code(u32_at(field::KIND), le).unwrap_or(Kind::Info);
+    let labels = (u32_at(field::LABELS) as usize).min(LABELS_MAX);
+    Slot {
+        name: get_text(e, field::NAME),
+        kind,
+        unit: get_text(e, field::UNIT),
+        labels: LABEL_FIELDS[..labels].iter().map(|(k, v)| (get_text(e, k.clone()), get_text(e, v.clone()))).collect(),
+        help: get_text(e, field::HELP),
+    }
+}
+
 fn round_up(n: usize, to: usize) -> usize {
     n.div_ceil(to) * to
 }
@@ -197,6 +392,9 @@ impl Segment {
         let slots = directory.len();
         if slots == 0 || slots > SLOTS_MAX || lcores == 0 || lcores > LCORES_MAX {
             return Err(StatsError::Layout(format!("{slots} slots, {lcores} lcores")));
+        }
+        for (index, slot) in directory.iter().enumerate() {
+            slot.check().map_err(|source| StatsError::Slot { index, name: slot.name.clone(), source })?;
         }
         let block_bytes = round_up(BLOCK_HEADER_BYTES + 8 * slots, BLOCK_ALIGN);
         let dir_off = HEADER_BYTES;
@@ -246,14 +444,7 @@ impl Segment {
         h[hdr::BLOCKS..hdr::BLOCKS + 8].copy_from_slice(&(blocks as u64).to_le_bytes());
         h[hdr::TOTAL..hdr::TOTAL + 8].copy_from_slice(&(len as u64).to_le_bytes());
         for (i, slot) in directory.iter().enumerate() {
-            let e = self.bytes_mut(dir_off + i * ENTRY_BYTES, ENTRY_BYTES);
-            let name = truncate_utf8(&slot.name, NAME_BYTES - 1).as_bytes();
-            e[..name.len()].copy_from_slice(name);
-            let (code, arg) = slot.kind.code();
-            e[NAME_BYTES..NAME_BYTES + 8].copy_from_slice(&u64::from(code).to_le_bytes());
-            e[NAME_BYTES + 8..NAME_BYTES + 16].copy_from_slice(&arg.to_le_bytes());
-            let help = truncate_utf8(&slot.help, HELP_BYTES - 1).as_bytes();
-            e[HELP_OFFSET..HELP_OFFSET + help.len()].copy_from_slice(help);
+            write_entry(self.bytes_mut(dir_off + i * ENTRY_BYTES, ENTRY_BYTES), slot);
         }
         for l in 0..self.lcores {
             let b = self.blocks + l * self.block_bytes;
@@ -309,8 +500,11 @@ impl Segment {
             u64::from_le_bytes(b)
         };
         let (magic, version) = (rd(hdr::MAGIC, 8), rd(hdr::VERSION, 4) as u32);
-        if magic != MAGIC || version != VERSION {
+        if magic != MAGIC {
             return Err(StatsError::BadHeader { path: path.to_path_buf(), magic, version });
+        }
+        if version != VERSION {
+            return Err(StatsError::Version { path: path.to_path_buf(), found: version });
         }
         let (slots, lcores, block_bytes) =
             (rd(hdr::SLOTS, 4) as usize, rd(hdr::LCORES, 4) as usize, rd(hdr::BLOCK_BYTES, 4) as usize);
@@ -392,16 +586,7 @@ impl Segment {
     /// The directory.
     pub fn directory(&self) -> Vec<Slot> {
         let dir = u64::from_le_bytes(self.bytes(hdr::DIRECTORY, 8).try_into().expect("8")) as usize;
-        (0..self.slots)
-            .map(|i| {
-                let e = self.bytes(dir + i * ENTRY_BYTES, ENTRY_BYTES);
-                let text = |b: &[u8]| String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or(&[])).into_owned();
-                let code = u64::from_le_bytes(e[NAME_BYTES..NAME_BYTES + 8].try_into().expect("8"));
-                let arg = u64::from_le_bytes(e[NAME_BYTES + 8..NAME_BYTES + 16].try_into().expect("8"));
-                let kind = u8::try_from(code).ok().and_then(|c| Kind::from_code(c, arg)).unwrap_or(Kind::Info);
-                Slot { name: text(&e[..NAME_BYTES]), kind, help: text(&e[HELP_OFFSET..]) }
-            })
-            .collect()
+        (0..self.slots).map(|i| read_entry(self.bytes(dir + i * ENTRY_BYTES, ENTRY_BYTES))).collect()
     }
 
     /// The writer for block `lcore`. Exactly one may exist per block; the

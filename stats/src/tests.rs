@@ -4,14 +4,18 @@ use std::sync::Arc;
 
 fn dir(n: usize) -> Vec<Slot> {
     (0..n)
-        .map(|i| Slot {
-            name: format!("slot_{i}"),
-            kind: match i {
+        .map(|i| {
+            let kind = match i {
                 1 => Kind::Bucket { le: 1 << 20 },
                 2 => Kind::Bucket { le: u64::MAX },
                 _ => Kind::Counter,
-            },
-            help: format!("help {i}"),
+            };
+            let slot = Slot::new(format!("slot_{i}"), kind, "packets", format!("help {i}"));
+            match i % 3 {
+                0 => slot,
+                1 => slot.with_label("port", format!("p{i}")),
+                _ => slot.with_label("rank", i.to_string()).with_label("class", ""),
+            }
         })
         .collect()
 }
@@ -41,6 +45,71 @@ fn create_open_round_trip() {
     let mut v = [0u64; 5];
     assert_eq!(r.read(2, &mut v, std::time::Duration::from_millis(10)), Some(2));
     assert_eq!(v, [10, 0, 0, 0, 11]);
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn units_and_labels_round_trip_at_their_bounds() {
+    let p = tmp("labels");
+    let longest = |c: char, n: usize| std::iter::repeat_n(c, n).collect::<String>();
+    let slots = vec![
+        Slot::new(longest('n', NAME_MAX), Kind::Gauge, longest('u', UNIT_MAX), "é".repeat(HELP_MAX))
+            .with_label(longest('k', LABEL_KEY_MAX), longest('v', LABEL_VALUE_MAX))
+            .with_label("port", "eth0.100"),
+        Slot::new("top_stream", Kind::Info, "stream_id", "").with_label("rank", "7"),
+        Slot::new("plain", Kind::Counter, "", "No unit, no labels."),
+    ];
+    drop(Segment::create(&p, &slots, 1, 1, 1).unwrap());
+    let back = Segment::open(&p).unwrap().directory();
+    assert_eq!(back[1..], slots[1..]);
+    assert_eq!(
+        (back[0].name.as_str(), &back[0].unit, &back[0].labels),
+        (slots[0].name.as_str(), &slots[0].unit, &slots[0].labels)
+    );
+    // Help is cut at a character boundary, never mid-character.
+    assert_eq!(back[0].help, "é".repeat(HELP_MAX / 2));
+    assert_eq!(back[1].label("rank"), Some("7"));
+    assert_eq!(back[1].label("port"), None);
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn slots_out_of_bounds_are_refused_with_the_bound() {
+    let p = tmp("bounds");
+    let ok = || Slot::new("rx_packets", Kind::Counter, "packets", "Packets.");
+    let cases = [
+        (Slot { name: "port_rx_packets:port=p0".into(), ..ok() }, "labels go in `labels`"),
+        (Slot { name: "n".repeat(NAME_MAX + 1), ..ok() }, "1 to 48 bytes"),
+        (Slot { name: String::new(), ..ok() }, "1 to 48 bytes"),
+        (Slot { unit: "u".repeat(UNIT_MAX + 1), ..ok() }, "at most 32 bytes"),
+        (Slot { unit: "Packets".into(), ..ok() }, "unit \"Packets\""),
+        (ok().with_label("a", "1").with_label("b", "2").with_label("c", "3"), "3 labels: at most 2"),
+        (ok().with_label("k".repeat(LABEL_KEY_MAX + 1), "1"), "1 to 16 bytes"),
+        (ok().with_label("0port", "1"), "not starting with a digit"),
+        (ok().with_label("port", "v".repeat(LABEL_VALUE_MAX + 1)), "at most 32 bytes without NUL"),
+        (ok().with_label("port", "a\0b"), "without NUL"),
+    ];
+    for (slot, says) in cases {
+        let e =
+            Segment::create(&p, &[ok(), slot.clone()], 1, 1, 1).err().unwrap_or_else(|| panic!("{slot:?} accepted"));
+        assert!(matches!(e, StatsError::Slot { index: 1, .. }), "{e:?}");
+        assert!(e.to_string().contains(says), "{e} does not say {says:?}");
+    }
+    assert!(!p.exists(), "nothing is published for a refused directory");
+}
+
+#[test]
+fn another_version_is_refused_with_what_to_do() {
+    let p = tmp("version");
+    drop(Segment::create(&p, &dir(2), 1, 1, 1).unwrap());
+    let mut b = std::fs::read(&p).unwrap();
+    b[hdr::VERSION..hdr::VERSION + 4].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&p, &b).unwrap();
+    let e = Segment::open(&p).err().expect("version 2 refused");
+    assert!(matches!(e, StatsError::Version { found: 2, .. }), "{e:?}");
+    let says = e.to_string();
+    assert!(says.contains("version 2") && says.contains("version 3"), "{says}");
+    assert!(says.contains("restart the dataplane") && says.contains("upgrade"), "{says}");
     std::fs::remove_file(&p).unwrap();
 }
 

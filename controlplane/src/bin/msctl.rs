@@ -338,31 +338,33 @@ fn str_of(v: &Value) -> String {
     }
 }
 
+/// The table of `msctl stats`: rows in directory order, described by the
+/// daemon's `slots` (a daemon too old to send them gets every counter of
+/// `total`, without units).
 fn print_stats(r: &Value, prev: Option<&Value>) {
     let total = &r["total"];
     let dt =
         prev.map(|p| r["time_s"].as_f64().unwrap_or(0.0) - p["time_s"].as_f64().unwrap_or(0.0)).filter(|d| *d > 0.0);
-    println!("{:<34}{:>16}{:>14}", "counter", "total", if dt.is_some() { "per second" } else { "" });
-    for (k, v) in total.as_object().into_iter().flatten() {
-        let v = v.as_u64().unwrap_or(0);
-        // Zero drop reasons, histogram buckets and the top-N sketch
-        // (`msctl streams top`) would drown the table; --json has them all.
-        if (v == 0 && k.starts_with("drop_"))
-            || k.contains("_bucket:")
-            || k.starts_with("top_")
-            || k.starts_with("affected_")
-            || k.ends_with("port=")
-        {
-            continue;
+    let row = |key: &str, slot: Option<&Value>| {
+        let value = total[key].as_u64().unwrap_or(0);
+        let per_s = dt.zip(prev).map(|(dt, p)| value.saturating_sub(p["total"][key].as_u64().unwrap_or(0)) as f64 / dt);
+        let field = |f: &str| slot.and_then(|s| s[f].as_str()).unwrap_or_default().to_string();
+        let labels = slot.and_then(|s| s["labels"].as_object());
+        text::StatRow {
+            key: key.to_string(),
+            name: slot.map_or_else(|| key.to_string(), |_| field("name")),
+            kind: field("kind"),
+            unit: field("unit"),
+            absent: labels.is_some_and(|l| l.values().any(|v| v.as_str().is_some_and(str::is_empty))),
+            value,
+            per_s,
         }
-        match (dt, prev) {
-            (Some(dt), Some(p)) => {
-                let before = p["total"][k].as_u64().unwrap_or(0);
-                println!("{k:<34}{v:>16}{:>14.0}", v.saturating_sub(before) as f64 / dt);
-            }
-            _ => println!("{k:<34}{v:>16}"),
-        }
-    }
+    };
+    let rows: Vec<text::StatRow> = match r["slots"].as_array() {
+        Some(slots) => slots.iter().filter_map(|s| Some(row(s["key"].as_str()?, Some(s)))).collect(),
+        None => total.as_object().into_iter().flatten().map(|(k, _)| row(k, None)).collect(),
+    };
+    print!("{}", text::stats_table(&rows));
 }
 
 fn watch(cli: &Cli, secs: f64) -> anyhow::Result<()> {
