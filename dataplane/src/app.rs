@@ -7,14 +7,12 @@ use crate::counters::WorkerCounters;
 use crate::dpdk::eal::Eal;
 use crate::dpdk::mbuf::Mempool;
 use crate::dpdk::port::{self, Port};
-use crate::lcore::clock::Clock;
 use crate::lcore::mailbox::Mailboxes;
-use crate::lcore::turn::Turn;
+use crate::lcore::turn::QueuePlan;
 use crate::settings;
 use crate::stop::{Stop, SHUTDOWN_BOUND};
-use crate::worker::{Worker, WorkerQueue};
+use crate::worker::Worker;
 use anyhow::Context;
-use ms_netstack::host::Host;
 use ms_netstack::solicit::Solicitations;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -162,22 +160,28 @@ fn start_ports(eal: &Eal, cfg: &Config, pools: &[Arc<Mempool>], ports: &mut Vec<
 }
 
 /// One port's host on one worker; `asked` is shared by the port's workers.
-fn host_for(pc: &PortConfig, p: &Port, cfg: &Config, asked: &Arc<Solicitations>) -> anyhow::Result<Host> {
-    let a = &cfg.arp;
-    let cfg_host = settings::host(pc, p.mac, cfg);
-    let mut host = Host::with_shared(cfg_host, Arc::clone(asked));
+fn queue_plan(pc: &PortConfig, p: &Port, cfg: &Config, asked: &Arc<Solicitations>) -> anyhow::Result<QueuePlan> {
     // Each static neighbour goes to the port whose subnet holds it (the
     // config check made sure one does).
-    for n in a.statics.iter().filter(|n| pc.ipv4.value.is_host_address(n.ip.value.0)) {
-        if !host.add_static(n.ip.value.0, settings::mac(n.mac)) {
-            anyhow::bail!("port {}: static neighbour {} does not fit; raise arp.neighbors_max", pc.name, n.ip.value.0);
-        }
-    }
-    for r in &pc.routes {
-        host.add_route(settings::prefix(r.to), r.via.value.0)
-            .map_err(|e| anyhow::anyhow!("port {}: route {} via {}: {e:?}", pc.name, r.to, r.via.value.0))?;
-    }
-    Ok(host)
+    let statics = cfg
+        .arp
+        .statics
+        .iter()
+        .filter(|n| pc.ipv4.value.is_host_address(n.ip.value.0))
+        .map(|n| (n.ip.value.0, settings::mac(n.mac)))
+        .collect();
+    let routes = pc.routes.iter().map(|r| (settings::prefix(r.to), r.via.value.0)).collect();
+    let plan = QueuePlan {
+        port: p.id,
+        name: pc.name.clone(),
+        host: settings::host(pc, p.mac, cfg),
+        statics,
+        routes,
+        asked: Arc::clone(asked),
+    };
+    // Checked here, so the workers building theirs from it cannot fail.
+    plan.build(0).map_err(anyhow::Error::msg)?;
+    Ok(plan)
 }
 
 /// What workers are built from, started before any of them.
@@ -199,21 +203,21 @@ fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Work
     // One record of outstanding ARP requests per port, shared by its workers.
     let asked: Vec<Arc<Solicitations>> =
         ports.iter().map(|_| Arc::new(Solicitations::new(cfg.arp.neighbors_max.value as usize))).collect();
+    let plans = cfg
+        .ports()
+        .iter()
+        .zip(ports)
+        .zip(&asked)
+        .map(|((pc, p), asked)| queue_plan(pc, p, cfg, asked))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     for (index, pool) in pools.iter().enumerate() {
-        let mut queues = Vec::with_capacity(ports.len());
-        for ((pc, p), asked) in cfg.ports().iter().zip(ports).zip(&asked) {
-            queues.push(WorkerQueue { port: p.id, queue: index as u16, host: host_for(pc, p, cfg, asked)? });
-        }
-        let turn = Turn::new(
-            index,
-            queues,
-            Arc::clone(pool),
-            Arc::clone(&mail),
-            cfg.service.udp_port,
-            Clock::start(tsc_per_ms),
-        );
         workers.push(Worker {
-            turn,
+            index,
+            queues: plans.clone(),
+            pool: Arc::clone(pool),
+            mail: Arc::clone(&mail),
+            service_port: cfg.service.udp_port,
+            tsc_per_ms,
             counters: Arc::new(WorkerCounters::new(Arc::clone(stats), index)),
             stop: Arc::clone(stop.flag()),
             live: Arc::clone(live),

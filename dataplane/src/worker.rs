@@ -8,23 +8,34 @@
 use crate::control::Live;
 use crate::counters::{Counter, WorkerCounters};
 use crate::dpdk::mbuf;
+use crate::dpdk::mbuf::Mempool;
 use crate::dpdk::port;
-use crate::lcore::clock;
-use crate::lcore::mailbox::{Handoff, DRAIN_PER_TURN};
-use crate::lcore::turn::{Turn, BURST_MAX};
+use crate::lcore::clock::{self, Clock};
+use crate::lcore::mailbox::{Handoff, Mailboxes, DRAIN_PER_TURN};
+use crate::lcore::turn::{QueuePlan, Turn, BURST_MAX};
 use crate::service::{Service, ServiceSpec};
 use ms_dpdk_sys as sys;
 use ms_netstack::host::{ReplyKind, Shared, Verdict};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-pub use crate::lcore::turn::WorkerQueue;
-
-/// Everything a worker owns. Built on the main lcore, moved to the worker.
+/// What a worker is built from: the main lcore makes it and moves it to
+/// the worker's lcore, which builds everything it owns (host tables,
+/// service tables and pool) there, so that memory is local to its core.
 pub struct Worker {
-    /// The I/O context its service works through.
-    pub turn: Turn,
-    /// What runs on the service port (built when the loop starts).
+    /// Index among the workers (= its queue index on every port).
+    pub index: usize,
+    /// One plan per port, for the host state of its queue `index`.
+    pub queues: Vec<QueuePlan>,
+    /// Pool for packets the worker originates (DELIVER, ACK, ARP).
+    pub pool: Arc<Mempool>,
+    /// Mailboxes of all workers.
+    pub mail: Arc<Mailboxes>,
+    /// UDP port the service answers from.
+    pub service_port: u16,
+    /// TSC ticks per millisecond.
+    pub tsc_per_ms: u64,
+    /// What runs on the service port.
     pub service: ServiceSpec,
     /// Published counters.
     pub counters: Arc<WorkerCounters>,
@@ -36,14 +47,37 @@ pub struct Worker {
     pub burst: usize,
 }
 
+/// A worker running on its lcore.
+struct Running {
+    turn: Turn,
+    stop: Arc<AtomicBool>,
+    live: Arc<Live>,
+    burst: usize,
+}
+
 impl Worker {
-    /// Polls until `stop` is set; returns the lcore exit code.
-    pub fn run(mut self) -> i32 {
+    /// Builds what the worker owns on the calling lcore, then polls until
+    /// `stop` is set; returns the lcore exit code.
+    pub fn run(self) -> i32 {
         assert!(self.burst >= 1 && self.burst <= BURST_MAX);
-        let workers = self.turn.mail.len() as u32;
-        let mut service = self.service.build(&self.turn, workers, self.live.instance);
+        let queues = self.queues.iter().map(|p| p.build(self.index as u16));
+        // The main lcore built each plan once already, so this cannot fail.
+        let queues = match queues.collect::<Result<Vec<_>, String>>() {
+            Ok(q) => q,
+            Err(e) => panic!("worker {}: {e}", self.index),
+        };
+        let clock = Clock::start(self.tsc_per_ms);
+        let turn = Turn::new(self.index, queues, self.pool, Arc::clone(&self.mail), self.service_port, clock);
+        let workers = self.mail.len() as u32;
+        let service = self.service.build(&turn, workers, self.live.instance);
+        let running = Running { turn, stop: self.stop, live: self.live, burst: self.burst };
+        running.run(service, &self.counters)
+    }
+}
+
+impl Running {
+    fn run(mut self, mut service: Service, counters: &Arc<WorkerCounters>) -> i32 {
         let mut rx = [std::ptr::null_mut(); BURST_MAX];
-        let counters = Arc::clone(&self.counters);
         let mut last_flush_tsc = 0u64;
         let mut rx_burst = self.burst;
         self.turn.c.set(Counter::RxBurst, rx_burst as u64);
@@ -73,14 +107,14 @@ impl Worker {
             }
             // Publish after every busy turn, and when idle once a millisecond.
             if self.turn.c.is_dirty() || tsc.saturating_sub(last_flush_tsc) >= tsc_per_ms {
-                self.turn.c.flush(&counters);
+                self.turn.c.flush(counters);
                 last_flush_tsc = tsc;
             }
         }
         crate::alloc::count_this_thread(false);
         self.finish_turn(&mut service, false);
         self.turn.drop_all_held();
-        self.turn.c.flush(&counters);
+        self.turn.c.flush(counters);
         0
     }
 

@@ -31,6 +31,42 @@ pub struct WorkerQueue {
     pub host: Host,
 }
 
+/// What a worker builds one of its [`WorkerQueue`]s from, on its own
+/// lcore: the host's identity, its static neighbours and routes, and the
+/// port's shared record of ARP requests.
+#[derive(Debug, Clone)]
+pub struct QueuePlan {
+    /// DPDK port id.
+    pub port: u16,
+    /// Port name (for errors).
+    pub name: String,
+    /// Identity and ARP settings.
+    pub host: ms_netstack::host::HostConfig,
+    /// Static neighbours on this port's subnet.
+    pub statics: Vec<(Ipv4Addr, MacAddr)>,
+    /// Static routes: (destination, next hop).
+    pub routes: Vec<(ms_netstack::route::Prefix, Ipv4Addr)>,
+    /// Outstanding ARP requests, shared by the port's workers.
+    pub asked: Arc<ms_netstack::solicit::Solicitations>,
+}
+
+impl QueuePlan {
+    /// Builds queue `queue`'s host (allocates its tables). The main lcore
+    /// builds one first to check the plan, so the workers' cannot fail.
+    pub fn build(&self, queue: u16) -> Result<WorkerQueue, String> {
+        let mut host = Host::with_shared(self.host, Arc::clone(&self.asked));
+        for &(ip, mac) in &self.statics {
+            if !host.add_static(ip, mac) {
+                return Err(format!("port {}: static neighbour {ip} does not fit; raise arp.neighbors_max", self.name));
+            }
+        }
+        for &(to, via) in &self.routes {
+            host.add_route(to, via).map_err(|e| format!("port {}: route via {via}: {e:?}", self.name))?;
+        }
+        Ok(WorkerQueue { port: self.port, queue, host })
+    }
+}
+
 /// Packets to send and to free. Sends go out in bursts per queue; both
 /// arrays flush themselves when full, so callers may add any number.
 pub(crate) struct Batch {
@@ -82,10 +118,6 @@ pub struct Turn {
     /// the caller can tag it ([`Turn::tag_last_held`]).
     last_held: Option<(usize, Ipv4Addr)>,
 }
-
-// SAFETY: the raw mbuf pointers in the batch are only touched on the lcore
-// that owns the turn; a Turn moves to its lcore once, before the loop.
-unsafe impl Send for Turn {}
 
 impl Batch {
     fn new() -> Batch {
@@ -161,8 +193,8 @@ impl Batch {
 }
 
 impl Turn {
-    /// The context of worker `index` (built on the main lcore, moved to the
-    /// worker's before its loop starts).
+    /// The context of worker `index`, built on its own lcore (it holds raw
+    /// mbuf pointers, so it never moves to another thread).
     pub fn new(
         index: usize,
         queues: Vec<WorkerQueue>,
