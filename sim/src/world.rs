@@ -1,0 +1,491 @@
+//! The world: the appliance's workers, the clients, the network and the
+//! clock, advanced one pseudo-random event per step. A worker's turn is the
+//! dataplane loop's: mail (bounded), received datagrams (a burst), expiry,
+//! `end_turn`. After every engine call what it sent is checked and put on
+//! the network; after every turn the worker's accounting is checked.
+
+use crate::clients::{Publisher, SimClient, Subscriber};
+use crate::io::{Buffers, IoStats, Item, Sent, TurnIo};
+use crate::net::{Dest, Net, Packet};
+use crate::props::Checker;
+use crate::{Rng, Scenario};
+use ms_proto::{Addr, Disposition, Engine, EngineConfig, From, Ipv4Addr, Mail, Now, ProtoCounter as C};
+use ms_streams::Peer;
+use ms_wire::control::Control;
+use ms_wire::shard::owner;
+use ms_wire::{Frame, DATAGRAM_MAX};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+/// The appliance's service address.
+const SERVICE: Addr = Addr { ip: Ipv4Addr::new(198, 18, 0, 1), port: 9000, via: 0 };
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+/// Events kept for a failure's report.
+const TRACE: usize = 20;
+
+/// `messages_published` is the sum of these (as in ms-bench).
+const PUBLISHED_PARTS: [C; 6] =
+    [C::MessagesNoSubscriber, C::MessagesQueued, C::RefusedBackpressure, C::ShedBulk, C::ShedBestEffort, C::RefusedPoolFull];
+/// `deliveries_queued` is these, plus what was sent or failed to leave,
+/// plus what is still queued (as in ms-bench).
+const DROPPED_PARTS: [C; 5] =
+    [C::DroppedOldest, C::DroppedConflated, C::DroppedDisconnected, C::DroppedUnsubscribed, C::DroppedExpired];
+
+/// A run that broke a property.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The scenario's seed.
+    pub seed: u64,
+    /// The step it broke at.
+    pub step: u64,
+    /// What broke.
+    pub what: String,
+    /// The last events before it.
+    pub trace: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "ms-sim: seed {} failed at step {}: {}", self.seed, self.step, self.what)?;
+        writeln!(f, "replay: MS_SIM_SEED={} cargo test -p ms-sim --release replay -- --nocapture", self.seed)?;
+        writeln!(f, "last events:")?;
+        self.trace.iter().try_for_each(|t| writeln!(f, "  {t}"))
+    }
+}
+
+/// What a run that held every property did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Steps run.
+    pub steps: u64,
+    /// Messages the publishers sent (counted by the engines on arrival).
+    pub published: u64,
+    /// Messages sent in DELIVERs (checked at the appliance's side).
+    pub delivered: u64,
+    /// Messages subscribers handed over.
+    pub handed: u64,
+    /// Deliveries still queued at the end: no credit left to send them
+    /// (their subscriber lost the DELIVERs that would have made it grant more).
+    pub stranded: u64,
+    /// Datagrams the network lost.
+    pub net_dropped: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Tick { client: usize, sent: u32 },
+    ToWorker { worker: u32, port: u16, kind: &'static str },
+    RingFull { worker: u32 },
+    ToClient { client: usize, kind: &'static str },
+    Turn { worker: usize, mail: u32, rx: u32, sent: usize },
+    HandOffFull { to: u32 },
+    Heal,
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Tick { client, sent } => write!(f, "client {client} ticks, sends {sent}"),
+            Event::ToWorker { worker, port, kind } => write!(f, "{kind} from port {port} reaches worker {worker}"),
+            Event::RingFull { worker } => write!(f, "worker {worker}'s receive ring is full: dropped"),
+            Event::ToClient { client, kind } => write!(f, "{kind} reaches client {client}"),
+            Event::Turn { worker, mail, rx, sent } => {
+                write!(f, "worker {worker} turn: {mail} mail, {rx} datagrams in, {sent} out")
+            }
+            Event::HandOffFull { to } => write!(f, "hand-off to worker {to}: mailbox full, dropped"),
+            Event::Heal => write!(f, "network healed; publishers stop"),
+        }
+    }
+}
+
+/// Runs `sc`; `verbose` prints every event.
+pub fn run(sc: &Scenario, verbose: bool) -> Result<Summary, Failure> {
+    let mut w = World::new(sc.clone(), verbose);
+    match w.run_all() {
+        Ok(s) => Ok(s),
+        Err(what) => Err(Failure {
+            seed: sc.seed,
+            step: w.step,
+            what,
+            trace: w.trace.iter().map(|(s, ms, e)| format!("step {s:>5} {ms:>5} ms  {e}")).collect(),
+        }),
+    }
+}
+
+struct World {
+    sc: Scenario,
+    rng: Rng,
+    io_rng: Rng,
+    step: u64,
+    now: Now,
+    draining: bool,
+    engines: Vec<Engine<usize>>,
+    bufs: Vec<Buffers>,
+    mail: Vec<VecDeque<Item>>,
+    rx: Vec<VecDeque<(From, Vec<u8>)>>,
+    stats: Vec<IoStats>,
+    totals: Vec<Vec<u64>>,
+    /// PUBLISH messages each worker's engine was given.
+    msgs_in: Vec<u64>,
+    sent: Vec<Sent>,
+    net: Net,
+    clients: Vec<Box<dyn SimClient>>,
+    addrs: Vec<Addr>,
+    by_port: HashMap<u16, usize>,
+    checker: Checker,
+    trace: VecDeque<(u64, u64, Event)>,
+    verbose: bool,
+}
+
+fn peer(a: Addr) -> Peer {
+    Peer { ip: u32::from(a.ip), port: a.port }
+}
+
+fn kind(bytes: &[u8]) -> &'static str {
+    match ms_wire::parse(bytes) {
+        Ok(Frame::Publish(_)) => "PUBLISH",
+        Ok(Frame::Deliver(_)) => "DELIVER",
+        Ok(Frame::Control(c)) => match c {
+            Control::Subscribe(_) => "SUBSCRIBE",
+            Control::Unsubscribe(_) => "UNSUBSCRIBE",
+            Control::Heartbeat => "HEARTBEAT",
+            Control::Ack(_) => "ACK",
+            Control::Error(_) => "ERROR",
+            Control::Credit(_) => "CREDIT",
+            Control::Backpressure(_) => "BACKPRESSURE",
+        },
+        Err(_) => "garbage",
+    }
+}
+
+fn publish_count(bytes: &[u8]) -> u64 {
+    match ms_wire::parse(bytes) {
+        Ok(Frame::Publish(p)) => p.len() as u64,
+        _ => 0,
+    }
+}
+
+impl World {
+    fn new(sc: Scenario, verbose: bool) -> World {
+        let mut rng = Rng::new(sc.seed);
+        let n = sc.workers as usize;
+        let engines = (0..sc.workers)
+            .map(|me| {
+                let cfg = EngineConfig { limits: sc.limits, workers: sc.workers, me, instance: 0x5eed, service_port: 9000 };
+                let mut e = Engine::new(cfg);
+                e.set_tunables(sc.tunables);
+                e
+            })
+            .collect();
+        let mut clients: Vec<Box<dyn SimClient>> = Vec::new();
+        for p in 0..sc.publishers {
+            let streams = (0..rng.range(1, 4)).map(|_| rng.below(sc.streams)).collect();
+            clients.push(Box::new(Publisher::new(p as u16, streams, rng.range(1, 5), rng.fork())));
+        }
+        for s in 0..sc.subscribers {
+            let first = rng.below(sc.streams);
+            let last = first + rng.below((sc.streams - first).min(16));
+            let window = rng.range(sc.window.0, sc.window.1);
+            clients.push(Box::new(Subscriber::new(first, last, s as u32 + 1, window, sc.retry_ms, sc.heartbeat_ms)));
+        }
+        let addrs: Vec<Addr> =
+            (0..clients.len()).map(|i| Addr { ip: CLIENT_IP, port: 20_000 + i as u16, via: 0 }).collect();
+        World {
+            io_rng: rng.fork(),
+            rng,
+            step: 0,
+            now: Now { ms: 1, ns: 1_700_000_000_000_000_000 },
+            draining: false,
+            engines,
+            bufs: (0..n).map(|_| Buffers::new(sc.buffers)).collect(),
+            mail: vec![VecDeque::new(); n],
+            rx: vec![VecDeque::new(); n],
+            stats: vec![IoStats::default(); n],
+            totals: vec![vec![0; C::ALL.len()]; n],
+            msgs_in: vec![0; n],
+            sent: Vec::new(),
+            net: Net::new(sc.net),
+            by_port: addrs.iter().enumerate().map(|(i, a)| (a.port, i)).collect(),
+            addrs,
+            clients,
+            checker: Checker::default(),
+            trace: VecDeque::with_capacity(TRACE),
+            verbose,
+            sc,
+        }
+    }
+
+    fn log(&mut self, e: Event) {
+        if self.verbose {
+            println!("step {:>5} {:>5} ms  {e}", self.step, self.now.ms);
+        }
+        if self.trace.len() == TRACE {
+            self.trace.pop_front();
+        }
+        self.trace.push_back((self.step, self.now.ms, e));
+    }
+
+    fn run_all(&mut self) -> Result<Summary, String> {
+        for _ in 0..self.sc.publish_steps {
+            self.one_step()?;
+        }
+        self.draining = true;
+        self.net.heal();
+        self.log(Event::Heal);
+        for _ in 0..self.sc.drain_steps {
+            self.one_step()?;
+        }
+        self.finish()
+    }
+
+    fn one_step(&mut self) -> Result<(), String> {
+        self.step += 1;
+        if self.rng.chance(0.5) {
+            self.now.ms += 1;
+            self.now.ns += 1_000_000;
+            // Every client's timers, starting from a random one.
+            let n = self.clients.len();
+            let first = self.rng.below(n as u64) as usize;
+            for i in 0..n {
+                self.client_turn((first + i) % n)?;
+            }
+        }
+        for p in self.net.take_due(&mut self.rng, self.step) {
+            self.arrive(p)?;
+        }
+        // Workers run concurrently: each takes a turn or not, in random order.
+        let n = self.sc.workers as usize;
+        let first = self.rng.below(n as u64) as usize;
+        for i in 0..n {
+            if self.rng.chance(0.5) {
+                self.worker_turn((first + i) % n)?;
+            }
+        }
+        self.check_memory()
+    }
+
+    fn client_turn(&mut self, c: usize) -> Result<(), String> {
+        // Draining: publishers send what they hold but publish no more.
+        if !(self.draining && c < self.sc.publishers) {
+            self.clients[c].on_tick(self.now);
+        }
+        let mut buf = [0u8; DATAGRAM_MAX];
+        let mut sent = 0;
+        while sent < 16 {
+            let Some(n) = self.clients[c].poll_transmit(self.now, &mut buf) else { break };
+            let bytes = buf[..n].to_vec();
+            self.checker.on_publish_sent(&bytes);
+            // RSS: any worker may receive any datagram.
+            let w = self.rng.below(u64::from(self.sc.workers)) as u32;
+            self.net.send(&mut self.rng, self.step, Dest::Worker(w), self.addrs[c], bytes);
+            sent += 1;
+        }
+        if sent > 0 {
+            self.log(Event::Tick { client: c, sent });
+        }
+        self.take_handed(c)
+    }
+
+    fn take_handed(&mut self, c: usize) -> Result<(), String> {
+        while let Some(h) = self.clients[c].poll_handed() {
+            self.checker.on_handed(c, peer(self.addrs[c]), &h)?;
+        }
+        Ok(())
+    }
+
+    fn arrive(&mut self, p: Packet) -> Result<(), String> {
+        match p.dest {
+            Dest::Worker(w) => {
+                self.log(Event::ToWorker { worker: w, port: p.from.port, kind: kind(&p.bytes) });
+                let ring = &mut self.rx[w as usize];
+                if ring.len() >= self.sc.rx_ring {
+                    self.log(Event::RingFull { worker: w });
+                } else {
+                    ring.push_back((From { addr: p.from, mac: CLIENT_MAC }, p.bytes));
+                }
+            }
+            Dest::Client(c) => {
+                self.log(Event::ToClient { client: c, kind: kind(&p.bytes) });
+                self.clients[c].on_datagram(self.now, &p.bytes);
+                self.take_handed(c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on worker `w`'s engine with its `Io`.
+    fn with_io<R>(&mut self, w: usize, f: impl FnOnce(&mut Engine<usize>, &mut TurnIo<'_>, Now) -> R) -> R {
+        let mut io = TurnIo {
+            me: w,
+            bufs: &mut self.bufs[w],
+            mail: &mut self.mail,
+            mailbox: self.sc.mailbox,
+            sent: &mut self.sent,
+            stats: &mut self.stats[w],
+            rng: &mut self.io_rng,
+            tx_fail: self.sc.tx_fail,
+            mutation: self.sc.mutation,
+        };
+        f(&mut self.engines[w], &mut io, self.now)
+    }
+
+    fn worker_turn(&mut self, w: usize) -> Result<(), String> {
+        let (mut mail, mut rx, mut sent) = (0, 0, 0);
+        while mail < self.sc.mail_per_turn {
+            let Some(item) = self.mail[w].pop_front() else { break };
+            mail += 1;
+            match item {
+                Item::Mail(m) => {
+                    if let Mail::Credit { addr, stream, position } = m {
+                        self.checker.on_credit(peer(addr), stream, position);
+                    }
+                    self.with_io(w, |e, io, now| e.on_mail(io, now, m));
+                    if let Mail::Range(_) = m {
+                        self.scan(w);
+                    }
+                }
+                Item::Publish(from, bytes) => {
+                    self.msgs_in[w] += publish_count(&bytes);
+                    self.with_io(w, |e, io, now| e.on_handed_publish(io, now, from, &bytes));
+                }
+            }
+            sent += self.take_sent(w)?;
+        }
+        while rx < self.sc.rx_burst {
+            let Some((from, bytes)) = self.rx[w].pop_front() else { break };
+            rx += 1;
+            self.receive(w, from, bytes);
+            sent += self.take_sent(w)?;
+        }
+        self.engines[w].expire(self.now, self.sc.limits.lifetime_ms);
+        self.with_io(w, |e, io, now| e.end_turn(io, now));
+        // Subscriptions a paused range job finished in end_turn.
+        self.scan(w);
+        sent += self.take_sent(w)?;
+        self.log(Event::Turn { worker: w, mail: mail as u32, rx: rx as u32, sent });
+        self.check_turn(w)
+    }
+
+    /// One received datagram on worker `w`.
+    fn receive(&mut self, w: usize, from: From, bytes: Vec<u8>) {
+        let frame = ms_wire::parse(&bytes);
+        let subscribe = matches!(frame, Ok(Frame::Control(Control::Subscribe(_))));
+        if let Ok(Frame::Control(Control::Credit(credits))) = frame {
+            for c in credits.filter(|c| owner(c.stream, self.sc.workers) == w as u32) {
+                self.checker.on_credit(peer(from.addr), c.stream, c.position);
+            }
+        }
+        match self.with_io(w, |e, io, now| e.on_datagram(io, now, from, &bytes)) {
+            Disposition::HandOff { worker } => {
+                let q = &mut self.mail[worker as usize];
+                if q.len() < self.sc.mailbox {
+                    q.push_back(Item::Publish(from.addr, bytes));
+                } else {
+                    self.log(Event::HandOffFull { to: worker });
+                }
+            }
+            Disposition::Done => self.msgs_in[w] += publish_count(&bytes),
+        }
+        if subscribe {
+            self.scan(w);
+        }
+    }
+
+    /// Notes the subscriptions worker `w` holds that the checker has not
+    /// seen, with their initial grant: the stream's position now (nothing
+    /// was published since they appeared) plus the initial credit.
+    fn scan(&mut self, w: usize) {
+        let st = self.engines[w].streams();
+        let initial = u64::from(st.tunables().initial_credit_bytes);
+        for s in (0..self.sc.streams).filter(|s| owner(*s, self.sc.workers) == w as u32) {
+            let Some(pos) = st.position(s) else { continue };
+            let checker = &mut self.checker;
+            st.subscribers_of(s, |slot| checker.on_subscription(st.peer(slot), s, pos + initial));
+        }
+    }
+
+    /// Checks what worker `w` sent and puts it on the network.
+    fn take_sent(&mut self, w: usize) -> Result<usize, String> {
+        let n = self.sent.len();
+        for s in std::mem::take(&mut self.sent) {
+            let Some(&c) = self.by_port.get(&s.to.port).filter(|_| s.to.ip == CLIENT_IP) else {
+                return Err(format!("worker {w} sent to an address no client has: {:?}", s.to));
+            };
+            if s.messages > 0 {
+                self.checker.on_deliver(peer(s.to), &s.bytes, s.messages)?;
+            }
+            if s.ok {
+                self.net.send(&mut self.rng, self.step, Dest::Client(c), SERVICE, s.bytes);
+            }
+        }
+        Ok(n)
+    }
+
+    fn check_memory(&self) -> Result<(), String> {
+        for (w, e) in self.engines.iter().enumerate() {
+            let used = e.streams().gauges().pool_used_bytes;
+            if used > self.sc.limits.queue_bytes {
+                return Err(format!("worker {w}: pool uses {used} bytes of {}", self.sc.limits.queue_bytes));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a turn: no buffer held, every message and delivery accounted for.
+    fn check_turn(&mut self, w: usize) -> Result<(), String> {
+        if !self.bufs[w].all_free() {
+            return Err(format!("worker {w} holds transmit buffers across turns"));
+        }
+        let totals = &mut self.totals[w];
+        self.engines[w].counts().take(|c| {
+            for k in C::ALL {
+                let i = *k as usize;
+                totals[i] = if k.is_gauge() { c.values[i] } else { totals[i] + c.values[i] };
+            }
+        });
+        let t = |c: C| totals[c as usize];
+        let parts: u64 = PUBLISHED_PARTS.iter().map(|c| t(*c)).sum();
+        if t(C::MessagesPublished) != parts {
+            return Err(format!("worker {w}: messages_published {} but its parts sum to {parts}", t(C::MessagesPublished)));
+        }
+        let pending = self.engines[w].streams().pending_deliveries();
+        let io = self.stats[w];
+        let out = io.deliver_messages + io.deliver_dropped + DROPPED_PARTS.iter().map(|c| t(*c)).sum::<u64>() + pending;
+        if t(C::DeliveriesQueued) != out {
+            return Err(format!(
+                "worker {w}: deliveries_queued {} but sent {} + failed {} + dropped by policy + {pending} queued = {out}",
+                t(C::DeliveriesQueued),
+                io.deliver_messages,
+                io.deliver_dropped
+            ));
+        }
+        Ok(())
+    }
+
+    /// After the drain: every subscriber settled, every message the
+    /// engines were given counted, the scenario's assumptions held.
+    fn finish(&mut self) -> Result<Summary, String> {
+        if let Some(c) = (0..self.clients.len()).find(|c| !self.clients[*c].is_settled()) {
+            return Err(format!("client {c} is still waiting for its SUBSCRIBE to be acknowledged"));
+        }
+        let total = |c: C| self.totals.iter().map(|t| t[c as usize]).sum::<u64>();
+        let given: u64 = self.msgs_in.iter().sum();
+        if given != total(C::MessagesPublished) + total(C::MixedShards) {
+            return Err(format!("engines were given {given} messages but counted {}", total(C::MessagesPublished)));
+        }
+        for c in [C::MixedShards, C::SubscribersExpired, C::DroppedDisconnected, C::DroppedExpired] {
+            if total(c) != 0 {
+                return Err(format!("scenario assumption broken: {} = {}", c.name(), total(c)));
+            }
+        }
+        Ok(Summary {
+            steps: self.step,
+            published: total(C::MessagesPublished),
+            delivered: self.checker.delivered,
+            handed: self.checker.handed_total,
+            stranded: self.engines.iter().map(|e| e.streams().pending_deliveries()).sum(),
+            net_dropped: self.net.dropped,
+        })
+    }
+}
