@@ -29,7 +29,37 @@
 use crate::clients::{parse_payload, Handed, Id};
 use ms_streams::Peer;
 use ms_wire::Frame;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap as StdMap, HashSet as StdSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FxHash (rustc's): keys here are small integers, not attacker-chosen, and
+/// SipHash dominated the debug build's run time.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|b| self.write_u64(u64::from(*b)));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type HashMap<K, V> = StdMap<K, V, BuildHasherDefault<Fx>>;
+type HashSet<K> = StdSet<K, BuildHasherDefault<Fx>>;
 
 /// What the properties remember.
 #[derive(Debug, Default)]
@@ -72,6 +102,16 @@ impl Checker {
         }
     }
 
+    /// The largest grant the owner of `stream` could know from `peer`.
+    pub fn grant(&self, peer: Peer, stream: u64) -> Option<u64> {
+        self.grants.get(&(peer, stream)).copied()
+    }
+
+    /// The end position of the last message of `stream` sent to `peer`.
+    pub fn last_sent(&self, peer: Peer, stream: u64) -> Option<u64> {
+        self.last_sent.get(&(peer, stream)).map(|x| x.1)
+    }
+
     /// Checks a DELIVER the appliance sends to `to`, said to carry `messages`.
     pub fn on_deliver(&mut self, to: Peer, bytes: &[u8], messages: u32) -> Result<(), String> {
         let Ok(Frame::Deliver(d)) = ms_wire::parse(bytes) else {
@@ -82,22 +122,23 @@ impl Checker {
         }
         for x in d.deliveries() {
             self.delivered += 1;
-            let what = format!("stream {} seq {} position {} to port {}", x.stream, x.seq, x.position, to.port);
+            let what = || format!("stream {} seq {} position {} to port {}", x.stream, x.seq, x.position, to.port);
             let Some(id) = parse_payload(x.payload) else {
-                return Err(format!("{what}: payload corrupt"));
+                return Err(format!("{}: payload corrupt", what()));
             };
             if id.stream != x.stream || !self.published.contains(&id) {
-                return Err(format!("{what}: never published ({id:?})"));
+                return Err(format!("{}: never published ({id:?})", what()));
             }
-            self.stream_order(x.stream, x.seq, x.position, x.payload.len() as u64, id).map_err(|e| format!("{what}: {e}"))?;
+            let len = x.payload.len() as u64;
+            self.stream_order(x.stream, x.seq, x.position, len, id).map_err(|e| format!("{}: {e}", what()))?;
             if let Some((seq, pos)) = self.last_sent.insert((to, x.stream), (x.seq, x.position)) {
                 if x.seq <= seq || x.position <= pos {
-                    return Err(format!("{what}: after seq {seq} position {pos} (duplicate or out of order)"));
+                    return Err(format!("{}: after seq {seq} position {pos} (duplicate or out of order)", what()));
                 }
             }
             match self.grants.get(&(to, x.stream)) {
-                None => return Err(format!("{what}: no subscription was seen")),
-                Some(g) if x.position > *g => return Err(format!("{what}: past the grant {g}")),
+                None => return Err(format!("{}: no subscription was seen", what())),
+                Some(g) if x.position > *g => return Err(format!("{}: past the grant {g}", what())),
                 Some(_) => {}
             }
             self.sent.insert((to, x.stream, x.seq));
@@ -129,13 +170,13 @@ impl Checker {
     /// Checks a message subscriber `client` (address `peer`) handed over.
     pub fn on_handed(&mut self, client: usize, peer: Peer, h: &Handed) -> Result<(), String> {
         self.handed_total += 1;
-        let what = format!("client {client} handed stream {} seq {}", h.stream, h.seq);
+        let what = || format!("client {client} handed stream {} seq {}", h.stream, h.seq);
         if !self.sent.contains(&(peer, h.stream, h.seq)) {
-            return Err(format!("{what}: never sent to it"));
+            return Err(format!("{}: never sent to it", what()));
         }
         if let Some(last) = self.handed.insert((client, h.stream), h.seq) {
             if h.seq <= last {
-                return Err(format!("{what}: after seq {last}"));
+                return Err(format!("{}: after seq {last}", what()));
             }
         }
         Ok(())

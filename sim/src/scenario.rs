@@ -119,7 +119,7 @@ impl Scenario {
             queue_bytes: r.range(8, 128) << 10,
         };
         let mut tunables = Tunables {
-            initial_credit_bytes: r.range(256, 16_384) as u32,
+            initial_credit_bytes: r.range(1_500, 16_384) as u32,
             stream_queue_bytes_max: r.range(1_600, 16_384) as u32,
             default_policy: policy(&mut r),
             tx_budget_min: r.range(1, 64) as u32,
@@ -145,11 +145,11 @@ impl Scenario {
             tx_fail: r.below(5) as f64 / 100.0,
             limits,
             tunables,
-            window: (r.range(64, 1024), r.range(1024, 16_384)),
+            window: (r.range(1_500, 4_096), r.range(4_096, 16_384)),
             heartbeat_ms: r.range(20, 100),
             retry_ms: r.range(10, 40),
-            publish_steps: r.range(300, 900),
-            drain_steps: 1_500,
+            publish_steps: r.range(150, 400),
+            drain_steps: 400,
             mutation: Mutation::None,
         }
     }

@@ -70,6 +70,10 @@ pub struct Summary {
     pub stranded: u64,
     /// Datagrams the network lost.
     pub net_dropped: u64,
+    /// Subscriptions left with messages queued past their grant, though
+    /// their subscriber consumed everything it was sent:
+    /// "port P stream S (policy): grant G, last sent L, stream at T".
+    pub stalled: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -463,6 +467,26 @@ impl World {
         Ok(())
     }
 
+    fn stalled(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (w, e) in self.engines.iter().enumerate() {
+            let st = e.streams();
+            for s in (0..self.sc.streams).filter(|s| owner(*s, self.sc.workers) == w as u32) {
+                let (Some(pos), true) = (st.position(s), st.queued_bytes(s) > 0) else { continue };
+                st.subscribers_of(s, |slot| {
+                    let p = st.peer(slot);
+                    let g = self.checker.grant(p, s).unwrap_or(0);
+                    if pos > g {
+                        let last = self.checker.last_sent(p, s);
+                        let policy = st.tunables().policy_of(s).name();
+                        out.push(format!("port {} stream {s} ({policy}): grant {g}, last sent {last:?}, stream at {pos}", p.port));
+                    }
+                });
+            }
+        }
+        out
+    }
+
     /// After the drain: every subscriber settled, every message the
     /// engines were given counted, the scenario's assumptions held.
     fn finish(&mut self) -> Result<Summary, String> {
@@ -480,6 +504,7 @@ impl World {
             }
         }
         Ok(Summary {
+            stalled: self.stalled(),
             steps: self.step,
             published: total(C::MessagesPublished),
             delivered: self.checker.delivered,

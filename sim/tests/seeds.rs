@@ -3,23 +3,28 @@
 
 use ms_sim::{run, Mutation, Scenario};
 
-/// Scenarios `many_seeds` runs (seeds 1..=SEEDS).
-const SEEDS: u64 = 300;
+/// Scenarios `many_seeds` runs (seeds 1..=SEEDS) unless `MS_SIM_SEEDS`
+/// says how many: about 30 s in a debug build on a busy two-core machine.
+const SEEDS: u64 = 400;
+
+fn seeds() -> u64 {
+    std::env::var("MS_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SEEDS)
+}
 
 #[test]
 fn many_seeds() {
-    let (mut delivered, mut stranded, mut with_stranded) = (0, 0, 0);
-    for seed in 1..=SEEDS {
+    let (mut delivered, mut stalled, mut with_stalls) = (0, 0, 0);
+    for seed in 1..=seeds() {
         match run(&Scenario::from_seed(seed), false) {
             Ok(s) => {
                 delivered += s.delivered;
-                stranded += s.stranded;
-                with_stranded += u64::from(s.stranded > 0);
+                stalled += s.stalled.len();
+                with_stalls += u64::from(!s.stalled.is_empty());
             }
             Err(f) => panic!("{f}"),
         }
     }
-    eprintln!("{SEEDS} seeds: {delivered} messages delivered; {with_stranded} ended with {stranded} deliveries stranded");
+    eprintln!("{} seeds: {delivered} messages delivered; {with_stalls} ended with {stalled} subscriptions stalled", seeds());
 }
 
 /// `MS_SIM_SEED=1234 cargo test -p ms-sim --release replay -- --nocapture`
@@ -30,7 +35,7 @@ fn replay() {
     let sc = Scenario::from_seed(seed);
     println!("{}", sc.describe());
     match run(&sc, true) {
-        Ok(s) => println!("seed {seed}: every property held: {s:?}"),
+        Ok(s) => println!("seed {seed}: every property held: {s:#?}"),
         Err(f) => panic!("{f}"),
     }
 }
@@ -46,4 +51,19 @@ fn catches_a_planted_bug() {
     assert!(dup.what.contains("duplicate"), "{dup}");
     let pos = first_failure(Mutation::CorruptPosition(200), 20).expect("a corrupted position is caught");
     eprintln!("caught as expected:\n{dup}\n{pos}");
+}
+
+/// Liveness under `drop-oldest` and `conflate`: a subscriber that consumed
+/// everything it was sent must not be left with messages queued past its
+/// grant for good. Fails today (see sim/README.md, "Findings"): a
+/// subscription whose CREDIT arrives after the policy dropped the messages
+/// of its window grants `last consumed + window` forever, below every
+/// message still queued. Run with `--ignored` once that is fixed.
+#[test]
+#[ignore = "finding: drop-oldest/conflate can leave a subscription stalled below its queued messages"]
+fn no_subscription_stalls() {
+    for seed in 1..=seeds() {
+        let s = run(&Scenario::from_seed(seed), false).unwrap_or_else(|f| panic!("{f}"));
+        assert!(s.stalled.is_empty(), "seed {seed}: stalled {:#?}", s.stalled);
+    }
 }
