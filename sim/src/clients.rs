@@ -273,8 +273,11 @@ impl SimClient for Subscriber {
             self.next_heartbeat_ms = now.ms + self.heartbeat_ms;
             self.emit(control::emit_heartbeat);
             // Lost grants cost a heartbeat interval, not a stalled stream.
-            let all: Vec<Credit> =
-                self.flows.iter().filter_map(|(s, f)| f.grant.map(|position| Credit { stream: *s, position })).collect();
+            let all: Vec<Credit> = self
+                .flows
+                .iter()
+                .filter_map(|(s, f)| f.grant.map(|position| Credit { stream: *s, position }))
+                .collect();
             self.emit_credits(&all);
         }
     }

@@ -17,8 +17,9 @@
 //!
 //! Layout: [`scenario`] (what a seed means), [`net`] (the lossy network),
 //! [`clients`] (sans-IO publisher and subscriber models behind
-//! [`clients::SimClient`]), [`world`] (the workers, their `Io`, the step
-//! loop), [`props`] (the properties).
+//! [`clients::SimClient`]), [`world`] (the workers and the step loop; their
+//! `Io` is the private `io` module),
+//! [`props`] (the properties), `report` (trace, failure, summary).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod clients;
 mod io;
 pub mod net;
 pub mod props;
+mod report;
 pub mod scenario;
 pub mod world;
 

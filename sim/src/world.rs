@@ -8,6 +8,8 @@ use crate::clients::{Publisher, SimClient, Subscriber};
 use crate::io::{Buffers, IoStats, Item, Sent, TurnIo};
 use crate::net::{Dest, Net, Packet};
 use crate::props::Checker;
+use crate::report::Event;
+pub use crate::report::{Failure, Summary};
 use crate::{Rng, Scenario};
 use ms_proto::{Addr, Disposition, Engine, EngineConfig, From, Ipv4Addr, Mail, Now, ProtoCounter as C};
 use ms_streams::Peer;
@@ -15,7 +17,6 @@ use ms_wire::control::Control;
 use ms_wire::shard::owner;
 use ms_wire::{Frame, DATAGRAM_MAX};
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 
 /// The appliance's service address.
 const SERVICE: Addr = Addr { ip: Ipv4Addr::new(198, 18, 0, 1), port: 9000, via: 0 };
@@ -25,83 +26,18 @@ const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const TRACE: usize = 20;
 
 /// `messages_published` is the sum of these (as in ms-bench).
-const PUBLISHED_PARTS: [C; 6] =
-    [C::MessagesNoSubscriber, C::MessagesQueued, C::RefusedBackpressure, C::ShedBulk, C::ShedBestEffort, C::RefusedPoolFull];
+const PUBLISHED_PARTS: [C; 6] = [
+    C::MessagesNoSubscriber,
+    C::MessagesQueued,
+    C::RefusedBackpressure,
+    C::ShedBulk,
+    C::ShedBestEffort,
+    C::RefusedPoolFull,
+];
 /// `deliveries_queued` is these, plus what was sent or failed to leave,
 /// plus what is still queued (as in ms-bench).
 const DROPPED_PARTS: [C; 5] =
     [C::DroppedOldest, C::DroppedConflated, C::DroppedDisconnected, C::DroppedUnsubscribed, C::DroppedExpired];
-
-/// A run that broke a property.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// The scenario's seed.
-    pub seed: u64,
-    /// The step it broke at.
-    pub step: u64,
-    /// What broke.
-    pub what: String,
-    /// The last events before it.
-    pub trace: Vec<String>,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "ms-sim: seed {} failed at step {}: {}", self.seed, self.step, self.what)?;
-        writeln!(f, "replay: MS_SIM_SEED={} cargo test -p ms-sim --release replay -- --nocapture", self.seed)?;
-        writeln!(f, "last events:")?;
-        self.trace.iter().try_for_each(|t| writeln!(f, "  {t}"))
-    }
-}
-
-/// What a run that held every property did.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    /// Steps run.
-    pub steps: u64,
-    /// Messages the publishers sent (counted by the engines on arrival).
-    pub published: u64,
-    /// Messages sent in DELIVERs (checked at the appliance's side).
-    pub delivered: u64,
-    /// Messages subscribers handed over.
-    pub handed: u64,
-    /// Deliveries still queued at the end: no credit left to send them
-    /// (their subscriber lost the DELIVERs that would have made it grant more).
-    pub stranded: u64,
-    /// Datagrams the network lost.
-    pub net_dropped: u64,
-    /// Subscriptions left with messages queued past their grant, though
-    /// their subscriber consumed everything it was sent:
-    /// "port P stream S (policy): grant G, last sent L, stream at T".
-    pub stalled: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-enum Event {
-    Tick { client: usize, sent: u32 },
-    ToWorker { worker: u32, port: u16, kind: &'static str },
-    RingFull { worker: u32 },
-    ToClient { client: usize, kind: &'static str },
-    Turn { worker: usize, mail: u32, rx: u32, sent: usize },
-    HandOffFull { to: u32 },
-    Heal,
-}
-
-impl fmt::Display for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Event::Tick { client, sent } => write!(f, "client {client} ticks, sends {sent}"),
-            Event::ToWorker { worker, port, kind } => write!(f, "{kind} from port {port} reaches worker {worker}"),
-            Event::RingFull { worker } => write!(f, "worker {worker}'s receive ring is full: dropped"),
-            Event::ToClient { client, kind } => write!(f, "{kind} reaches client {client}"),
-            Event::Turn { worker, mail, rx, sent } => {
-                write!(f, "worker {worker} turn: {mail} mail, {rx} datagrams in, {sent} out")
-            }
-            Event::HandOffFull { to } => write!(f, "hand-off to worker {to}: mailbox full, dropped"),
-            Event::Heal => write!(f, "network healed; publishers stop"),
-        }
-    }
-}
 
 /// Runs `sc`; `verbose` prints every event.
 pub fn run(sc: &Scenario, verbose: bool) -> Result<Summary, Failure> {
@@ -176,7 +112,8 @@ impl World {
         let n = sc.workers as usize;
         let engines = (0..sc.workers)
             .map(|me| {
-                let cfg = EngineConfig { limits: sc.limits, workers: sc.workers, me, instance: 0x5eed, service_port: 9000 };
+                let cfg =
+                    EngineConfig { limits: sc.limits, workers: sc.workers, me, instance: 0x5eed, service_port: 9000 };
                 let mut e = Engine::new(cfg);
                 e.set_tunables(sc.tunables);
                 e
@@ -451,7 +388,10 @@ impl World {
         let t = |c: C| totals[c as usize];
         let parts: u64 = PUBLISHED_PARTS.iter().map(|c| t(*c)).sum();
         if t(C::MessagesPublished) != parts {
-            return Err(format!("worker {w}: messages_published {} but its parts sum to {parts}", t(C::MessagesPublished)));
+            return Err(format!(
+                "worker {w}: messages_published {} but its parts sum to {parts}",
+                t(C::MessagesPublished)
+            ));
         }
         let pending = self.engines[w].streams().pending_deliveries();
         let io = self.stats[w];
@@ -479,7 +419,10 @@ impl World {
                     if pos > g {
                         let last = self.checker.last_sent(p, s);
                         let policy = st.tunables().policy_of(s).name();
-                        out.push(format!("port {} stream {s} ({policy}): grant {g}, last sent {last:?}, stream at {pos}", p.port));
+                        out.push(format!(
+                            "port {} stream {s} ({policy}): grant {g}, last sent {last:?}, stream at {pos}",
+                            p.port
+                        ));
                     }
                 });
             }

@@ -24,7 +24,10 @@ fn many_seeds() {
             Err(f) => panic!("{f}"),
         }
     }
-    eprintln!("{} seeds: {delivered} messages delivered; {with_stalls} ended with {stalled} subscriptions stalled", seeds());
+    eprintln!(
+        "{} seeds: {delivered} messages delivered; {with_stalls} ended with {stalled} subscriptions stalled",
+        seeds()
+    );
 }
 
 /// `MS_SIM_SEED=1234 cargo test -p ms-sim --release replay -- --nocapture`
