@@ -24,14 +24,21 @@ if ! (cd wire/fuzz && cargo fuzz run parse --sanitizer none "$corpus" -- -max_to
 fi
 rm -rf "$corpus"
 
-echo "[test] cargo test (unit, property, golden pcap, live TAP, error paths)"
+echo "[test] simulator: 4,000 seeds in a release build (the debug run below does 400)"
+sim_failed=0
+if ! MS_SIM_SEEDS=4000 cargo test -p ms-sim --release --quiet many_seeds 2>&1 | tail -15; then
+    echo "[test] simulator: FAILED (the seed and its replay command are printed above)"
+    sim_failed=1
+fi
+
+echo "[test] cargo test (unit, property, simulator, golden pcap, live TAP, error paths)"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log
 status=${PIPESTATUS[0]}
 set -e
 
 echo "[test] finished in $(( $(date +%s) - start )) s"
-if ((fuzz_failed)); then
+if ((fuzz_failed || sim_failed)); then
     exit 1
 fi
 exit "$status"
