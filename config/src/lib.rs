@@ -14,6 +14,7 @@ use std::path::Path;
 mod check;
 mod diff;
 mod errors;
+pub mod examples;
 pub mod host;
 pub mod keys;
 mod schema;

@@ -1,19 +1,7 @@
 use super::*;
 use std::net::Ipv4Addr;
 
-const GOOD: &str = r#"
-eal:
-  main_lcore: 0
-  hugepages: off
-ports:
-  - name: p0
-    device: "net_tap0,iface=ms0"
-    ipv4: "198.18.0.1/24"
-    routes:
-      - { to: "0.0.0.0/0", via: "198.18.0.254" }
-workers:
-  lcores: [1]
-"#;
+use crate::examples::{MINIMAL as GOOD, TUNED};
 
 fn err(text: &str) -> String {
     match Config::parse(text, "t.yaml") {
@@ -245,28 +233,6 @@ fn port_names_must_be_label_safe() {
         assert!(e.contains("ports[0].name"), "{bad}: {e}");
     }
 }
-
-const TUNED: &str = r#"
-scheduler:
-  quantum_bytes: 9000
-  starvation_guard: 8
-  rx_burst_min: 2
-  tx_budget_min: 32
-  tx_budget_max: 1024
-flow:
-  initial_credit_bytes: 131072
-  default_policy: block
-  policies:
-    - { first: 0, last: 999, policy: conflate }
-    - { first: 1000, last: 1999, policy: disconnect }
-    - { first: 0, last: 4000, policy: drop-oldest }
-memory:
-  budget_bytes: 1073741824
-  stream_queue_bytes_max: 1048576
-  shrink_grants_at_percent: 40
-  shed_bulk_at_percent: 60
-  drop_newest_at_percent: 95
-"#;
 
 #[test]
 fn tuning_rules_have_line_column_and_key() {

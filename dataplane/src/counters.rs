@@ -13,68 +13,39 @@ use ms_netstack::host::DropReason;
 use ms_proto::{Counts, ProtoCounter};
 use std::sync::Arc;
 
-macro_rules! counters {
-    ($($variant:ident => $name:literal, $kind:ident, $unit:literal, $help:literal;)*) => {
-        /// A counter of the worker loop (packets, ARP, hand-offs, TX).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        #[repr(u8)]
-        pub enum Counter { $(#[doc = $help] $variant,)* }
-
-        impl Counter {
-            /// Every counter, in block order.
-            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
-            /// Name.
-            pub const fn name(self) -> &'static str {
-                match self { $(Counter::$variant => $name,)* }
-            }
-            /// Help text.
-            pub const fn help(self) -> &'static str {
-                match self { $(Counter::$variant => $help,)* }
-            }
-            /// What one unit counts.
-            pub const fn unit(self) -> &'static str {
-                match self { $(Counter::$variant => $unit,)* }
-            }
-            /// True for a current value rather than a count.
-            pub const fn is_gauge(self) -> bool {
-                match self { $(Counter::$variant => counters!(@gauge $kind),)* }
-            }
-        }
-    };
-    (@gauge counter) => { false };
-    (@gauge gauge) => { true };
-}
-
-counters! {
-    RxPackets => "rx_packets", counter, "packets", "Packets received.";
-    RxBytes => "rx_bytes", counter, "bytes", "Bytes received (Ethernet frames without FCS).";
-    TxPackets => "tx_packets", counter, "packets", "Packets the driver accepted for transmission.";
-    TxBytes => "tx_bytes", counter, "bytes", "Bytes the driver accepted for transmission.";
-    TxFull => "tx_full_dropped", counter, "packets", "Packets dropped because the TX queue was full.";
-    RxMultiSegment => "rx_multi_segment_dropped", counter, "packets", "Frames spread over several buffers (not supported) dropped.";
-    ArpRepliesSent => "arp_replies_sent", counter, "packets", "ARP replies for our address.";
-    ArpRequestsSent => "arp_requests_sent", counter, "packets", "ARP requests sent to resolve a next hop.";
-    ArpLearned => "arp_replies_learned", counter, "packets", "ARP replies to our requests (or unsolicited ones, when arp.accept_unsolicited allows), learned.";
-    IcmpEchoReplies => "icmp_echo_replies_sent", counter, "packets", "ICMP echo replies sent.";
-    ServiceDatagrams => "service_datagrams", counter, "datagrams", "UDP datagrams to the service port handed to the service handler.";
-    ServiceReplies => "service_replies_sent", counter, "datagrams", "Datagrams the service handler sent (including those held for ARP).";
-    EgressNoRoute => "egress_no_route", counter, "datagrams", "Datagrams the handler could not send: no route to the destination.";
-    EgressUnresolved => "egress_arp_unresolved", counter, "datagrams", "Datagrams dropped because their next hop did not resolve (egress_arp_queue_full + egress_arp_timeout).";
-    EgressHeld => "egress_arp_held", counter, "datagrams", "Datagrams held while their next hop was being resolved (sent when it answers).";
-    EgressQueueFull => "egress_arp_queue_full", counter, "datagrams", "Datagrams dropped: their unresolved neighbour's queue (arp.unresolved_queue_max) or the worker's hold table (arp.unresolved_neighbors_max) was full, or the neighbour table had no entry to give a new neighbour (every entry static or holding packets).";
-    EgressArpTimeout => "egress_arp_timeout", counter, "datagrams", "Held datagrams dropped: the neighbour answered none of arp.request_retries requests, or the dataplane stopped.";
-    EgressNoBuffer => "egress_no_buffer", counter, "packets", "ARP requests or replies not sent because the mbuf pool was empty.";
-    NeighborClaimsRefused => "neighbor_claims_refused", counter, "claims", "Datagram source MACs or neighbours from other workers naming another MAC for a usable or static neighbour (refused).";
-    NeighborsShared => "neighbors_shared", counter, "neighbors", "Neighbours learned by ARP on this worker and posted to the others.";
-    NeighborsReceived => "neighbors_received", counter, "neighbors", "Neighbours other workers posted to this one.";
-    HandoffFull => "handoff_full", counter, "items", "Items dropped because another worker's mailbox was full.";
-    DeliverDatagrams => "deliver_datagrams", counter, "datagrams", "DELIVER datagrams sent.";
-    DeliverMessages => "deliver_messages", counter, "messages", "Messages sent inside DELIVER datagrams (one per subscriber per message).";
-    DeliverMessagesDropped => "deliver_messages_dropped", counter, "messages", "Messages dropped because their DELIVER could not be sent (subscriber unresolved or unroutable).";
-    HandoffPublish => "handoff_publish", counter, "datagrams", "PUBLISH datagrams handed to the worker that owns their shard.";
-    RxBurst => "rx_burst_current", gauge, "packets", "Gauge: packets asked for per RX poll now (adaptive, between scheduler.rx_burst_min and workers.rx_burst).";
-    PollsBusy => "polls_busy", counter, "polls", "RX polls that returned packets.";
-    PollsIdle => "polls_idle", counter, "polls", "RX polls that returned nothing.";
+ms_stats::declare_counters! {
+    /// A counter of the worker loop (packets, ARP, hand-offs, TX).
+    pub enum Counter {
+        RxPackets => "rx_packets", counter, "packets", "Packets received.";
+        RxBytes => "rx_bytes", counter, "bytes", "Bytes received (Ethernet frames without FCS).";
+        TxPackets => "tx_packets", counter, "packets", "Packets the driver accepted for transmission.";
+        TxBytes => "tx_bytes", counter, "bytes", "Bytes the driver accepted for transmission.";
+        TxFull => "tx_full_dropped", counter, "packets", "Packets dropped because the TX queue was full.";
+        RxMultiSegment => "rx_multi_segment_dropped", counter, "packets", "Frames spread over several buffers (not supported) dropped.";
+        ArpRepliesSent => "arp_replies_sent", counter, "packets", "ARP replies for our address.";
+        ArpRequestsSent => "arp_requests_sent", counter, "packets", "ARP requests sent to resolve a next hop.";
+        ArpLearned => "arp_replies_learned", counter, "packets", "ARP replies to our requests (or unsolicited ones, when arp.accept_unsolicited allows), learned.";
+        IcmpEchoReplies => "icmp_echo_replies_sent", counter, "packets", "ICMP echo replies sent.";
+        ServiceDatagrams => "service_datagrams", counter, "datagrams", "UDP datagrams to the service port handed to the service handler.";
+        ServiceReplies => "service_replies_sent", counter, "datagrams", "Datagrams the service handler sent (including those held for ARP).";
+        EgressNoRoute => "egress_no_route", counter, "datagrams", "Datagrams the handler could not send: no route to the destination.";
+        EgressUnresolved => "egress_arp_unresolved", counter, "datagrams", "Datagrams dropped because their next hop did not resolve (egress_arp_queue_full + egress_arp_timeout).";
+        EgressHeld => "egress_arp_held", counter, "datagrams", "Datagrams held while their next hop was being resolved (sent when it answers).";
+        EgressQueueFull => "egress_arp_queue_full", counter, "datagrams", "Datagrams dropped: their unresolved neighbour's queue (arp.unresolved_queue_max) or the worker's hold table (arp.unresolved_neighbors_max) was full, or the neighbour table had no entry to give a new neighbour (every entry static or holding packets).";
+        EgressArpTimeout => "egress_arp_timeout", counter, "datagrams", "Held datagrams dropped: the neighbour answered none of arp.request_retries requests, or the dataplane stopped.";
+        EgressNoBuffer => "egress_no_buffer", counter, "packets", "ARP requests or replies not sent because the mbuf pool was empty.";
+        NeighborClaimsRefused => "neighbor_claims_refused", counter, "claims", "Datagram source MACs or neighbours from other workers naming another MAC for a usable or static neighbour (refused).";
+        NeighborsShared => "neighbors_shared", counter, "neighbors", "Neighbours learned by ARP on this worker and posted to the others.";
+        NeighborsReceived => "neighbors_received", counter, "neighbors", "Neighbours other workers posted to this one.";
+        HandoffFull => "handoff_full", counter, "items", "Items dropped because another worker's mailbox was full.";
+        DeliverDatagrams => "deliver_datagrams", counter, "datagrams", "DELIVER datagrams sent.";
+        DeliverMessages => "deliver_messages", counter, "messages", "Messages sent inside DELIVER datagrams (one per subscriber per message).";
+        DeliverMessagesDropped => "deliver_messages_dropped", counter, "messages", "Messages dropped because their DELIVER could not be sent (subscriber unresolved or unroutable).";
+        HandoffPublish => "handoff_publish", counter, "datagrams", "PUBLISH datagrams handed to the worker that owns their shard.";
+        RxBurst => "rx_burst_current", gauge, "packets", "Gauge: packets asked for per RX poll now (adaptive, between scheduler.rx_burst_min and workers.rx_burst).";
+        PollsBusy => "polls_busy", counter, "polls", "RX polls that returned packets.";
+        PollsIdle => "polls_idle", counter, "polls", "RX polls that returned nothing.";
+    }
 }
 
 /// Named counters in one worker's block: the worker loop's, one per drop

@@ -21,6 +21,8 @@
 
 #![warn(missing_docs)]
 
+mod declare;
+
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};

@@ -254,17 +254,7 @@ mod libc_errno {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
-eal:
-  main_lcore: 0
-  hugepages: off
-ports:
-  - name: p0
-    device: "net_tap0,iface=ms0"
-    ipv4: "198.18.0.1/24"
-workers:
-  lcores: [1]
-"#;
+    use crate::config::examples::MINIMAL as GOOD;
 
     #[test]
     fn eal_args_follow_the_config() {
