@@ -14,7 +14,6 @@
 
 pub mod alloc;
 pub mod app;
-pub mod bench;
 pub use ms_config as config;
 pub mod control;
 pub mod counters;

@@ -8,8 +8,8 @@
 
 use anyhow::Context;
 use clap::Parser;
+use ms_bench::{Classes, Generator, Load, MillionOutcome, OverloadOutcome, OverloadSpec};
 use ms_dataplane::app::WorkerReport;
-use ms_dataplane::bench::{self, Classes, Generator, Load, MillionOutcome, OverloadOutcome, OverloadSpec};
 use ms_dataplane::counters::{self, slot, Counter, Metric};
 use ms_dataplane::{app, config::Config, eal, mbuf::Mempool, port};
 use ms_proto::ProtoCounter;
@@ -407,7 +407,7 @@ telemetry: {{ stats_path: "{d}/stats", control_socket: "{d}/dp.sock" }}
 flow: {{ initial_credit_bytes: {credit}, default_policy: drop-oldest }}
 "#,
         subs = (streams * u64::from(a.subscribers().max(1))).min(1 << 26),
-        credit = bench::INITIAL_CREDIT,
+        credit = ms_bench::INITIAL_CREDIT,
         rx_burst = a.rx_burst(),
         d = dir.display()
     );
@@ -570,7 +570,7 @@ const DROP_REASONS: [Metric; 9] = [
     Metric::Proto(ProtoCounter::DroppedExpired),
 ];
 
-fn phase_json(p: &bench::Phase) -> Value {
+fn phase_json(p: &ms_bench::Phase) -> Value {
     json!({
         "rate": p.rate, "seconds": p.seconds, "offered": p.offered, "sent": p.sent, "received": p.received,
         "generator_dropped_packets": p.gen_dropped_packets, "generator_dropped_messages": p.gen_dropped_messages,
@@ -613,12 +613,12 @@ fn overload_json(
         }
         _ => Value::Null,
     };
-    let max = |f: fn(&bench::Sample) -> u64| o.samples.iter().map(f).max().unwrap_or(0);
+    let max = |f: fn(&ms_bench::Sample) -> u64| o.samples.iter().map(f).max().unwrap_or(0);
     // First time (ms into the overload) each degradation level was seen.
     let first_at: Vec<Value> = (0..=3u64)
         .map(|l| o.samples.iter().find(|s| s.degradation_level >= l).map_or(Value::Null, |s| s.t_ms.into()))
         .collect();
-    let rows = |v: &[bench::Sample]| -> Vec<Value> {
+    let rows = |v: &[ms_bench::Sample]| -> Vec<Value> {
         v.iter()
             .map(|s| json!([s.t_ms, s.rss_bytes, s.pool_used_bytes, s.degradation_level, s.queued_messages]))
             .collect()
