@@ -24,7 +24,7 @@ demo: setup
 # streams' memory), the testpmd ceiling, then the overload scenario (30 s);
 # results in docs/PERFORMANCE.md.
 bench: setup
-	$(CARGO) build --release -p ms-dataplane --bin ms-bench
+	$(CARGO) build --release -p ms-bench
 	./target/release/ms-bench --suite
 	./target/release/ms-bench --overload
 

@@ -1,6 +1,6 @@
 //! The automatic credit rule (docs/protocol.md, "Flow control"), shared by
 //! [`crate::SubscriberState`] and anything else that grants like a client
-//! (the dataplane's in-DPDK benchmark, a simulator).
+//! (the in-DPDK benchmark `ms-bench`, a simulator).
 
 /// Grant a window past the last message consumed, but only once that moves
 /// the grant by at least half a window: one CREDIT per half window per

@@ -14,7 +14,6 @@
 
 pub mod alloc;
 pub mod app;
-pub mod bench;
 pub use ms_config as config;
 pub mod control;
 pub mod counters;
@@ -25,5 +24,3 @@ pub mod service;
 pub mod settings;
 pub mod stop;
 pub mod worker;
-
-pub use dpdk::{eal, mbuf, port};

@@ -3,8 +3,9 @@
 use anyhow::Context;
 use clap::Parser;
 use ms_dataplane::config::{Config, Host};
+use ms_dataplane::dpdk::eal;
 use ms_dataplane::stop::Stop;
-use ms_dataplane::{app, eal, report};
+use ms_dataplane::{app, report};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing_subscriber::{prelude::*, reload, EnvFilter};

@@ -57,7 +57,7 @@ pub struct ControlState {
     /// Link state of a port id: (up, speed Mbit/s).
     pub link: Box<dyn Fn(u16) -> (bool, u32) + Send>,
     /// The driver's drop counters of a port id.
-    pub drops: Box<dyn Fn(u16) -> crate::port::PortDrops + Send>,
+    pub drops: Box<dyn Fn(u16) -> crate::dpdk::port::PortDrops + Send>,
     /// The current log filter.
     pub log_level: String,
     /// When the dataplane started.
@@ -264,7 +264,7 @@ mod tests {
             ports: vec![],
             set_log_level: Box::new(|l| if l == "bogus[" { Err("bad filter".into()) } else { Ok(()) }),
             link: Box::new(|_| (true, 0)),
-            drops: Box::new(|_| crate::port::PortDrops::default()),
+            drops: Box::new(|_| crate::dpdk::port::PortDrops::default()),
             log_level: "info".into(),
             started: Instant::now(),
         }
