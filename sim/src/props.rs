@@ -291,7 +291,10 @@ impl Checker {
             }
             Ok(Frame::Control(Control::Subscribe(ranges))) => {
                 if let Some(r) = ranges.into_iter().find(|r| u64::from(r.initial_credit) > window) {
-                    return Err(format!("client {client} asks for {} B initial credit: window {window}", r.initial_credit));
+                    return Err(format!(
+                        "client {client} asks for {} B initial credit: window {window}",
+                        r.initial_credit
+                    ));
                 }
             }
             _ => {}
