@@ -15,7 +15,7 @@ use ms_proto::{Addr, Disposition, Engine, EngineConfig, From, Ipv4Addr, Mail, No
 use ms_streams::Peer;
 use ms_wire::control::Control;
 use ms_wire::shard::owner;
-use ms_wire::{Frame, DATAGRAM_MAX};
+use ms_wire::{Frame, FrameType, DATAGRAM_MAX};
 use std::collections::{HashMap, VecDeque};
 
 /// The appliance's service address.
@@ -84,20 +84,20 @@ fn peer(a: Addr) -> Peer {
     Peer { ip: u32::from(a.ip), port: a.port }
 }
 
+/// The type its header names (the trace's label: the body is parsed where
+/// it is used, and every event is labelled, traced or not).
 fn kind(bytes: &[u8]) -> &'static str {
-    match ms_wire::parse(bytes) {
-        Ok(Frame::Publish(_)) => "PUBLISH",
-        Ok(Frame::Deliver(_)) => "DELIVER",
-        Ok(Frame::Control(c)) => match c {
-            Control::Subscribe(_) => "SUBSCRIBE",
-            Control::Unsubscribe(_) => "UNSUBSCRIBE",
-            Control::Heartbeat => "HEARTBEAT",
-            Control::Ack(_) => "ACK",
-            Control::Error(_) => "ERROR",
-            Control::Credit(_) => "CREDIT",
-            Control::Backpressure(_) => "BACKPRESSURE",
-        },
-        Err(_) => "garbage",
+    match ms_wire::Header::parse(bytes).map(|h| h.frame_type) {
+        Ok(FrameType::Publish) => "PUBLISH",
+        Ok(FrameType::Deliver) => "DELIVER",
+        Ok(FrameType::Subscribe) => "SUBSCRIBE",
+        Ok(FrameType::Unsubscribe) => "UNSUBSCRIBE",
+        Ok(FrameType::Heartbeat) => "HEARTBEAT",
+        Ok(FrameType::Ack) => "ACK",
+        Ok(FrameType::Error) => "ERROR",
+        Ok(FrameType::Credit) => "CREDIT",
+        Ok(FrameType::Backpressure) => "BACKPRESSURE",
+        Ok(FrameType::Unknown(_)) | Err(_) => "garbage",
     }
 }
 
@@ -314,10 +314,14 @@ impl World {
     fn receive(&mut self, w: usize, from: From, bytes: Vec<u8>) {
         let frame = ms_wire::parse(&bytes);
         let subscribe = matches!(frame, Ok(Frame::Control(Control::Subscribe(_))));
-        if let Ok(Frame::Control(Control::Credit(credits))) = frame {
-            for c in credits.filter(|c| owner(c.stream, self.sc.workers) == w as u32) {
-                self.checker.on_credit(peer(from.addr), c.stream, c.position);
+        match frame {
+            Ok(Frame::Control(Control::Credit(credits))) => {
+                for c in credits.filter(|c| owner(c.stream, self.sc.workers) == w as u32) {
+                    self.checker.on_credit(peer(from.addr), c.stream, c.position);
+                }
             }
+            Ok(Frame::Control(Control::Subscribe(ranges))) => self.checker.on_subscribe(peer(from.addr), ranges),
+            _ => {}
         }
         match self.with_io(w, |e, io, now| e.on_datagram(io, now, from, &bytes)) {
             Disposition::HandOff { worker } => {
@@ -340,11 +344,11 @@ impl World {
     /// was published since they appeared) plus the initial credit.
     fn scan(&mut self, w: usize) {
         let st = self.engines[w].streams();
-        let initial = u64::from(st.tunables().initial_credit_bytes);
+        let default = st.tunables().initial_credit_bytes;
         for s in (0..self.sc.streams).filter(|s| owner(*s, self.sc.workers) == w as u32) {
             let Some(pos) = st.position(s) else { continue };
             let checker = &mut self.checker;
-            st.subscribers_of(s, |slot| checker.on_subscription(st.peer(slot), s, pos + initial));
+            st.subscribers_of(s, |slot| checker.on_subscription(st.peer(slot), s, pos, default));
         }
     }
 
