@@ -20,7 +20,10 @@ fn at(now: Now) -> Duration {
 pub(crate) fn clients(sc: &Scenario, rng: &mut Rng, now: Now) -> Vec<(Box<dyn SimClient>, u64)> {
     let mut out: Vec<(Box<dyn SimClient>, u64)> = Vec::new();
     for p in 0..sc.publishers {
-        let streams = (0..rng.range(1, 4)).map(|_| rng.below(sc.streams)).collect();
+        // Each stream once: a message's (publisher, stream, number) names it.
+        let mut streams: Vec<u64> = (0..rng.range(1, 4)).map(|_| rng.below(sc.streams)).collect();
+        streams.sort_unstable();
+        streams.dedup();
         let (id, every_ms, r) = (p as u16, rng.range(1, 5), rng.fork());
         let c: Box<dyn SimClient> = if sc.real[p] {
             Box::new(LibPublisher::new(id, streams, every_ms, r))

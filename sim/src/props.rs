@@ -6,7 +6,11 @@
 //! what the client makes of them (here: each message handed once, in
 //! order, by sequence number).
 //!
-//! So DELIVERs are checked where they leave the appliance (`Io::send`):
+//! PUBLISH datagrams are checked where they leave a publisher: every
+//! message intact, and a publisher's messages of a stream in the order it
+//! published them (the library's: each one, none dropped).
+//!
+//! DELIVERs are checked where they leave the appliance (`Io::send`):
 //!
 //! * every message was published: its payload names a (publisher, stream,
 //!   number) some client sent in a PUBLISH, intact, on the stream it names;
@@ -87,6 +91,8 @@ type HashSet<K> = StdSet<K, BuildHasherDefault<Fx>>;
 #[derive(Debug, Default)]
 pub struct Checker {
     published: HashSet<Id>,
+    /// Per (publisher, stream): the number of the message expected next.
+    publish_next: HashMap<(u16, u64), u64>,
     /// Per stream: sequence number -> (position, payload length, message).
     streams: HashMap<u64, BTreeMap<u64, (u64, u64, Id)>>,
     /// Per (subscriber, stream): last (sequence, position) sent.
@@ -113,11 +119,29 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// Records the messages of a PUBLISH a client sent.
-    pub fn on_publish_sent(&mut self, bytes: &[u8]) {
-        if let Ok(Frame::Publish(p)) = ms_wire::parse(bytes) {
-            self.published.extend(p.messages().filter_map(|m| parse_payload(m.payload)));
+    /// Records the messages of a PUBLISH a client sent: intact, and per
+    /// (publisher, stream) in the order published; with `every` (the
+    /// library, which batches but never drops), each one, none skipped.
+    pub fn on_publish_sent(&mut self, bytes: &[u8], every: bool) -> Result<(), String> {
+        let Ok(Frame::Publish(p)) = ms_wire::parse(bytes) else { return Ok(()) };
+        for m in p.messages() {
+            let Some(id) = parse_payload(m.payload).filter(|id| id.stream == m.stream) else {
+                return Err(format!("a publisher sent a corrupt message on stream {}", m.stream));
+            };
+            let next = self.publish_next.entry((id.publisher, id.stream)).or_default();
+            if id.seq < *next || (every && id.seq != *next) {
+                return Err(format!(
+                    "publisher {} sent its message {} of stream {} after {}",
+                    id.publisher,
+                    id.seq,
+                    id.stream,
+                    *next - 1
+                ));
+            }
+            *next = id.seq + 1;
+            self.published.insert(id);
         }
+        Ok(())
     }
 
     /// `peer` sent a SUBSCRIBE: the initial credit it asks for.

@@ -211,7 +211,7 @@ impl World {
             let Some(n) = self.clients[c].poll_transmit(self.now, &mut buf) else { break };
             let bytes = buf[..n].to_vec();
             self.checker.on_client_sent(c, self.windows[c], &bytes)?;
-            self.checker.on_publish_sent(&bytes);
+            self.checker.on_publish_sent(&bytes, self.sc.real[c])?;
             // RSS: any worker may receive any datagram.
             let w = self.rng.below(u64::from(self.sc.workers)) as u32;
             self.net.send(&mut self.rng, self.step, Dest::Worker(w), self.addrs[c], bytes);
