@@ -1,6 +1,6 @@
 //! Sans-IO client models: time and datagrams in, datagrams out. The world
-//! drives them through [`SimClient`], so the client library's own state
-//! machines can be plugged in behind the same trait.
+//! drives them through [`SimClient`], as it drives the client library's
+//! own state machines (`crate::library`).
 
 use crate::Rng;
 use ms_proto::Now;
@@ -20,8 +20,9 @@ pub trait SimClient {
     fn poll_transmit(&mut self, now: Now, buf: &mut [u8]) -> Option<usize>;
     /// Time passed: timers fire here.
     fn on_tick(&mut self, now: Now);
-    /// The next message handed to the application, once and in order.
-    fn poll_handed(&mut self) -> Option<Handed> {
+    /// What the subscriber handed its application since the last call, in
+    /// the order it did.
+    fn poll_handed(&mut self) -> Option<Handing> {
         None
     }
     /// True when nothing the client asked for is unanswered (a subscriber:
@@ -29,6 +30,39 @@ pub trait SimClient {
     fn is_settled(&self) -> bool {
         true
     }
+    /// A subscriber that hands over every copy of a message that arrives,
+    /// as it arrives, and counts what is out of order (the library's):
+    /// its counts. `None` for one that drops duplicates (the model).
+    fn counts(&self) -> Option<SeqCounts> {
+        None
+    }
+}
+
+/// What a subscriber's application saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handing {
+    /// A message.
+    Message(Handed),
+    /// The subscriber started the sequence state of streams
+    /// `first..=last` again (its SUBSCRIBE was answered, or made again):
+    /// what it knew of their sequence numbers is forgotten.
+    Restart {
+        /// First stream.
+        first: u64,
+        /// Last stream.
+        last: u64,
+    },
+}
+
+/// A library subscriber's totals (`ms_client::SubscriberStats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeqCounts {
+    /// Messages received (and handed over).
+    pub received: u64,
+    /// Messages at or below a sequence number already seen.
+    pub out_of_order: u64,
+    /// The sum of forward jumps in sequence numbers.
+    pub lost: u64,
 }
 
 /// A message a subscriber handed to its application.
@@ -282,8 +316,8 @@ impl SimClient for Subscriber {
         }
     }
 
-    fn poll_handed(&mut self) -> Option<Handed> {
-        self.handed.pop_front()
+    fn poll_handed(&mut self) -> Option<Handing> {
+        self.handed.pop_front().map(Handing::Message)
     }
 
     fn is_settled(&self) -> bool {

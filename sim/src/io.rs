@@ -74,7 +74,7 @@ impl TurnIo<'_> {
     fn mutate(&mut self, bytes: &mut [u8]) -> bool {
         let nth = |n: u32| n > 0 && self.stats.delivers % u64::from(n) == 0;
         match self.mutation {
-            Mutation::None => false,
+            Mutation::None | Mutation::GrantPastWindow(_) | Mutation::SkipDelivery(_) => false,
             Mutation::DuplicateDeliver(n) => nth(n),
             Mutation::CorruptPosition(n) => {
                 if nth(n) {

@@ -17,7 +17,8 @@
 //!
 //! Layout: [`scenario`] (what a seed means), [`net`] (the lossy network),
 //! [`clients`] (sans-IO publisher and subscriber models behind
-//! [`clients::SimClient`]), [`world`] (the workers and the step loop; their
+//! [`clients::SimClient`]), [`library`] (the client library's state
+//! machines behind the same trait, and which client is which), [`world`] (the workers and the step loop; their
 //! `Io` is the private `io` module),
 //! [`props`] (the properties), `report` (trace, failure, summary).
 
@@ -26,6 +27,7 @@
 
 pub mod clients;
 mod io;
+pub mod library;
 pub mod net;
 pub mod props;
 mod report;

@@ -36,6 +36,10 @@ pub struct Summary {
     pub delivered: u64,
     /// Messages subscribers handed over.
     pub handed: u64,
+    /// Of those, handed over by the library's subscribers out of order
+    /// (network duplicates and stragglers, which the library counts and
+    /// hands over).
+    pub out_of_order: u64,
     /// Deliveries still queued at the end: no credit left to send them
     /// (their subscriber lost the DELIVERs that would have made it grant more).
     pub stranded: u64,

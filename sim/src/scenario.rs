@@ -17,6 +17,14 @@ pub enum Mutation {
     /// The workers' `Io::send` adds one to the position of the first
     /// message of every `n`th DELIVER (a corrupted header field).
     CorruptPosition(u32),
+    /// Every library subscriber, at every `n`th message it hands over, also
+    /// grants that stream twice its window past the message (an
+    /// application or driver granting credit its buffer cannot hold).
+    GrantPastWindow(u32),
+    /// Every library subscriber's application skips every `n`th message
+    /// the library hands it without counting it (a driver losing a
+    /// message between the library and the application).
+    SkipDelivery(u32),
 }
 
 /// One simulated run, all drawn from `seed`.
@@ -60,6 +68,13 @@ pub struct Scenario {
     pub publish_steps: u64,
     /// Steps of the drain (healed network, no publishing) after that.
     pub drain_steps: u64,
+    /// Per client (publishers first, then subscribers): true when it is
+    /// the client library's state machine (`ms_client`), false for the
+    /// simulator's own model.
+    pub real: Vec<bool>,
+    /// Library subscribers' receive buffers (bytes) are drawn from this
+    /// range; a small one caps their credit window below the one set.
+    pub rcvbuf: (u64, u64),
     /// A planted bug, or none.
     pub mutation: Mutation,
 }
@@ -72,7 +87,7 @@ impl Scenario {
             "seed {}: {} workers, {} publishers, {} subscribers, streams 0..{}; network {:?}; mailbox {} \
              ({}/turn), rx burst {} ring {}, {} buffers, tx fail {}; pool {} B, stream queue max {} B, \
              initial credit {} B, policy {} (ranges {:?}), tx budget {}..={}; windows {:?} B, heartbeat {} ms, \
-             retry {} ms; {} + {} steps; mutation {:?}",
+             retry {} ms; {} + {} steps; library clients {:?} (rcvbuf {:?} B); mutation {:?}",
             self.seed,
             self.workers,
             self.publishers,
@@ -97,6 +112,8 @@ impl Scenario {
             self.retry_ms,
             self.publish_steps,
             self.drain_steps,
+            self.real.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect::<Vec<_>>(),
+            self.rcvbuf,
             self.mutation
         )
     }
@@ -130,11 +147,14 @@ impl Scenario {
         let ranges = [PolicyRange { first: 0, last: cut, policy: policy(&mut r) }];
         let n = r.below(2) as usize;
         tunables.set_policies(&ranges[..n]).expect("one range fits");
+        let (publishers, subscribers) = (r.range(2, 8) as usize, r.range(4, 32) as usize);
+        // Mostly the library's clients, and the models still run.
+        let real = (0..publishers + subscribers).map(|_| r.chance(0.75)).collect();
         Scenario {
             seed,
             workers: r.range(1, 4) as u32,
-            publishers: r.range(2, 8) as usize,
-            subscribers: r.range(4, 32) as usize,
+            publishers,
+            subscribers,
             streams,
             net,
             mailbox: r.range(2, 64) as usize,
@@ -150,6 +170,8 @@ impl Scenario {
             retry_ms: r.range(10, 40),
             publish_steps: r.range(150, 400),
             drain_steps: 400,
+            real,
+            rcvbuf: (r.range(8 << 10, 64 << 10), 1 << 20),
             mutation: Mutation::None,
         }
     }

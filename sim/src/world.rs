@@ -4,18 +4,18 @@
 //! `end_turn`. After every engine call what it sent is checked and put on
 //! the network; after every turn the worker's accounting is checked.
 
-use crate::clients::{Publisher, SimClient, Subscriber};
+use crate::clients::SimClient;
 use crate::io::{Buffers, IoStats, Item, Sent, TurnIo};
 use crate::net::{Dest, Net, Packet};
 use crate::props::Checker;
 use crate::report::Event;
 pub use crate::report::{Failure, Summary};
-use crate::{Rng, Scenario};
+use crate::{library, Rng, Scenario};
 use ms_proto::{Addr, Disposition, Engine, EngineConfig, From, Ipv4Addr, Mail, Now, ProtoCounter as C};
 use ms_streams::Peer;
 use ms_wire::control::Control;
 use ms_wire::shard::owner;
-use ms_wire::{Frame, DATAGRAM_MAX};
+use ms_wire::{Frame, FrameType, DATAGRAM_MAX};
 use std::collections::{HashMap, VecDeque};
 
 /// The appliance's service address.
@@ -71,6 +71,8 @@ struct World {
     sent: Vec<Sent>,
     net: Net,
     clients: Vec<Box<dyn SimClient>>,
+    /// Each client's credit window (0: a publisher).
+    windows: Vec<u64>,
     addrs: Vec<Addr>,
     by_port: HashMap<u16, usize>,
     checker: Checker,
@@ -82,20 +84,20 @@ fn peer(a: Addr) -> Peer {
     Peer { ip: u32::from(a.ip), port: a.port }
 }
 
+/// The type its header names (the trace's label: the body is parsed where
+/// it is used, and every event is labelled, traced or not).
 fn kind(bytes: &[u8]) -> &'static str {
-    match ms_wire::parse(bytes) {
-        Ok(Frame::Publish(_)) => "PUBLISH",
-        Ok(Frame::Deliver(_)) => "DELIVER",
-        Ok(Frame::Control(c)) => match c {
-            Control::Subscribe(_) => "SUBSCRIBE",
-            Control::Unsubscribe(_) => "UNSUBSCRIBE",
-            Control::Heartbeat => "HEARTBEAT",
-            Control::Ack(_) => "ACK",
-            Control::Error(_) => "ERROR",
-            Control::Credit(_) => "CREDIT",
-            Control::Backpressure(_) => "BACKPRESSURE",
-        },
-        Err(_) => "garbage",
+    match ms_wire::Header::parse(bytes).map(|h| h.frame_type) {
+        Ok(FrameType::Publish) => "PUBLISH",
+        Ok(FrameType::Deliver) => "DELIVER",
+        Ok(FrameType::Subscribe) => "SUBSCRIBE",
+        Ok(FrameType::Unsubscribe) => "UNSUBSCRIBE",
+        Ok(FrameType::Heartbeat) => "HEARTBEAT",
+        Ok(FrameType::Ack) => "ACK",
+        Ok(FrameType::Error) => "ERROR",
+        Ok(FrameType::Credit) => "CREDIT",
+        Ok(FrameType::Backpressure) => "BACKPRESSURE",
+        Ok(FrameType::Unknown(_)) | Err(_) => "garbage",
     }
 }
 
@@ -119,24 +121,15 @@ impl World {
                 e
             })
             .collect();
-        let mut clients: Vec<Box<dyn SimClient>> = Vec::new();
-        for p in 0..sc.publishers {
-            let streams = (0..rng.range(1, 4)).map(|_| rng.below(sc.streams)).collect();
-            clients.push(Box::new(Publisher::new(p as u16, streams, rng.range(1, 5), rng.fork())));
-        }
-        for s in 0..sc.subscribers {
-            let first = rng.below(sc.streams);
-            let last = first + rng.below((sc.streams - first).min(16));
-            let window = rng.range(sc.window.0, sc.window.1);
-            clients.push(Box::new(Subscriber::new(first, last, s as u32 + 1, window, sc.retry_ms, sc.heartbeat_ms)));
-        }
+        let now = Now { ms: 1, ns: 1_700_000_000_000_000_000 };
+        let (clients, windows): (Vec<_>, Vec<_>) = library::clients(&sc, &mut rng, now).into_iter().unzip();
         let addrs: Vec<Addr> =
             (0..clients.len()).map(|i| Addr { ip: CLIENT_IP, port: 20_000 + i as u16, via: 0 }).collect();
         World {
             io_rng: rng.fork(),
             rng,
             step: 0,
-            now: Now { ms: 1, ns: 1_700_000_000_000_000_000 },
+            now,
             draining: false,
             engines,
             bufs: (0..n).map(|_| Buffers::new(sc.buffers)).collect(),
@@ -150,6 +143,7 @@ impl World {
             by_port: addrs.iter().enumerate().map(|(i, a)| (a.port, i)).collect(),
             addrs,
             clients,
+            windows,
             checker: Checker::default(),
             trace: VecDeque::with_capacity(TRACE),
             verbose,
@@ -216,7 +210,8 @@ impl World {
         while sent < 16 {
             let Some(n) = self.clients[c].poll_transmit(self.now, &mut buf) else { break };
             let bytes = buf[..n].to_vec();
-            self.checker.on_publish_sent(&bytes);
+            self.checker.on_client_sent(c, self.windows[c], &bytes)?;
+            self.checker.on_publish_sent(&bytes, self.sc.real[c])?;
             // RSS: any worker may receive any datagram.
             let w = self.rng.below(u64::from(self.sc.workers)) as u32;
             self.net.send(&mut self.rng, self.step, Dest::Worker(w), self.addrs[c], bytes);
@@ -229,10 +224,14 @@ impl World {
     }
 
     fn take_handed(&mut self, c: usize) -> Result<(), String> {
+        let library = self.clients[c].counts().is_some();
         while let Some(h) = self.clients[c].poll_handed() {
-            self.checker.on_handed(c, peer(self.addrs[c]), &h)?;
+            self.checker.on_handing(c, peer(self.addrs[c]), &h, library)?;
         }
-        Ok(())
+        match self.clients[c].counts() {
+            Some(n) => self.checker.check_counts(c, n),
+            None => Ok(()),
+        }
     }
 
     fn arrive(&mut self, p: Packet) -> Result<(), String> {
@@ -248,6 +247,9 @@ impl World {
             }
             Dest::Client(c) => {
                 self.log(Event::ToClient { client: c, kind: kind(&p.bytes) });
+                if self.clients[c].counts().is_some() {
+                    self.checker.on_arrived(c, &p.bytes);
+                }
                 self.clients[c].on_datagram(self.now, &p.bytes);
                 self.take_handed(c)?;
             }
@@ -312,10 +314,14 @@ impl World {
     fn receive(&mut self, w: usize, from: From, bytes: Vec<u8>) {
         let frame = ms_wire::parse(&bytes);
         let subscribe = matches!(frame, Ok(Frame::Control(Control::Subscribe(_))));
-        if let Ok(Frame::Control(Control::Credit(credits))) = frame {
-            for c in credits.filter(|c| owner(c.stream, self.sc.workers) == w as u32) {
-                self.checker.on_credit(peer(from.addr), c.stream, c.position);
+        match frame {
+            Ok(Frame::Control(Control::Credit(credits))) => {
+                for c in credits.filter(|c| owner(c.stream, self.sc.workers) == w as u32) {
+                    self.checker.on_credit(peer(from.addr), c.stream, c.position);
+                }
             }
+            Ok(Frame::Control(Control::Subscribe(ranges))) => self.checker.on_subscribe(peer(from.addr), ranges),
+            _ => {}
         }
         match self.with_io(w, |e, io, now| e.on_datagram(io, now, from, &bytes)) {
             Disposition::HandOff { worker } => {
@@ -338,11 +344,11 @@ impl World {
     /// was published since they appeared) plus the initial credit.
     fn scan(&mut self, w: usize) {
         let st = self.engines[w].streams();
-        let initial = u64::from(st.tunables().initial_credit_bytes);
+        let default = st.tunables().initial_credit_bytes;
         for s in (0..self.sc.streams).filter(|s| owner(*s, self.sc.workers) == w as u32) {
             let Some(pos) = st.position(s) else { continue };
             let checker = &mut self.checker;
-            st.subscribers_of(s, |slot| checker.on_subscription(st.peer(slot), s, pos + initial));
+            st.subscribers_of(s, |slot| checker.on_subscription(st.peer(slot), s, pos, default));
         }
     }
 
@@ -452,6 +458,7 @@ impl World {
             published: total(C::MessagesPublished),
             delivered: self.checker.delivered,
             handed: self.checker.handed_total,
+            out_of_order: self.checker.out_of_order(),
             stranded: self.engines.iter().map(|e| e.streams().pending_deliveries()).sum(),
             net_dropped: self.net.dropped,
         })

@@ -13,11 +13,13 @@ fn seeds() -> u64 {
 
 #[test]
 fn many_seeds() {
-    let (mut delivered, mut stalled, mut with_stalls) = (0, 0, 0);
+    let (mut delivered, mut handed, mut out_of_order, mut stalled, mut with_stalls) = (0, 0, 0, 0, 0);
     for seed in 1..=seeds() {
         match run(&Scenario::from_seed(seed), false) {
             Ok(s) => {
                 delivered += s.delivered;
+                handed += s.handed;
+                out_of_order += s.out_of_order;
                 stalled += s.stalled.len();
                 with_stalls += u64::from(!s.stalled.is_empty());
             }
@@ -25,7 +27,9 @@ fn many_seeds() {
         }
     }
     eprintln!(
-        "{} seeds: {delivered} messages delivered; {with_stalls} ended with {stalled} subscriptions stalled",
+        "{} seeds: {delivered} messages delivered, {handed} handed over \
+         ({out_of_order} out of order by the library's subscribers); {with_stalls} ended with {stalled} \
+         subscriptions stalled",
         seeds()
     );
 }
@@ -54,6 +58,25 @@ fn catches_a_planted_bug() {
     assert!(dup.what.contains("duplicate"), "{dup}");
     let pos = first_failure(Mutation::CorruptPosition(200), 20).expect("a corrupted position is caught");
     eprintln!("caught as expected:\n{dup}\n{pos}");
+}
+
+/// The first failure of `mutation` within `seeds` seeds whose clients are
+/// all the library's.
+fn first_library_failure(mutation: Mutation, seeds: u64) -> Option<ms_sim::Failure> {
+    (1..=seeds).find_map(|seed| {
+        let sc = Scenario::from_seed(seed);
+        let real = vec![true; sc.real.len()];
+        run(&Scenario { mutation, real, ..sc }, false).err()
+    })
+}
+
+#[test]
+fn catches_a_planted_client_bug() {
+    let grant = first_library_failure(Mutation::GrantPastWindow(100), 20).expect("a grant past the window is caught");
+    assert!(grant.what.contains("past its window"), "{grant}");
+    let skip = first_library_failure(Mutation::SkipDelivery(100), 20).expect("a message not handed over is caught");
+    assert!(skip.what.contains("arrived"), "{skip}");
+    eprintln!("caught as expected:\n{grant}\n{skip}");
 }
 
 /// Liveness under `drop-oldest` and `conflate`: a subscriber that consumed
