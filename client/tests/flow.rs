@@ -109,35 +109,37 @@ fn automatic_grants_are_batched_and_follow_half_the_window() {
     let fake = Fake::new();
     let mut s = fake.subscriber(NO_HEARTBEATS);
     assert_eq!(s.credit_window(), Some(ms_client::DEFAULT_CREDIT_WINDOW));
-    s.set_credit_window(Some(300));
-    // One datagram: streams 7 and 8 interleaved, 30 B each, positions
-    // 30..=300. Grants: 330 at the first message (none yet), then 480 once
-    // a message ends at 180 (480 - 330 >= 150); the rest are within half a
-    // window of that. One CREDIT for the whole datagram.
-    let msgs: Vec<_> = (0..10u64).flat_map(|i| [(7, i, 30 * (i + 1), 30), (8, i, 30 * (i + 1), 30)]).collect();
+    s.set_credit_window(Some(6_000));
+    // A window of several largest messages, so only the half-window rule
+    // decides (positions step 600 bytes; the payloads stay small). One
+    // datagram: streams 7 and 8 interleaved, positions 600..=6,000. Grants:
+    // 6,600 at the first message (none yet), then 9,600 once a message ends
+    // at 3,600 (9,600 - 6,600 >= 3,000); the rest are within half a window
+    // of that. One CREDIT for the whole datagram.
+    let msgs: Vec<_> = (0..10u64).flat_map(|i| [(7, i, 600 * (i + 1), 30), (8, i, 600 * (i + 1), 30)]).collect();
     fake.deliver(&msgs);
     let got = take(&mut s, 20);
-    assert_eq!(got.last().map(|d| (d.stream, d.position)), Some((8, 300)));
-    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(7, 480), credit(8, 480)])]);
-    assert_eq!(s.last_position(7), Some(300));
-    assert_eq!(s.last_grant(8), Some(480));
+    assert_eq!(got.last().map(|d| (d.stream, d.position)), Some((8, 6_000)));
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(7, 9_600), credit(8, 9_600)])]);
+    assert_eq!(s.last_position(7), Some(6_000));
+    assert_eq!(s.last_grant(8), Some(9_600));
 
     // One message per datagram: a CREDIT only when the grant moves by half
-    // a window (at 330 and 480), not one per message.
+    // a window (at 12,600 and 15,600), not one per message.
     for i in 10..20u64 {
-        fake.deliver(&[(7, i, 30 * (i + 1), 30)]);
+        fake.deliver(&[(7, i, 600 * (i + 1), 30)]);
     }
     take(&mut s, 10);
-    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(7, 630)]), Got::Credit(vec![credit(7, 780)])]);
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(7, 12_600)]), Got::Credit(vec![credit(7, 15_600)])]);
     let st = s.stats();
     assert_eq!((st.received, st.lost, st.credits_sent), (30, 0, 3));
 
     // Many streams: one CREDIT per DELIVER, with a grant for each stream.
     for first in [100u64, 200] {
-        fake.deliver(&(first..first + 30).map(|stream| (stream, 0, 10, 10)).collect::<Vec<_>>());
+        fake.deliver(&(first..first + 30).map(|stream| (stream, 0, 200, 10)).collect::<Vec<_>>());
     }
     take(&mut s, 60);
-    let want = |first: u64| Got::Credit((first..first + 30).map(|stream| credit(stream, 310)).collect());
+    let want = |first: u64| Got::Credit((first..first + 30).map(|stream| credit(stream, 6_200)).collect());
     assert_eq!(fake.recv_all(), [want(100), want(200)]);
     assert_eq!(s.stats().credits_sent, 5);
 }
@@ -146,14 +148,14 @@ fn automatic_grants_are_batched_and_follow_half_the_window() {
 fn grants_are_resent_with_the_next_two_heartbeats() {
     let fake = Fake::new();
     let mut s = fake.subscriber(NO_HEARTBEATS);
-    s.set_credit_window(Some(1000));
-    // Grants 1050 (at 50) and 1600 (at 600): one CREDIT.
-    fake.deliver(&[(5, 0, 50, 50), (5, 1, 600, 550)]);
+    s.set_credit_window(Some(20_000));
+    // Grants 21,000 (at 1,000) and 32,000 (at 12,000): one CREDIT.
+    fake.deliver(&[(5, 0, 1_000, 50), (5, 1, 12_000, 550)]);
     take(&mut s, 2);
-    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 1600)])]);
-    // A message past the previous grant (1050) shows that the appliance
-    // holds 1600 (and grants nothing: 2080 is within half a window).
-    fake.deliver(&[(5, 2, 1080, 480)]);
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 32_000)])]);
+    // A message past the previous grant (21,000) shows that the appliance
+    // holds 32,000 (and grants nothing: 41,600 is within half a window).
+    fake.deliver(&[(5, 2, 21_600, 480)]);
     take(&mut s, 1);
     assert_eq!(fake.recv_all(), []);
     // Changed in this heartbeat period: re-sent with this heartbeat and the
@@ -161,7 +163,7 @@ fn grants_are_resent_with_the_next_two_heartbeats() {
     for round in 0..3 {
         s.heartbeat().unwrap();
         let want: &[Got] =
-            if round < 2 { &[Got::Heartbeat, Got::Credit(vec![credit(5, 1600)])] } else { &[Got::Heartbeat] };
+            if round < 2 { &[Got::Heartbeat, Got::Credit(vec![credit(5, 32_000)])] } else { &[Got::Heartbeat] };
         assert_eq!(fake.recv_all(), want, "heartbeat {round}");
     }
     // A manual grant is re-sent the same way.
@@ -172,68 +174,69 @@ fn grants_are_resent_with_the_next_two_heartbeats() {
     assert_eq!(s.stats().credits_sent, 5);
 
     // Heartbeats from recv carry the re-sends too.
-    fake.deliver(&[(5, 3, 1700, 620)]);
+    fake.deliver(&[(5, 3, 34_000, 620)]);
     take(&mut s, 1);
-    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 2700)])]);
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 54_000)])]);
     s.set_heartbeat_every(Duration::from_millis(40));
     assert_eq!(s.recv(Duration::from_millis(100)).unwrap(), None);
     let got = fake.recv_all();
     assert_eq!(got.first(), Some(&Got::Heartbeat), "{got:?}");
-    assert_eq!(got.get(1), Some(&Got::Credit(vec![credit(6, 4242), credit(5, 2700)])), "{got:?}");
+    assert_eq!(got.get(1), Some(&Got::Credit(vec![credit(6, 4242), credit(5, 54_000)])), "{got:?}");
 }
 
 #[test]
 fn a_lost_grant_is_resent_until_a_delivery_follows_it() {
     let fake = Fake::new();
     let mut s = fake.subscriber(NO_HEARTBEATS);
-    s.set_credit_window(Some(1000));
-    // Streams 5 and 7 are granted 1050 (at 50), then 1600 (at 600). The
-    // appliance got 1050, but every copy of 1600 is lost (the fake ignores
-    // the CREDITs).
-    fake.deliver(&[(5, 0, 50, 50), (7, 0, 50, 50), (5, 1, 600, 550), (7, 1, 600, 550)]);
+    s.set_credit_window(Some(20_000));
+    // Streams 5 and 7 are granted 21,000 (at 1,000), then 32,000 (at
+    // 12,000). The appliance got 21,000, but every copy of 32,000 is lost
+    // (the fake ignores the CREDITs).
+    fake.deliver(&[(5, 0, 1_000, 50), (7, 0, 1_000, 50), (5, 1, 12_000, 550), (7, 1, 12_000, 550)]);
     take(&mut s, 4);
-    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 1600), credit(7, 1600)])]);
-    // Stream 5 receives what the appliance sent under 1050 (after the grant
-    // of 1600: it was on its way), and nothing more: 1000 + 1000 is within
-    // half a window of 1600, so the subscriber grants nothing by itself.
-    // Stream 7 receives a message past 1050: the appliance holds 1600.
-    fake.deliver(&[(5, 2, 1000, 400), (7, 2, 1080, 480)]);
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(5, 32_000), credit(7, 32_000)])]);
+    // Stream 5 receives what the appliance sent under 21,000 (after the
+    // grant of 32,000: it was on its way), and nothing more: 20,000 +
+    // 20,000 is within half a window of 32,000, so the subscriber grants
+    // nothing by itself. Stream 7 receives a message past 21,000: the
+    // appliance holds 32,000.
+    fake.deliver(&[(5, 2, 20_000, 400), (7, 2, 21_600, 480)]);
     take(&mut s, 2);
     assert_eq!(fake.recv_all(), []);
     // Both are recent for two heartbeats; then only stream 5's grant is
     // re-sent, with every heartbeat.
     for round in 0..8 {
         s.heartbeat().unwrap();
-        let resent = if round < 2 { vec![credit(5, 1600), credit(7, 1600)] } else { vec![credit(5, 1600)] };
+        let resent = if round < 2 { vec![credit(5, 32_000), credit(7, 32_000)] } else { vec![credit(5, 32_000)] };
         assert_eq!(fake.recv_all(), [Got::Heartbeat, Got::Credit(resent)], "heartbeat {round}");
     }
     assert_eq!(s.stats().credits_sent, 9);
-    // Once a message past 1050 arrives, stream 5 is not waiting any more.
-    fake.deliver(&[(5, 3, 1090, 90)]);
+    // Once a message past 21,000 arrives, stream 5 is not waiting any more.
+    fake.deliver(&[(5, 3, 21_800, 90)]);
     take(&mut s, 1);
     s.heartbeat().unwrap();
     assert_eq!(fake.recv_all(), [Got::Heartbeat]);
-    assert_eq!(s.last_grant(5), Some(1600));
+    assert_eq!(s.last_grant(5), Some(32_000));
 
     // A first grant has no earlier one to be past: it waits for the next
-    // grant (here a manual one, whose previous grant is 1200).
-    s.grant(9, 1200).unwrap();
-    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(9, 1200)])]);
-    fake.deliver(&[(9, 0, 100, 100)]);
+    // grant (here a manual one, whose previous grant is 24,000).
+    s.grant(9, 24_000).unwrap();
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(9, 24_000)])]);
+    fake.deliver(&[(9, 0, 2_000, 100)]);
     take(&mut s, 1);
-    assert_eq!(fake.recv_all(), [], "100 + 1000 is below 1200");
+    assert_eq!(fake.recv_all(), [], "2,000 + 20,000 is below 24,000");
     for round in 0..4 {
         s.heartbeat().unwrap();
-        assert_eq!(fake.recv_all(), [Got::Heartbeat, Got::Credit(vec![credit(9, 1200)])], "heartbeat {round}");
+        assert_eq!(fake.recv_all(), [Got::Heartbeat, Got::Credit(vec![credit(9, 24_000)])], "heartbeat {round}");
     }
-    s.grant(9, 3000).unwrap();
-    fake.deliver(&[(9, 1, 1300, 1200)]);
+    s.grant(9, 60_000).unwrap();
+    fake.deliver(&[(9, 1, 26_000, 1200)]);
     take(&mut s, 1);
-    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(9, 3000)])]);
+    assert_eq!(fake.recv_all(), [Got::Credit(vec![credit(9, 60_000)])]);
     for round in 0..3 {
         s.heartbeat().unwrap();
         let want: &[Got] =
-            if round < 2 { &[Got::Heartbeat, Got::Credit(vec![credit(9, 3000)])] } else { &[Got::Heartbeat] };
+            if round < 2 { &[Got::Heartbeat, Got::Credit(vec![credit(9, 60_000)])] } else { &[Got::Heartbeat] };
         assert_eq!(fake.recv_all(), want, "heartbeat {round}");
     }
 }

@@ -261,8 +261,9 @@ impl Subscriber {
             }
             f.next_seq = Some(x.seq + 1);
             self.handed.push_back(Handed { stream: x.stream, seq: x.seq, position: x.position });
-            let want = x.position + self.window;
-            if f.grant.is_none_or(|g| want > g && want - g >= (self.window / 2).max(1)) {
+            // The client library's rule: one rule for every client.
+            let rule = ms_client::CreditRule::new(self.window);
+            if let Some(want) = rule.and_then(|r| r.next_grant(x.position, f.grant)) {
                 f.grant = Some(want);
                 self.due.push(Credit { stream: x.stream, position: want });
             }

@@ -1,7 +1,8 @@
 //! The properties, checked as the appliance sends and as clients hand
 //! messages over. What the protocol promises (docs/protocol.md): from the
 //! appliance's side each message reaches a subscriber at most once and in
-//! order, never past the subscriber's grant; the network may then lose,
+//! order, never past the subscriber's grant (but for one message after a
+//! policy's skip); the network may then lose,
 //! repeat and reorder DELIVERs, so at the subscriber the promise is only
 //! what the client makes of them (here: each message handed once, in
 //! order, by sequence number).
@@ -24,7 +25,8 @@
 //!   grant the owning worker could have seen (the initial credit, the one
 //!   the SUBSCRIBE asked for capped by the engines' default, from the
 //!   stream's position when the subscription appeared; or a CREDIT that
-//!   reached that worker);
+//!   reached that worker), but for the one message a policy's skip allows
+//!   past it: after a gap in sequence numbers, once until the grant rises;
 //! * a DELIVER carries as many messages as `Io::send` was told (what the
 //!   dataplane counts delivered or dropped).
 //!
@@ -102,6 +104,9 @@ pub struct Checker {
     asked: HashMap<Peer, u32>,
     /// Per (subscriber, stream): the largest grant the owner could know.
     grants: HashMap<(Peer, u64), u64>,
+    /// Per (subscriber, stream): sent a message past its grant (the one a
+    /// policy's skip allows) since its grant last rose.
+    owed_used: HashSet<(Peer, u64)>,
     /// Per (client, stream): last sequence number handed.
     handed: HashMap<(usize, u64), u64>,
     /// Per (subscriber, stream): the largest end position handed.
@@ -170,7 +175,10 @@ impl Checker {
     /// subscription does not exist, as the engine does).
     pub fn on_credit(&mut self, peer: Peer, stream: u64, position: u64) {
         if let Some(g) = self.grants.get_mut(&(peer, stream)) {
-            *g = (*g).max(position);
+            if position > *g {
+                *g = position;
+                self.owed_used.remove(&(peer, stream));
+            }
         }
     }
 
@@ -203,14 +211,22 @@ impl Checker {
             }
             let len = x.payload.len() as u64;
             self.stream_order(x.stream, x.seq, x.position, len, id).map_err(|e| format!("{}: {e}", what()))?;
-            if let Some((seq, pos)) = self.last_sent.insert((to, x.stream), (x.seq, x.position)) {
+            let prev = self.last_sent.insert((to, x.stream), (x.seq, x.position));
+            if let Some((seq, pos)) = prev {
                 if x.seq <= seq || x.position <= pos {
                     return Err(format!("{}: after seq {seq} position {pos} (duplicate or out of order)", what()));
                 }
             }
             match self.grants.get(&(to, x.stream)) {
                 None => return Err(format!("{}: no subscription was seen", what())),
-                Some(g) if x.position > *g => return Err(format!("{}: past the grant {g}", what())),
+                // Past the grant: only the one message a policy's skip
+                // allows (after a gap), once per grant.
+                Some(g) if x.position > *g => {
+                    let after_gap = prev.is_none_or(|(seq, _)| x.seq > seq + 1);
+                    if !after_gap || !self.owed_used.insert((to, x.stream)) {
+                        return Err(format!("{}: past the grant {g}", what()));
+                    }
+                }
                 Some(_) => {}
             }
             self.sent.insert((to, x.stream, x.seq));

@@ -425,8 +425,9 @@ impl World {
                     if pos > g {
                         let last = self.checker.last_sent(p, s);
                         let policy = st.tunables().policy_of(s).name();
+                        let sub = st.subscription(p, s);
                         out.push(format!(
-                            "port {} stream {s} ({policy}): grant {g}, last sent {last:?}, stream at {pos}",
+                            "port {} stream {s} ({policy}): grant {g}, last sent {last:?}, stream at {pos}; engine: {sub:?}",
                             p.port
                         ));
                     }

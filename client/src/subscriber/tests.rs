@@ -83,25 +83,28 @@ fn subscribed(first: u64, last: u64, heartbeat_every: Duration) -> SubscriberSta
 #[test]
 fn credit_follows_consumption_and_never_passes_the_window() {
     let mut s = subscribed(7, 8, ms(3_600_000));
-    s.set_credit_window(Some(300));
-    let msgs: Vec<_> = (0..10u64).flat_map(|i| [(7, i, 30 * (i + 1), 30), (8, i, 30 * (i + 1), 30)]).collect();
+    // A window of several largest messages, so only the half-window rule
+    // decides; positions step 600 bytes (the payloads stay small).
+    s.set_credit_window(Some(6_000));
+    let msgs: Vec<_> = (0..10u64).flat_map(|i| [(7, i, 600 * (i + 1), 30), (8, i, 600 * (i + 1), 30)]).collect();
     s.handle_datagram(ms(2), &deliver(&msgs));
     assert_eq!(sent(&mut s), [], "nothing granted before anything is consumed");
     let mut grants = Vec::new();
     while let Some(d) = s.poll_delivery() {
         let g = s.last_grant(d.stream).expect("granted once consumed");
-        assert!(g <= d.position + 300, "a grant never passes the window: {g} at {}", d.position);
+        assert!(g <= d.position + 6_000, "a grant never passes the window: {g} at {}", d.position);
         assert!(g > d.position, "the stream can move on");
         for o in sent(&mut s) {
             let Out::Credit(c) = o else { panic!("only CREDITs") };
             grants.extend(c);
         }
     }
-    // 330 at the first message, 480 once one ends at 180 (half a window
-    // on): the latest of each stream, in one datagram once all were read.
-    assert_eq!(grants, [Credit { stream: 7, position: 480 }, Credit { stream: 8, position: 480 }]);
+    // 6,600 at the first message, 9,600 once one ends at 3,600 (half a
+    // window on): the latest of each stream, in one datagram once all were
+    // read.
+    assert_eq!(grants, [Credit { stream: 7, position: 9_600 }, Credit { stream: 8, position: 9_600 }]);
     assert_eq!(s.stats().credits_sent, 1);
-    assert_eq!((s.last_position(7), s.stats().received, s.stats().lost), (Some(300), 20, 0));
+    assert_eq!((s.last_position(7), s.stats().received, s.stats().lost), (Some(6_000), 20, 0));
     // Manual mode grants nothing by itself.
     s.set_credit_window(None);
     s.handle_datagram(ms(3), &deliver(&[(7, 10, 1000, 30)]));

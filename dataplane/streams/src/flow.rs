@@ -28,7 +28,7 @@ pub const MSG_CHARGE_BYTES: u32 = std::mem::size_of::<crate::pool::Msg>() as u32
 pub(crate) const fn charge(len: u32) -> u32 {
     len + MSG_CHARGE_BYTES
 }
-use crate::{Peer, Streams, NIL};
+use crate::{Peer, Streams, Subscription, NIL};
 
 /// Why a queued message was not sent to one subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,6 +308,8 @@ impl Streams {
             let node = self.nodes[n as usize];
             if node.cursor != NIL {
                 let at = self.pool.get(node.cursor);
+                // The message owed after a skip does not count: a
+                // subscription without credit is behind all the same.
                 if at.seq < cut && at.end_pos > node.grant {
                     if policy == Policy::Block {
                         return false;
@@ -349,13 +351,17 @@ impl Streams {
                     dropped += 1;
                 }
                 self.tally.drop(DropReason::DropOldest, id, peer, dropped);
+                self.owe_one(n);
                 if self.nodes[n as usize].cursor == NIL {
                     self.sched.deactivate(&mut self.nodes, n);
+                } else {
+                    self.activate(n);
                 }
             }
             Policy::Conflate => {
                 self.sched.deactivate(&mut self.nodes, n);
                 self.release_pending(n, DropReason::Conflated);
+                self.owe_one(n);
             }
             Policy::Disconnect => {
                 self.notice(Notice { peer, stream: id, slot });
@@ -363,6 +369,13 @@ impl Streams {
             }
             Policy::Block => unreachable!("block never makes room"),
         }
+    }
+
+    /// After a skip: the subscription's next message may go past its grant
+    /// (one message, until it grants again), so its subscriber, which grants
+    /// as it receives, is not left behind the gap (docs/flow-control.md).
+    fn owe_one(&mut self, n: u32) {
+        self.nodes[n as usize].owed = true;
     }
 
     fn notice(&mut self, notice: Notice) {
@@ -415,9 +428,19 @@ impl Streams {
         let node = &mut self.nodes[n as usize];
         if position > node.grant {
             node.grant = position;
+            node.owed_used = false;
             self.activate(n);
         }
         true
+    }
+
+    /// What `peer`'s subscription to stream `id` holds, for diagnostics
+    /// (tests, the simulator, a stuck subscriber).
+    pub fn subscription(&self, peer: Peer, id: u64) -> Option<Subscription> {
+        let (st, sub) = (self.stream_slot(id)?, self.subscriber_slot(peer)?);
+        let node = self.nodes[self.node_of(st, sub)? as usize];
+        let next_end = (node.cursor != crate::NIL).then(|| self.pool.get(node.cursor).end_pos);
+        Some(Subscription { grant: node.grant, next_end, scheduled: node.act_class != crate::INACTIVE })
     }
 
     /// Stream `id`'s position: payload bytes it accepted since it was

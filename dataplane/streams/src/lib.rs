@@ -68,6 +68,17 @@ pub enum Full {
     Subscriptions,
 }
 
+/// A subscription's credit and progress (see [`Streams::subscription`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// Messages ending at or before this stream position may be sent.
+    pub grant: u64,
+    /// End position of the next message to send, if one is queued.
+    pub next_end: Option<u64>,
+    /// In the scheduler's active lists.
+    pub scheduled: bool,
+}
+
 /// Table entries a subscription request needs (see [`Streams::add_need`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Room {
@@ -161,6 +172,24 @@ struct Node {
     deficit: u32,
     /// Active-list class, or [`INACTIVE`].
     act_class: u8,
+    /// A policy skipped this subscription past messages it had no credit
+    /// for, and nothing was sent to it since: its next message may go past
+    /// the grant. A subscriber grants as it receives, so one whose grant
+    /// was on its way while the policy skipped would otherwise be left
+    /// behind the gap for good.
+    owed: bool,
+    /// A message went past the grant and no grant has come since: a
+    /// subscriber that stopped reading gets no more than that one.
+    owed_used: bool,
+}
+
+impl Node {
+    /// Whether `msg_end` may be sent now: within the grant, or the message
+    /// owed after a skip.
+    #[inline]
+    fn may_send(&self, msg_end: u64) -> bool {
+        msg_end <= self.grant || (self.owed && !self.owed_used)
+    }
 }
 
 const _: () = assert!(std::mem::size_of::<Node>() == 56);
@@ -181,6 +210,8 @@ const FREE_NODE: Node = Node {
     act_next: NIL,
     deficit: 0,
     act_class: INACTIVE,
+    owed: false,
+    owed_used: false,
 };
 
 /// Gauges of a worker's stream state.

@@ -162,7 +162,7 @@ impl Streams {
             return;
         }
         let msg = self.pool.get(node.cursor);
-        if msg.end_pos <= node.grant {
+        if node.may_send(msg.end_pos) {
             let c = class_of(msg.class);
             self.sched.push_tail(&mut self.nodes, n, c);
         }
@@ -213,7 +213,7 @@ impl Streams {
                 return true;
             }
             let msg = *self.pool.get(node.cursor);
-            if msg.end_pos > node.grant || class_of(msg.class) != c {
+            if !node.may_send(msg.end_pos) || class_of(msg.class) != c {
                 // Out of credit, or the next message belongs in another class.
                 self.sched.deactivate(&mut self.nodes, n);
                 self.activate(n);
@@ -235,7 +235,11 @@ impl Streams {
             if !emit(node.subscriber, &out) {
                 return false;
             }
-            self.nodes[n as usize].deficit -= u32::from(msg.len);
+            let sent = &mut self.nodes[n as usize];
+            sent.deficit -= u32::from(msg.len);
+            // Past the gap now: the subscriber grants from here.
+            sent.owed = false;
+            sent.owed_used |= msg.end_pos > sent.grant;
             served.messages += 1;
             served.bytes += u64::from(msg.len);
             self.tally.sent += 1;
