@@ -6,20 +6,14 @@
 
 #![allow(dead_code)]
 
+mod root;
+pub use root::{exclusive, require_root};
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
-
-/// DPDK processes busy-poll a core each; on a 2-core machine running two at
-/// once only makes both slow. Tests take this lock around a run.
-static DATAPLANE_LOCK: Mutex<()> = Mutex::new(());
-
-/// Serialises dataplane runs within one test binary.
-pub fn exclusive() -> MutexGuard<'static, ()> {
-    DATAPLANE_LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// What a live TAP test holds while it runs: the dataplane lock, a TAP
 /// name and a namespace of its own.
@@ -42,19 +36,6 @@ pub fn lab(short: &str, name: &str, cmds: &[&str]) -> Lab {
     let guard = exclusive();
     let tag = tag();
     Lab { _guard: guard, iface: format!("ms{short}{tag}"), ns: Netns::new(&format!("ms-{name}-{tag}")) }
-}
-
-/// Fails the test unless it runs as root.
-pub fn require_root() {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string));
-    assert_eq!(
-        uid.as_deref(),
-        Some("0"),
-        "this test needs root (DPDK, TAP devices, network namespaces): run `make test` as root"
-    );
 }
 
 /// Fails the test unless `cmd` is on PATH.
