@@ -48,13 +48,12 @@ impl Rng {
         Rng(seed)
     }
 
-    /// The next 64 random bits.
+    /// The next 64 random bits: the steering function's SplitMix64 mix
+    /// (which adds the increment itself) of a counter stepping by it.
     pub fn next_u64(&mut self) -> u64 {
+        let z = ms_wire::shard::mix(self.0);
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        z
     }
 
     /// Uniform in `0..n` (0 when `n` is 0); the modulo bias is irrelevant here.
