@@ -275,15 +275,20 @@ impl World {
 
     fn worker_turn(&mut self, w: usize) -> Result<(), String> {
         let (mut mail, mut rx, mut sent) = (0, 0, 0);
+        // As the dataplane does: expiry first, while no DELIVER is pending.
+        self.engines[w].expire(self.now, self.sc.limits.lifetime_ms);
         while mail < self.sc.mail_per_turn {
             let Some(item) = self.mail[w].pop_front() else { break };
             mail += 1;
             match item {
                 Item::Mail(m) => {
+                    self.with_io(w, |e, io, now| e.on_mail(io, now, m));
+                    // The engine sends what cut-through filled before it
+                    // applies a grant: check those DELIVERs first.
+                    sent += self.take_sent(w)?;
                     if let Mail::Credit { addr, stream, position } = m {
                         self.checker.on_credit(peer(addr), stream, position);
                     }
-                    self.with_io(w, |e, io, now| e.on_mail(io, now, m));
                     if let Mail::Range(_) = m {
                         self.scan(w);
                     }
@@ -298,10 +303,8 @@ impl World {
         while rx < self.sc.rx_burst {
             let Some((from, bytes)) = self.rx[w].pop_front() else { break };
             rx += 1;
-            self.receive(w, from, bytes);
-            sent += self.take_sent(w)?;
+            sent += self.receive(w, from, bytes)?;
         }
-        self.engines[w].expire(self.now, self.sc.limits.lifetime_ms);
         self.with_io(w, |e, io, now| e.end_turn(io, now));
         // Subscriptions a paused range job finished in end_turn.
         self.scan(w);
@@ -310,33 +313,38 @@ impl World {
         self.check_turn(w)
     }
 
-    /// One received datagram on worker `w`.
-    fn receive(&mut self, w: usize, from: From, bytes: Vec<u8>) {
+    /// One received datagram on worker `w`; checks and sends what it made
+    /// the engine send, and returns how many datagrams that was.
+    fn receive(&mut self, w: usize, from: From, bytes: Vec<u8>) -> Result<usize, String> {
         let frame = ms_wire::parse(&bytes);
         let subscribe = matches!(frame, Ok(Frame::Control(Control::Subscribe(_))));
-        match frame {
-            Ok(Frame::Control(Control::Credit(credits))) => {
-                for c in credits.filter(|c| owner(c.stream, self.sc.workers) == w as u32) {
-                    self.checker.on_credit(peer(from.addr), c.stream, c.position);
-                }
-            }
-            Ok(Frame::Control(Control::Subscribe(ranges))) => self.checker.on_subscribe(peer(from.addr), ranges),
-            _ => {}
+        let credits = matches!(frame, Ok(Frame::Control(Control::Credit(_))));
+        if let Ok(Frame::Control(Control::Subscribe(ranges))) = frame {
+            self.checker.on_subscribe(peer(from.addr), ranges);
         }
         match self.with_io(w, |e, io, now| e.on_datagram(io, now, from, &bytes)) {
             Disposition::HandOff { worker } => {
                 let q = &mut self.mail[worker as usize];
                 if q.len() < self.sc.mailbox {
-                    q.push_back(Item::Publish(from.addr, bytes));
+                    q.push_back(Item::Publish(from.addr, bytes.clone()));
                 } else {
                     self.log(Event::HandOffFull { to: worker });
                 }
             }
             Disposition::Done => self.msgs_in[w] += publish_count(&bytes),
         }
+        // The engine sends what cut-through filled before it applies a
+        // CREDIT: check those DELIVERs under the grants they went out under.
+        let sent = self.take_sent(w)?;
+        if let (true, Ok(Frame::Control(Control::Credit(list)))) = (credits, ms_wire::parse(&bytes)) {
+            for c in list.filter(|c| owner(c.stream, self.sc.workers) == w as u32) {
+                self.checker.on_credit(peer(from.addr), c.stream, c.position);
+            }
+        }
         if subscribe {
             self.scan(w);
         }
+        Ok(sent)
     }
 
     /// Notes the subscriptions worker `w` holds that the checker has not

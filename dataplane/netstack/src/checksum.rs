@@ -1,17 +1,31 @@
 //! The Internet checksum (RFC 1071), one's complement sum of 16-bit words.
 
 /// Adds `data` to a running 32-bit one's complement accumulator.
-pub fn accumulate(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-        // Fold early so the accumulator never overflows, whatever the length.
-        sum = (sum & 0xffff) + (sum >> 16);
+///
+/// Sums 32-bit big-endian words into 64 bits and folds once at the end:
+/// 2^16 = 1 modulo 0xffff, so a 32-bit word adds the same as its two
+/// 16-bit halves, and 2^32 more words than any datagram holds fit before
+/// the accumulator could overflow. The compiler vectorises this loop; the
+/// word-at-a-time fold it replaces cost 10% of a worker's cycles (one
+/// verify per PUBLISH, one fill per DELIVER). An odd length pads with zero.
+pub fn accumulate(sum: u32, data: &[u8]) -> u32 {
+    let mut acc = u64::from(sum);
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
+    match *words.remainder() {
+        [a, b, c] => acc += (u64::from(a) << 24) | (u64::from(b) << 16) | (u64::from(c) << 8),
+        [a, b] => acc += (u64::from(a) << 24) | (u64::from(b) << 16),
+        [a] => acc += u64::from(a) << 24,
+        _ => {}
     }
-    sum
+    // Fold 64 -> 32 -> 17 bits; end-around carries keep the sum modulo 0xffff.
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc as u32
 }
 
 /// Folds the accumulator and returns the complemented 16-bit checksum.
@@ -58,6 +72,42 @@ mod tests {
         let c = checksum(&data);
         data[6..8].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum(&data), 0);
+    }
+
+    /// RFC 1071's definition, one 16-bit word at a time: the model the
+    /// word-wide sum must agree with.
+    fn model(mut sum: u32, data: &[u8]) -> u32 {
+        let mut chunks = data.chunks_exact(2);
+        for c in &mut chunks {
+            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        if let [last] = chunks.remainder() {
+            sum += u32::from(*last) << 8;
+        }
+        sum
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_word_by_word_model(
+            start in 0u32..0x2_0000,
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..1600),
+        ) {
+            proptest::prop_assert_eq!(finish(accumulate(start, &data)), finish(model(start, &data)));
+        }
+    }
+
+    #[test]
+    fn extreme_inputs_agree_with_the_model() {
+        for len in [0, 1, 2, 3, 4, 5, 7, 8, 1499, 1500, 65535] {
+            for byte in [0x00, 0x01, 0x80, 0xff] {
+                let data = alloc::vec![byte; len];
+                for start in [0, 1, 0xffff, 0x1_fffe] {
+                    assert_eq!(finish(accumulate(start, &data)), finish(model(start, &data)), "{len} x {byte:#x}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -159,8 +159,9 @@ impl<B> Engine<B> {
         self.reply_error(io, to, ErrorEntry::whole(0, code, detail));
     }
 
-    /// Queues each message in its stream (the scheduler sends them at the
-    /// end of the turn). Under `block`, once a stream refuses a message,
+    /// Hands each message to its subscribers' DELIVERs at once when
+    /// nothing waits (cut-through), or else queues it in its stream for the
+    /// scheduler at the end of the turn. Under `block`, once a stream refuses a message,
     /// its later messages in the datagram are refused too, so the publisher
     /// can resend exactly the last `refused` ones, in order.
     fn publish<I: Io<Buf = B>>(&mut self, io: &mut I, now: Now, from: Addr, p: Publish<'_>) {
@@ -185,7 +186,9 @@ impl<B> Engine<B> {
                 self.note_blocked(msg.stream);
                 continue;
             }
-            match self.streams.publish(msg.stream, msg.class, now.ns, msg.payload) {
+            let (fan, counts) = (&mut self.fan, &mut self.counts);
+            let emit = |sub, out: &ms_streams::Out<'_>| fan.append(io, sub, out, counts);
+            match self.streams.publish_through(msg.stream, msg.class, now.ns, msg.payload, emit) {
                 Outcome::NoSubscriber => self.counts.add(C::MessagesNoSubscriber, 1),
                 Outcome::Refused(Refusal::Backpressure) => self.note_blocked(msg.stream),
                 // Queued and shed messages are counted from the tally.
@@ -215,8 +218,10 @@ impl<B> Engine<B> {
     }
 
     fn control<I: Io<Buf = B>>(&mut self, io: &mut I, now: Now, from: From, ctrl: Control<'_>) {
-        // DELIVERs are only filled inside end_turn, which sends them all.
-        assert!(self.fan.is_idle(), "control frame with DELIVERs pending");
+        // What cut-through filled goes out before anything changes a slot
+        // (a freed one may be reused) or a grant (so every message leaves
+        // under the grant it was sent under).
+        self.fan.flush_all(io);
         match ctrl {
             Control::Subscribe(ranges) | Control::Unsubscribe(ranges) => {
                 let op = if matches!(ctrl, Control::Subscribe(_)) { RangeOp::Subscribe } else { RangeOp::Unsubscribe };
@@ -321,6 +326,7 @@ impl<B> Engine<B> {
 
     /// Work another worker's engine handed to this one.
     pub fn on_mail<I: Io<Buf = B>>(&mut self, io: &mut I, now: Now, mail: Mail) {
+        self.fan.flush_all(io); // as for a control frame
         match mail {
             Mail::Range(work) => self.start_range(io, now, work),
             Mail::Heartbeat(addr) => {
@@ -343,8 +349,8 @@ impl<B> Engine<B> {
     }
 
     /// Expires silent subscribers, a bounded slice of the table per turn.
-    /// Runs between turns, when no DELIVER is pending, so a freed slot has
-    /// nothing in flight.
+    /// Runs between turns (before the turn's datagrams), when no DELIVER is
+    /// pending, so a freed slot has nothing in flight.
     pub fn expire(&mut self, now: Now, lifetime_ms: u64) {
         assert!(self.fan.is_idle(), "expiry with DELIVERs pending");
         if self.streams.limits().lifetime_ms != lifetime_ms {
@@ -358,7 +364,10 @@ impl<B> Engine<B> {
     /// this turn's budget, sends the DELIVERs it filled, tells disconnected
     /// subscribers, and counts what happened.
     pub fn end_turn<I: Io<Buf = B>>(&mut self, io: &mut I, now: Now) {
-        self.run_jobs(io, now);
+        if self.jobs.pending() {
+            self.fan.flush_all(io); // range work may free and reuse slots
+            self.run_jobs(io, now);
+        }
         self.jobs.new_turn();
         self.serve(io);
         self.streams.relieve(RELIEVE_PER_TURN);

@@ -61,6 +61,11 @@ impl Jobs {
     pub(crate) fn new_turn(&mut self) {
         self.budget = RANGE_IDS_PER_TURN;
     }
+
+    /// Some range work is queued.
+    pub(crate) fn pending(&self) -> bool {
+        !self.queue.is_empty()
+    }
 }
 
 /// What walking a slice of a job came to.

@@ -28,7 +28,9 @@ pub const MSG_CHARGE_BYTES: u32 = std::mem::size_of::<crate::pool::Msg>() as u32
 pub(crate) const fn charge(len: u32) -> u32 {
     len + MSG_CHARGE_BYTES
 }
-use crate::{Peer, Streams, Subscription, NIL};
+use crate::sched::{Out, Src};
+use crate::{Peer, Stream, Streams, Subscription, NIL};
+use ms_wire::deliver::DeliveryMeta;
 
 /// Why a queued message was not sent to one subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,27 +203,125 @@ impl Streams {
 
     /// Queues a message for every subscriber of stream `id` on this worker.
     pub fn publish(&mut self, id: u64, class: u8, timestamp_ns: u64, payload: &[u8]) -> Outcome {
-        let Some(st) = self.stream_slot(id) else { return Outcome::NoSubscriber };
-        let cost = charge(payload.len() as u32);
+        match self.admit(id, class, payload.len()) {
+            Ok(st) => self.store(st, class, timestamp_ns, payload),
+            Err(refused) => refused,
+        }
+    }
+
+    /// Publishes like [`Streams::publish`], but when nothing waits in the
+    /// scheduler, nothing of the stream is queued and every subscription
+    /// has the credit for the message, hands it to `emit(subscriber_slot,
+    /// message)` for each subscription at once instead of storing it
+    /// (cut-through): one copy, from the PUBLISH into the DELIVERs, and
+    /// nothing for the scheduler to do. Sending now is what the scheduler
+    /// would do anyway when nobody else waits, so order and fairness are
+    /// the same. If `emit` refuses (no buffer), the message is stored for
+    /// the subscriptions it did not reach, as [`Streams::publish`] would,
+    /// so nothing is lost; the pool's room for that is checked first.
+    /// Counted as queued and sent, like a message that went through the
+    /// queue.
+    pub fn publish_through(
+        &mut self,
+        id: u64,
+        class: u8,
+        timestamp_ns: u64,
+        payload: &[u8],
+        mut emit: impl FnMut(u32, &Out<'_>) -> bool,
+    ) -> Outcome {
+        let st = match self.admit(id, class, payload.len()) {
+            Ok(st) => st,
+            Err(refused) => return refused,
+        };
+        let stream = self.streams[st as usize];
+        let end_pos = stream.tail_pos + payload.len() as u64;
+        if !self.may_cut_through(&stream, end_pos, payload.len()) {
+            return self.store(st, class, timestamp_ns, payload);
+        }
+        let meta = DeliveryMeta { stream: id, seq: stream.next_seq, position: end_pos, timestamp_ns, class, flags: 0 };
+        let out = Out { meta, len: payload.len(), src: Src::Arrived(payload) };
+        let mut n = stream.head;
+        while n != NIL {
+            let node = self.nodes[n as usize];
+            if !emit(node.subscriber, &out) {
+                return self.store_rest(st, n, class, timestamp_ns, payload);
+            }
+            self.note_sent(n, end_pos);
+            n = node.s_next;
+        }
+        let stream = &mut self.streams[st as usize];
+        stream.next_seq += 1;
+        stream.tail_pos = end_pos;
+        self.tally.queued += 1;
+        self.tally.fanout += u64::from(stream.subscribers);
+        Outcome::Queued { seq: meta.seq, fanout: stream.subscribers }
+    }
+
+    /// Cut-through is allowed: nobody waits in the scheduler (no one is
+    /// overtaken), the stream has no backlog (its order holds; every
+    /// subscription is caught up), the pool could store the message should
+    /// a buffer run out half-way, and every subscription may send it.
+    fn may_cut_through(&self, stream: &Stream, end_pos: u64, len: usize) -> bool {
+        if self.sched.active() != 0 || stream.q_head != NIL || !self.pool.has_room(len) {
+            return false;
+        }
+        let mut n = stream.head;
+        while n != NIL {
+            let node = &self.nodes[n as usize];
+            if !node.may_send(end_pos) {
+                return false;
+            }
+            n = node.s_next;
+        }
+        true
+    }
+
+    /// `emit` refused at subscription `refused_at` during a cut-through:
+    /// stores the message and takes it off the subscriptions before
+    /// `refused_at`, which were handed it already.
+    fn store_rest(&mut self, st: u32, refused_at: u32, class: u8, timestamp_ns: u64, payload: &[u8]) -> Outcome {
+        let outcome = self.store(st, class, timestamp_ns, payload);
+        // `may_cut_through` checked the pool's room: nothing was refused.
+        debug_assert!(matches!(outcome, Outcome::Queued { .. }));
+        let mut n = self.streams[st as usize].head;
+        while n != refused_at && n != NIL {
+            self.sched.deactivate(&mut self.nodes, n);
+            self.advance(n);
+            n = self.nodes[n as usize].s_next;
+        }
+        outcome
+    }
+
+    /// The stream slot of a message for stream `id` that is to be taken,
+    /// after the stream's queue limit and the degradation steps; `Err`
+    /// with the outcome of one that is not.
+    fn admit(&mut self, id: u64, class: u8, len: usize) -> Result<u32, Outcome> {
+        let Some(st) = self.stream_slot(id) else { return Err(Outcome::NoSubscriber) };
+        let cost = charge(len as u32);
         let limit = self.stream_limit(self.level());
         if self.streams[st as usize].queued_bytes + cost > limit {
             // The stream's own backlog goes first, before anything is shed.
             if !self.make_room(st, limit.saturating_sub(cost)) {
                 self.tally.refuse(Refusal::Backpressure, id);
-                return Outcome::Refused(Refusal::Backpressure);
+                return Err(Outcome::Refused(Refusal::Backpressure));
             }
             if self.stream_slot(id) != Some(st) {
-                return Outcome::NoSubscriber; // the disconnect policy removed every subscriber
+                return Err(Outcome::NoSubscriber); // the disconnect policy removed every subscriber
             }
         }
         let level = self.level();
         let c = class_of(class);
         if level >= 2 && c == CLASSES - 1 {
-            return self.refuse(st, Refusal::ShedBulk);
+            return Err(self.refuse(st, Refusal::ShedBulk));
         }
         if level >= 3 && c >= BEST_EFFORT_CLASS {
-            return self.refuse(st, Refusal::ShedBestEffort);
+            return Err(self.refuse(st, Refusal::ShedBestEffort));
         }
+        Ok(st)
+    }
+
+    /// Stores an admitted message in the pool and queues it.
+    fn store(&mut self, st: u32, class: u8, timestamp_ns: u64, payload: &[u8]) -> Outcome {
         let Some(m) = self.pool.alloc(payload) else { return self.refuse(st, Refusal::PoolFull) };
         self.link(st, m, class, timestamp_ns)
     }

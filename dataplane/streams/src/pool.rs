@@ -98,10 +98,10 @@ impl Pool {
 
     /// Stores a message; `None` when the pool cannot hold it (nothing taken).
     pub fn alloc(&mut self, payload: &[u8]) -> Option<u32> {
-        let need = payload.len().div_ceil(CHUNK_BYTES) as u32;
-        if self.msg_free == NIL || self.capacity() - self.chunks_used < need {
+        if !self.has_room(payload.len()) {
             return None;
         }
+        let need = payload.len().div_ceil(CHUNK_BYTES) as u32;
         let m = self.msg_free;
         self.msg_free = self.msgs[m as usize].next;
         self.msgs_used += 1;
@@ -120,6 +120,12 @@ impl Pool {
         self.chunks_used += need;
         self.msgs[m as usize] = Msg { chunk: first, len: payload.len() as u16, ..FREE_MSG };
         Some(m)
+    }
+
+    /// Whether [`Pool::alloc`] of a `len`-byte payload would succeed now.
+    #[inline]
+    pub fn has_room(&self, len: usize) -> bool {
+        self.msg_free != NIL && self.capacity() - self.chunks_used >= len.div_ceil(CHUNK_BYTES) as u32
     }
 
     /// Returns message `m` and its chunks to the pool.

@@ -129,14 +129,25 @@ pub struct Out<'a> {
     pub meta: DeliveryMeta,
     /// Payload length.
     pub len: usize,
-    pool: &'a Pool,
-    msg: u32,
+    pub(crate) src: Src<'a>,
+}
+
+/// Where a message's payload is: stored in the pool, or still in the
+/// PUBLISH it arrived in (cut-through, see [`Streams::publish_through`]).
+#[derive(Debug)]
+pub(crate) enum Src<'a> {
+    Pool(&'a Pool, u32),
+    Arrived(&'a [u8]),
 }
 
 impl Out<'_> {
     /// Copies the payload into `out`, which must be exactly `len` long.
+    #[inline]
     pub fn copy_payload(&self, out: &mut [u8]) {
-        self.pool.copy_payload(self.msg, out);
+        match self.src {
+            Src::Pool(pool, msg) => pool.copy_payload(msg, out),
+            Src::Arrived(payload) => out.copy_from_slice(payload),
+        }
     }
 }
 
@@ -231,21 +242,27 @@ impl Streams {
                 class: msg.class,
                 flags: msg.flags,
             };
-            let out = Out { meta, len: usize::from(msg.len), pool: &self.pool, msg: node.cursor };
+            let out = Out { meta, len: usize::from(msg.len), src: Src::Pool(&self.pool, node.cursor) };
             if !emit(node.subscriber, &out) {
                 return false;
             }
-            let sent = &mut self.nodes[n as usize];
-            sent.deficit -= u32::from(msg.len);
-            // Past the gap now: the subscriber grants from here.
-            sent.owed = false;
-            sent.owed_used |= msg.end_pos > sent.grant;
+            self.nodes[n as usize].deficit -= u32::from(msg.len);
+            self.note_sent(n, msg.end_pos);
             served.messages += 1;
             served.bytes += u64::from(msg.len);
-            self.tally.sent += 1;
             self.advance(n);
         }
         true
+    }
+
+    /// Subscription `n` was handed the message ending at `end_pos`.
+    #[inline]
+    pub(crate) fn note_sent(&mut self, n: u32, end_pos: u64) {
+        let sent = &mut self.nodes[n as usize];
+        // Past the gap now: the subscriber grants from here.
+        sent.owed = false;
+        sent.owed_used |= end_pos > sent.grant;
+        self.tally.sent += 1;
     }
 
     /// Subscription `n` is done with its cursor message (sent or skipped).
