@@ -32,4 +32,4 @@ pub mod scenarios;
 pub use generator::{Classes, Generator, Load, Outcome, Phase, Zipf};
 pub use grants::{CREDIT_WINDOW, INITIAL_CREDIT};
 pub use monitor::{rss_bytes, Monitor, Sample, Totals};
-pub use scenarios::{MillionOutcome, OverloadOutcome, OverloadSpec};
+pub use scenarios::{MillionOutcome, OverloadOutcome, OverloadSpec, RoundTrips, ROUND_TRIP_WARMUP};

@@ -4,6 +4,7 @@
 
 use crate::generator::{rdtsc, Generator, Load, Outcome, Phase, Session, NORMAL_CLASS, PUB_PORT_BASE};
 use crate::monitor::{rss_bytes, Monitor, Sample, Totals};
+use hdrhistogram::Histogram;
 use ms_proto::ProtoCounter;
 use ms_wire::publish::PublishBuilder;
 use ms_wire::FrameType;
@@ -94,7 +95,71 @@ pub struct MillionOutcome {
     pub credit_entries: u64,
 }
 
+/// What the closed-loop round trips saw.
+#[derive(Debug)]
+pub struct RoundTrips {
+    /// Subscriptions acknowledged before the first round trip.
+    pub subscribed: bool,
+    /// Round trips measured (after the warm-up).
+    pub round_trips: u64,
+    /// Messages whose DELIVER did not come back within the timeout.
+    pub timeouts: u64,
+    /// Round-trip time, ns: from writing the PUBLISH to reading its DELIVER.
+    pub rtt_ns: Histogram<u64>,
+    /// Seconds the measured round trips took.
+    pub seconds: f64,
+}
+
+/// Round trips made before measuring (caches, branch predictors, the
+/// appliance's adaptive burst settle).
+pub const ROUND_TRIP_WARMUP: u64 = 10_000;
+
+/// A round trip that takes longer than this counts as a timeout.
+const ROUND_TRIP_TIMEOUT_S: f64 = 0.1;
+
 impl Generator {
+    /// Closed loop, one message in flight, like Aeron's ping/pong: publishes
+    /// one message (one per datagram) on stream 0, polls until its DELIVER
+    /// is back, records the time, and repeats `n` times after a warm-up;
+    /// stops early after `limit_s` seconds. The latency is the whole loop:
+    /// the generator's frame building and ring, the worker's poll, the
+    /// appliance's work, and the way back. `done` is set at the end.
+    pub fn round_trips(&self, load: Load, n: u64, limit_s: f64, done: &AtomicBool) -> RoundTrips {
+        let mut s = Session::new(self, load, 0, done);
+        let subscribed = s.ranges(FrameType::Subscribe, 0, 0);
+        let src = PUB_PORT_BASE + (ms_wire::shard::shard(0) % 16) as u16;
+        let mut payload = vec![0u8; load.payload.max(16)];
+        let (mut timeouts, mut measured) = (0u64, 0u64);
+        let deadline = rdtsc() + (limit_s * self.tsc_hz as f64) as u64;
+        let mut t0 = rdtsc();
+        for i in 0..ROUND_TRIP_WARMUP + n {
+            if i == ROUND_TRIP_WARMUP {
+                s.hist.reset();
+                t0 = rdtsc();
+            }
+            if rdtsc() >= deadline || done.load(Ordering::Relaxed) {
+                break;
+            }
+            let before = s.received;
+            payload[8..16].copy_from_slice(&i.to_le_bytes());
+            let sent = s.send_one(src, |b| {
+                // Stamped last, right before the frame is handed to the ring.
+                payload[..8].copy_from_slice(&rdtsc().to_le_bytes());
+                let mut w = PublishBuilder::new(b)?;
+                w.push(0, NORMAL_CLASS, &payload).then_some(())?;
+                Some(w.len())
+            });
+            if !sent || !s.drain_until(ROUND_TRIP_TIMEOUT_S, |s| s.received > before) {
+                timeouts += 1;
+            } else if i >= ROUND_TRIP_WARMUP {
+                measured += 1;
+            }
+        }
+        let seconds = (rdtsc() - t0) as f64 / self.tsc_hz as f64;
+        done.store(true, Ordering::Relaxed);
+        RoundTrips { subscribed, round_trips: measured, timeouts, rtt_ns: s.hist, seconds }
+    }
+
     /// Runs the load; `done` is set when it is over.
     pub fn run(&self, load: Load, done: &AtomicBool) -> Outcome {
         let mut s = Session::new(self, load, 0, done);

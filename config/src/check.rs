@@ -72,6 +72,13 @@ impl Config {
         if !(8..=RX_BURST_MAX).contains(&usize::from(w.rx_burst)) {
             fail!(None, "workers.rx_burst: wrote {}; expected 8 to {RX_BURST_MAX} packets per burst", w.rx_burst);
         }
+        if w.realtime_priority > 99 {
+            fail!(
+                None,
+                "workers.realtime_priority: wrote {}; expected 0 (off) or 1 to 99 (SCHED_FIFO)",
+                w.realtime_priority
+            );
+        }
         if !(1..=8).contains(&e.log_level) {
             fail!(None, "eal.log_level: wrote {}; expected 1 (critical only) to 8 (debug)", e.log_level);
         }

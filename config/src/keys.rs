@@ -189,6 +189,12 @@ pub static KEYS: &[Key] = &[
     port_key!("ports[].tx_desc", tx_desc, "TX descriptors per queue, 64..32768"),
     key!(Restart, "workers.lcores", workers.lcores, "worker lcores, 1..64; worker i owns queue i of every port"),
     key!(Restart, "workers.rx_burst", workers.rx_burst, "packets per RX burst, 8..512"),
+    key!(
+        Restart,
+        "workers.realtime_priority",
+        workers.realtime_priority,
+        "0 = normal scheduling; 1..99 = SCHED_FIFO at that priority"
+    ),
     key!(Restart, "service.udp_port", service.udp_port, "UDP port of the streaming service"),
     key!(Restart, "service.handler", service.handler, "streams, sink or echo"),
     key!(Restart, "arp.entry_ttl_s", arp.entry_ttl_s, "lifetime of a learned neighbour"),

@@ -382,6 +382,11 @@ pub struct WorkersConfig {
     /// Packets per RX burst.
     #[serde(default = "default_burst")]
     pub rx_burst: u16,
+    /// Real-time priority of the worker threads: 0 keeps the normal
+    /// scheduler; 1 to 99 makes them `SCHED_FIFO` at that priority, so no
+    /// ordinary thread preempts them on their CPUs.
+    #[serde(default)]
+    pub realtime_priority: u8,
 }
 
 fn default_burst() -> u16 {

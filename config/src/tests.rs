@@ -409,6 +409,10 @@ fn every_error_has_line_column_and_plain_words() {
             "t.yaml:13:13: workers.rx_burst: wrote 7; expected 8 to 512",
         ),
         (
+            GOOD.replace("lcores: [1]", "lcores: [1]\n  realtime_priority: 100"),
+            "t.yaml:13:22: workers.realtime_priority: wrote 100; expected 0 (off) or 1 to 99 (SCHED_FIFO)",
+        ),
+        (
             GOOD.replace("hugepages: off", "hugepages: off\n  memory_mb: 10"),
             "t.yaml:5:14: eal.memory_mb: wrote 10; expected at least 64",
         ),

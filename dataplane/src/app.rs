@@ -197,6 +197,18 @@ struct Plant<'a> {
 fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Worker>> {
     let Plant { eal, cfg, ports, pools, stats, stop } = *plant;
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
+    let priority = cfg.workers.realtime_priority;
+    if priority > 0 {
+        crate::lcore::realtime::check(priority)?;
+        if let Some((runtime_us, period_us)) = crate::lcore::realtime::throttling() {
+            tracing::warn!(
+                runtime_us,
+                period_us,
+                "SCHED_FIFO workers are stopped for the rest of every period by the kernel's real-time throttling; \
+                 set kernel.sched_rt_runtime_us=-1 only where the workers' CPUs are isolated"
+            );
+        }
+    }
     let n = cfg.worker_lcores().len();
     let mail = Arc::new(Mailboxes::new(n, MAILBOX_ITEMS));
     let mut workers = Vec::with_capacity(n);
@@ -222,6 +234,7 @@ fn build_workers(plant: &Plant<'_>, live: &Arc<Live>) -> anyhow::Result<Vec<Work
             stop: Arc::clone(stop.flag()),
             live: Arc::clone(live),
             burst: usize::from(cfg.workers.rx_burst),
+            realtime_priority: cfg.workers.realtime_priority,
             service: crate::service::spec(cfg.service.handler, settings::stream_limits(cfg)),
         });
     }

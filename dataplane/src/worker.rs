@@ -15,6 +15,12 @@ use crate::lcore::mailbox::{Handoff, Mailboxes, DRAIN_PER_TURN};
 use crate::lcore::turn::{QueuePlan, Turn, BURST_MAX};
 use crate::service::{Service, ServiceSpec};
 use ms_dpdk_sys as sys;
+
+/// Received packets whose data is prefetched ahead of the one handled.
+const PREFETCH_AHEAD: usize = 2;
+/// Cache lines prefetched per packet: Ethernet, IPv4 and UDP headers and
+/// the first messages of a PUBLISH.
+const PREFETCH_LINES: usize = 4;
 use ms_netstack::host::{ReplyKind, Shared, Verdict};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,6 +51,8 @@ pub struct Worker {
     pub live: Arc<Live>,
     /// Packets per RX burst (the most; adaptive below it).
     pub burst: usize,
+    /// `SCHED_FIFO` priority of the worker thread; 0 leaves it as it is.
+    pub realtime_priority: u8,
 }
 
 /// A worker running on its lcore.
@@ -60,6 +68,12 @@ impl Worker {
     /// `stop` is set; returns the lcore exit code.
     pub fn run(self) -> i32 {
         assert!(self.burst >= 1 && self.burst <= BURST_MAX);
+        if self.realtime_priority > 0 {
+            // The main lcore checked that the kernel allows it (realtime::check).
+            if let Err(e) = crate::lcore::realtime::make_current_fifo(self.realtime_priority) {
+                panic!("worker {}: SCHED_FIFO priority {}: {e}", self.index, self.realtime_priority);
+            }
+        }
         let queues = self.queues.iter().map(|p| p.build(self.index as u16));
         // The main lcore built each plan once already, so this cannot fail.
         let queues = match queues.collect::<Result<Vec<_>, String>>() {
@@ -191,8 +205,19 @@ impl Running {
         self.turn.c.add(Counter::PollsBusy, 1);
         self.turn.c.add(Counter::RxPackets, n as u64);
         self.turn.c.port_rx(q, n as u64);
-        for &m in &rx[..n] {
-            self.handle(service, q, m);
+        // Packets ahead of the one being handled have their first lines on
+        // the way (headers and the first messages); the rest of a datagram
+        // follows from the hardware prefetcher once it is being read.
+        for &m in rx[..n].iter().take(PREFETCH_AHEAD) {
+            // SAFETY: m came from rx_burst and is owned by this worker.
+            unsafe { mbuf::prefetch_data(m, PREFETCH_LINES) };
+        }
+        for i in 0..n {
+            if let Some(&ahead) = rx[..n].get(i + PREFETCH_AHEAD) {
+                // SAFETY: as above.
+                unsafe { mbuf::prefetch_data(ahead, PREFETCH_LINES) };
+            }
+            self.handle(service, q, rx[i]);
         }
         n
     }

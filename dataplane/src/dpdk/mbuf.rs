@@ -82,6 +82,27 @@ pub unsafe fn data_mut<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
     }
 }
 
+/// Asks the CPU to start loading the first `lines` cache lines of the
+/// packet's data, so that parsing it a few packets later does not wait for
+/// memory (the data was last written by another core or by the NIC).
+///
+/// # Safety
+/// `m` must be a live mbuf (its header is read to find the data).
+#[inline]
+pub unsafe fn prefetch_data(m: *const sys::rte_mbuf, lines: usize) {
+    // SAFETY: by the caller's contract m is live; buf_addr + data_off is
+    // inside its buffer, and a prefetch of any address is only a hint.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        let base = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off));
+        for i in 0..lines {
+            std::arch::x86_64::_mm_prefetch(base.wrapping_add(i * 64).cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (m, lines);
+}
+
 /// Number of segments in a packet.
 ///
 /// # Safety

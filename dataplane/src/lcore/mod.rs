@@ -5,4 +5,5 @@
 
 pub mod clock;
 pub mod mailbox;
+pub mod realtime;
 pub mod turn;

@@ -9,6 +9,7 @@
 mod million;
 mod overload;
 mod plain;
+mod rtt;
 mod sweep;
 
 use anyhow::Context;
@@ -82,6 +83,14 @@ struct Args {
     /// the process's RSS at each step and the stream table's bytes.
     #[arg(long, conflicts_with_all = ["sweep", "suite"])]
     million: bool,
+    /// Closed loop: this many round trips with one message in flight (after
+    /// 10,000 not measured), like Aeron's ping/pong; P50/P99/P99.9/max.
+    #[arg(long, conflicts_with_all = ["sweep", "suite", "overload", "million"])]
+    rtt: Option<u64>,
+    /// workers.realtime_priority of the generated config: 1..99 runs the
+    /// worker SCHED_FIFO [default: 0, normal scheduling].
+    #[arg(long, default_value_t = 0)]
+    realtime_priority: u8,
 }
 
 /// What the program does, with every default resolved.
@@ -90,6 +99,7 @@ enum Mode {
     Plain,
     Overload,
     Million,
+    RoundTrip,
 }
 
 impl Args {
@@ -98,6 +108,8 @@ impl Args {
             Mode::Overload
         } else if self.million {
             Mode::Million
+        } else if self.rtt.is_some() {
+            Mode::RoundTrip
         } else {
             Mode::Plain
         }
@@ -112,12 +124,14 @@ impl Args {
             Mode::Plain => 3.0,
             Mode::Overload => 30.0,
             Mode::Million => 2.0,
+            // The most the round trips may take.
+            Mode::RoundTrip => 120.0,
         })
     }
 
     fn streams(&self) -> u64 {
         self.streams.unwrap_or(match self.mode() {
-            Mode::Plain => 1,
+            Mode::Plain | Mode::RoundTrip => 1,
             Mode::Overload => 1000,
             Mode::Million => 1_000_000,
         })
@@ -160,7 +174,7 @@ fn config(a: &Args) -> anyhow::Result<Config> {
 eal: {{ main_lcore: 0, memory_mb: 1024 }}
 ports:
   - {{ name: dut, device: "net_ring_bench_dut", mac: "02:4d:53:00:00:01", ipv4: "198.18.0.1/24" }}
-workers: {{ lcores: [1], rx_burst: {rx_burst} }}
+workers: {{ lcores: [1], rx_burst: {rx_burst}, realtime_priority: {rt} }}
 streams: {{ max_per_worker: {streams}, subscribers_max: 64, subscriptions_max: {subs} }}
 mempool: {{ mbufs: 32767, cache: 256 }}
 telemetry: {{ stats_path: "{d}/stats", control_socket: "{d}/dp.sock" }}
@@ -169,6 +183,7 @@ flow: {{ initial_credit_bytes: {credit}, default_policy: drop-oldest }}
         subs = (streams * u64::from(a.subscribers().max(1))).min(1 << 26),
         credit = ms_bench::INITIAL_CREDIT,
         rx_burst = a.rx_burst(),
+        rt = a.realtime_priority,
         d = dir.display()
     );
     // Experiments with the appliance's settings (inherited by the runs a
@@ -310,5 +325,6 @@ fn main() -> anyhow::Result<()> {
         Mode::Plain => plain::plain(&a),
         Mode::Overload => overload::overload(&a),
         Mode::Million => million::million(&a),
+        Mode::RoundTrip => rtt::rtt(&a),
     }
 }

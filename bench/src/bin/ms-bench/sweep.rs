@@ -13,6 +13,9 @@ pub(crate) fn run_child(a: &Args, rate: u64, extra: &[&str]) -> anyhow::Result<V
         .args(["--payload", &a.payload.to_string(), "--batch", &a.batch.to_string(), "--zipf", &a.zipf.to_string()])
         .args(extra)
         .stderr(std::process::Stdio::null());
+    if a.realtime_priority > 0 {
+        cmd.args(["--realtime-priority", &a.realtime_priority.to_string()]);
+    }
     if let Some(b) = a.rx_burst.filter(|_| !extra.contains(&"--rx-burst")) {
         cmd.args(["--rx-burst", &b.to_string()]);
     }
@@ -127,6 +130,8 @@ pub(crate) fn suite(a: &Args) -> anyhow::Result<()> {
         overload: false,
         million: false,
         rx_burst: None,
+        rtt: None,
+        realtime_priority: a.realtime_priority,
     };
     let scenarios = [
         Args { ..base },
