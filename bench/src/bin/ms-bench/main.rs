@@ -6,6 +6,7 @@
 //! subscribes a million streams and follows the process's memory; `--json`
 //! for machines.
 
+mod ceilings;
 mod million;
 mod overload;
 mod plain;

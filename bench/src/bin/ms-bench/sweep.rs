@@ -82,38 +82,6 @@ fn label(a: &Args) -> String {
     format!("{} streams{skew}, 1:{}, {} B, {}/datagram", a.streams(), a.subscribers(), a.payload, a.batch)
 }
 
-/// testpmd io-forward on a ring port, one forwarding core (lcore 1, the
-/// worker's CPU): the raw I/O ceiling of this port type on this core.
-fn ceiling() -> anyhow::Result<f64> {
-    let child = std::process::Command::new("dpdk-testpmd")
-        .args([
-            "-l",
-            "0,1",
-            "--no-pci",
-            "--in-memory",
-            "--log-level",
-            "1",
-            "--file-prefix",
-            &format!("msb-tp-{}", std::process::id()),
-        ])
-        .args(["--vdev=net_ring0", "--", "--forward-mode=io", "--tx-first", "--stats-period=1", "--nb-cores=1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("run dpdk-testpmd (package dpdk-dev)")?;
-    std::thread::sleep(std::time::Duration::from_secs(6));
-    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let out = child.wait_with_output()?;
-    let mut pps: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Rx-pps:"))
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-        .filter(|v: &f64| *v > 0.0)
-        .collect();
-    pps.sort_by(|a, b| a.total_cmp(b));
-    pps.get(pps.len() / 2).copied().context("testpmd printed no Rx-pps")
-}
-
 /// Every scenario of the issue (see docs/PERFORMANCE.md).
 pub(crate) fn suite(a: &Args) -> anyhow::Result<()> {
     let base = Args {
@@ -148,42 +116,27 @@ pub(crate) fn suite(a: &Args) -> anyhow::Result<()> {
             ..base
         },
     ];
-    let ceiling_pps = ceiling()?;
-    eprintln!("[bench] testpmd io-forward ceiling on net_ring, one core: {ceiling_pps:.0} pps");
+    let headline = crate::ceilings::frame_len(64, 16);
+    let ceilings = json!({
+        "16_per_datagram": crate::ceilings::all(headline, 64)?,
+        "1_per_datagram": crate::ceilings::all(crate::ceilings::frame_len(64, 1), 64)?,
+    });
     let mut rows = Vec::new();
     for s in &scenarios {
         rows.push(sweep(s)?);
     }
+    eprintln!("[bench] closed loop: 1,000,000 round trips, one message in flight");
+    let rtt_args = Args { sweep: false, batch: 1, rtt: Some(1_000_000), ..base };
+    let rtt = run_child(&rtt_args, 1, &["--rtt", "1000000"])?;
     eprintln!("[bench] a million streams: subscribe, load, unsubscribe");
     let million_args = Args { million: true, sweep: false, streams: Some(1_000_000), seconds: Some(2.0), ..base };
     let million = run_child(&million_args, 1_000_000, &["--million"])?;
-    let summary = json!({ "ceiling_testpmd_ring_pps": ceiling_pps, "scenarios": rows, "million": million });
+    let summary = json!({ "ceilings": ceilings, "scenarios": rows, "round_trips": rtt, "million": million });
     if a.json {
         println!("{summary}");
         return Ok(());
     }
-    println!(
-        "\n{:<46} {:>12} {:>11} {:>9} {:>10} {:>10} {:>10} {:>14}",
-        "scenario", "max msg/s", "pps", "% ceiling", "p99@10%", "p99@50%", "p99@80%", "in-DUT p99@50%"
-    );
-    for r in &rows {
-        let pps = r["pps_at_max"].as_f64().unwrap_or(0.0);
-        let p99 = |k: &str| format!("{:.1} us", r["latency"][k]["latency_ns"]["p99"].as_f64().unwrap_or(0.0) / 1000.0);
-        let dut = r["latency"]["at_50pct"]["appliance_busy_turn_ns"]["p99_le"]
-            .as_f64()
-            .map_or("-".to_string(), |v| format!("<{:.1} us", v / 1000.0));
-        println!(
-            "{:<46} {:>12} {:>11.0} {:>8.3}% {:>10} {:>10} {:>10} {:>14}",
-            r["scenario"].as_str().unwrap_or(""),
-            r["max_sustained_msgs_per_s"],
-            pps,
-            100.0 * pps / ceiling_pps,
-            p99("at_10pct"),
-            p99("at_50pct"),
-            p99("at_80pct"),
-            dut
-        );
-    }
+    print_suite(&rows, &ceilings, &rtt);
     let rss = &million["rss_bytes"];
     println!(
         "\n1M streams: {:.1} B of stream table per idle stream; RSS {} before subscribing, {} subscribed, {} after \
@@ -197,4 +150,72 @@ pub(crate) fn suite(a: &Args) -> anyhow::Result<()> {
         million["load"]["lost"]
     );
     Ok(())
+}
+
+/// The suite's tables: each scenario beside the ceilings of its frame size,
+/// then the round trips beside the CPUs' noise.
+fn print_suite(rows: &[Value], ceilings: &Value, rtt: &Value) {
+    println!(
+        "\n{:<46} {:>12} {:>10} {:>10} {:>10} {:>10} {:>14} {:>8} {:>8}",
+        "scenario", "max msg/s", "pps", "p99@10%", "p99@50%", "p99@80%", "in-DUT p99@50%", "/csum", "/memcpy"
+    );
+    for r in rows {
+        let pps = r["pps_at_max"].as_f64().unwrap_or(0.0);
+        let msgs = r["max_sustained_msgs_per_s"].as_f64().unwrap_or(0.0);
+        let c = if r["scenario"].as_str().unwrap_or("").ends_with(" 1/datagram") {
+            &ceilings["1_per_datagram"]
+        } else {
+            &ceilings["16_per_datagram"]
+        };
+        let csum = c["testpmd_pps"]["csum"].as_f64().unwrap_or(f64::NAN);
+        let memcpy = c["memcpy_msgs_per_s"].as_f64().unwrap_or(f64::NAN);
+        let p99 = |k: &str| format!("{:.1} us", r["latency"][k]["latency_ns"]["p99"].as_f64().unwrap_or(0.0) / 1000.0);
+        let dut = r["latency"]["at_50pct"]["appliance_busy_turn_ns"]["p99_le"]
+            .as_f64()
+            .map_or("-".to_string(), |v| format!("<{:.1} us", v / 1000.0));
+        println!(
+            "{:<46} {:>12} {:>10.0} {:>10} {:>10} {:>10} {:>14} {:>8.3} {:>8.3}",
+            r["scenario"].as_str().unwrap_or(""),
+            r["max_sustained_msgs_per_s"],
+            pps,
+            p99("at_10pct"),
+            p99("at_50pct"),
+            p99("at_80pct"),
+            dut,
+            pps / csum,
+            msgs / memcpy
+        );
+    }
+    for (name, c) in ceilings.as_object().into_iter().flatten() {
+        let t = &c["testpmd_pps"];
+        println!(
+            "ceilings, {name} ({} B frames): testpmd io {:.0}, macswap {:.0}, 5tswap {:.0}, csum {:.0} pps; \
+             memcpy floor {:.0} msg/s",
+            c["frame_bytes"],
+            t["io"].as_f64().unwrap_or(0.0),
+            t["macswap"].as_f64().unwrap_or(0.0),
+            t["5tswap"].as_f64().unwrap_or(0.0),
+            t["csum"].as_f64().unwrap_or(0.0),
+            c["memcpy_msgs_per_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let us = |v: &Value| v.as_f64().map_or("-".to_string(), |n| format!("{:.2} us", n / 1000.0));
+    let r = &rtt["rtt_ns"];
+    println!(
+        "\nround trip, one in flight, {} trips: p50 {}, p99 {}, p99.9 {}, max {}",
+        rtt["round_trips"],
+        us(&r["p50"]),
+        us(&r["p99"]),
+        us(&r["p999"]),
+        us(&r["max"])
+    );
+    for n in ceilings["16_per_datagram"]["oslat"].as_array().into_iter().flatten() {
+        println!(
+            "noise, oslat on CPU {}: max {} us, {:.1} gaps > 10 us per second, >= {:.4}% of the time stalled",
+            n["cpu"],
+            n["max_us"],
+            n["gaps_over_10us_per_s"].as_f64().unwrap_or(0.0),
+            100.0 * n["stalled_share_min"].as_f64().unwrap_or(0.0)
+        );
+    }
 }
