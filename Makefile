@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all setup build test demo bench flamegraph lint fmt clean
+.PHONY: all setup build test demo bench bench-check bench-baseline flamegraph lint fmt clean
 
 all: build
 
@@ -27,6 +27,18 @@ bench: setup
 	$(CARGO) build --release -p ms-bench
 	./target/release/ms-bench --suite
 	./target/release/ms-bench --overload
+
+# The regression guard, before landing any change to the hot path (not part
+# of `make test`): the headline scenarios as ratios to testpmd's csum
+# forwarding in the same run, against bench/baseline.json (about 2 min).
+bench-check: setup
+	$(CARGO) build --release -p ms-bench
+	./target/release/ms-bench --check bench/baseline.json
+
+# Rewrites bench/baseline.json (after a deliberate change; say why in the commit).
+bench-baseline: setup
+	$(CARGO) build --release -p ms-bench
+	./target/release/ms-bench --check bench/baseline.json --write-baseline
 
 # The demo's load, with perf sampling the dataplane; writes target/flamegraph.svg.
 flamegraph: setup

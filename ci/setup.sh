@@ -23,6 +23,8 @@ PKGS=(
     prometheus
     # pcap golden test (net_pcap PMD loads libpcap at run time)
     libpcap-dev
+    # make bench: the CPUs' latency noise floor (oslat); ci/cycle-budget.sh: callgrind
+    rt-tests valgrind
 )
 
 missing=()

@@ -131,6 +131,8 @@ pub struct Generator {
     pub dut_mac: MacAddr,
     /// TSC ticks per second.
     pub tsc_hz: u64,
+    /// What goes in the UDP checksum of the generator's datagrams.
+    pub udp_checksum: ms_netstack::host::TxChecksum,
 }
 
 const GEN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -200,8 +202,14 @@ impl<'g> Session<'g> {
     /// `extra_streams` more stream ids past `load.streams` get grants too
     /// (the overload's probe stream).
     pub(crate) fn new(g: &'g Generator, load: Load, extra_streams: u64, stop: &'g AtomicBool) -> Session<'g> {
-        let host =
-            Host::new(HostConfig { mac: g.mac, ip: GEN_IP, prefix_len: 24, service_port: 0, arp: Default::default() });
+        let host = Host::new(HostConfig {
+            mac: g.mac,
+            ip: GEN_IP,
+            prefix_len: 24,
+            service_port: 0,
+            arp: Default::default(),
+            udp_checksum: Default::default(),
+        });
         let subs = usize::from(load.subscribers);
         Session {
             g,

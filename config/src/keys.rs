@@ -5,7 +5,7 @@
 //! all read it; nothing else lists keys.
 
 use crate::schema::{
-    Config, FlowPolicy, HandlerKind, Hugepages, PolicyRangeConfig, PortConfig, RouteConfig, StaticNeighbor,
+    Config, FlowPolicy, HandlerKind, Hugepages, PolicyRangeConfig, PortConfig, RouteConfig, StaticNeighbor, UdpChecksum,
 };
 use crate::values::{Cidr, Device, Ip, Mac};
 use serde_saphyr::Spanned;
@@ -90,7 +90,7 @@ macro_rules! plain_same {
     ($($t:ty),*) => { $(impl SameValue for $t { fn same_as(&self, o: &Self) -> bool { self == o } })* };
 }
 plain_same!(
-    u8, u16, u32, u64, bool, String, std::path::PathBuf, std::net::SocketAddr, Hugepages, HandlerKind,
+    u8, u16, u32, u64, bool, String, std::path::PathBuf, std::net::SocketAddr, Hugepages, HandlerKind, UdpChecksum,
     FlowPolicy, Device, Cidr, Ip, Mac, std::collections::BTreeMap<u32, u32>
 );
 
@@ -187,6 +187,7 @@ pub static KEYS: &[Key] = &[
     port_key!("ports[].routes", routes, "{ to: PREFIX, via: GATEWAY } static routes, at most 32"),
     port_key!("ports[].rx_desc", rx_desc, "RX descriptors per queue, 64..32768"),
     port_key!("ports[].tx_desc", tx_desc, "TX descriptors per queue, 64..32768"),
+    port_key!("ports[].udp_checksum", udp_checksum, "software, offload (the NIC) or none (0, as IPv4 allows)"),
     key!(Restart, "workers.lcores", workers.lcores, "worker lcores, 1..64; worker i owns queue i of every port"),
     key!(Restart, "workers.rx_burst", workers.rx_burst, "packets per RX burst, 8..512"),
     key!(

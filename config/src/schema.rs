@@ -19,6 +19,20 @@ pub enum HandlerKind {
     Echo,
 }
 
+/// How a port's outgoing UDP datagrams get their checksum.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpChecksum {
+    /// Computed by the worker over every datagram.
+    #[default]
+    Software,
+    /// Computed by the NIC (refused at start when the driver cannot).
+    Offload,
+    /// Not computed: 0, which IPv4 allows (RFC 768); receivers then rely
+    /// on the Ethernet CRC alone.
+    None,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -357,6 +371,10 @@ pub struct PortConfig {
     /// TX descriptors per queue (the driver may adjust it).
     #[serde(default = "default_desc")]
     pub tx_desc: u16,
+    /// The UDP checksum of what the port sends: `software`, `offload` or
+    /// `none`.
+    #[serde(default)]
+    pub udp_checksum: UdpChecksum,
 }
 
 fn default_desc() -> u16 {

@@ -178,6 +178,8 @@ fn queue_plan(pc: &PortConfig, p: &Port, cfg: &Config, asked: &Arc<Solicitations
         statics,
         routes,
         asked: Arc::clone(asked),
+        tx_udp_checksum: p.tx_udp_checksum,
+        rx_udp_checksum: p.rx_udp_checksum,
     };
     // Checked here, so the workers building theirs from it cannot fail.
     plan.build(0).map_err(anyhow::Error::msg)?;

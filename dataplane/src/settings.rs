@@ -3,9 +3,9 @@
 //! (`ms-netstack`). `ms-config` knows none of these types, so the control
 //! plane reads YAML without compiling them.
 
-use crate::config::{ArpConfig, Cidr, Config, FlowPolicy, Mac, PortConfig};
+use crate::config::{ArpConfig, Cidr, Config, FlowPolicy, Mac, PortConfig, UdpChecksum};
 use ms_netstack::arp_cache::{Sizes, Timers};
-use ms_netstack::host::{ArpSettings, HostConfig};
+use ms_netstack::host::{ArpSettings, HostConfig, TxChecksum};
 use ms_netstack::route::Prefix;
 use ms_netstack::MacAddr;
 use ms_streams::{Limits, Policy, PolicyRange, Tunables};
@@ -99,6 +99,11 @@ pub fn host(pc: &PortConfig, port_mac: MacAddr, cfg: &Config) -> HostConfig {
         prefix_len: pc.ipv4.value.len,
         service_port: cfg.service.udp_port,
         arp: arp(&cfg.arp),
+        udp_checksum: match pc.udp_checksum {
+            UdpChecksum::Software => TxChecksum::Full,
+            UdpChecksum::Offload => TxChecksum::PseudoHeader,
+            UdpChecksum::None => TxChecksum::Zero,
+        },
     }
 }
 

@@ -233,7 +233,9 @@ impl Running {
         // SAFETY: as above; the slice dies before m is sent or freed.
         let frame = unsafe { mbuf::data_mut(m) };
         t.c.add(Counter::RxBytes, frame.len() as u64);
-        let verdict = t.queues[q].host.process(frame, t.now.ms);
+        // SAFETY: as above.
+        let nic_checked = t.queues[q].rx_udp_checksum && unsafe { mbuf::l4_checksum_good(m) };
+        let verdict = t.queues[q].host.process_checked(frame, t.now.ms, nic_checked);
         t.share_learned(q);
         t.release_ready(q);
         match verdict {

@@ -67,6 +67,19 @@ fn unknown_vdev_driver_fails_clearly() {
 }
 
 #[test]
+fn checksum_offload_on_a_driver_without_it_is_refused() {
+    require_root();
+    let _g = common::exclusive();
+    let cfg = config("net_null0", "")
+        .replace("ipv4: \"198.18.0.1/24\"", "ipv4: \"198.18.0.1/24\"\n    udp_checksum: offload");
+    let done = Dataplane::run_to_exit(&cfg, Duration::from_secs(30));
+    assert_clean_failure(
+        &done,
+        &["port p0: ports[].udp_checksum is offload, but driver net_null", "udp_checksum: software"],
+    );
+}
+
+#[test]
 fn bad_vdev_arguments_fail_clearly() {
     require_root();
     let _g = common::exclusive();

@@ -356,3 +356,87 @@ fn heartbeat_answers_from_two_workers_keep_subscribers_steady() {
     assert!(t["heartbeats"].as_u64().unwrap() >= 20, "heartbeats went out: {t:#}");
     assert_eq!(t["subscriptions_added"], 2, "nothing was made twice: {t:#}");
 }
+
+/// A raw socket for every UDP datagram the namespace receives (with its
+/// IPv4 header), reads time out after 100 ms.
+fn raw_udp_socket() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket(2) call; the fd is owned by the result.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
+    assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+    // SAFETY: fd is a socket; tv is a valid timeval of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+    // SAFETY: fd was just created and nothing else owns it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// The UDP checksum fields of the DELIVERs (from the service port) the raw
+/// socket has queued.
+fn deliver_checksums(raw: &std::os::fd::OwnedFd) -> Vec<u16> {
+    use std::os::fd::AsRawFd;
+    let mut sums = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::recv(raw.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            return sums;
+        }
+        let ihl = usize::from(buf[0] & 0x0f) * 4;
+        let udp = &buf[ihl..n as usize];
+        let payload = &udp[8..];
+        let from_service = u16::from_be_bytes([udp[0], udp[1]]) == 9000;
+        if from_service && matches!(ms_wire::parse(payload), Ok(ms_wire::Frame::Deliver(_))) {
+            sums.push(u16::from_be_bytes([udp[6], udp[7]]));
+        }
+    }
+}
+
+#[test]
+fn udp_checksum_offload_and_none_reach_kernel_subscribers() {
+    let _guard = common::exclusive();
+    require_root();
+    require_cmd("ip");
+    for mode in ["offload", "none"] {
+        let tag = common::tag();
+        let iface = format!("msc{}{tag}", &mode[..1]);
+        let ns = Netns::new(&format!("ms-csum-{mode}-{tag}"));
+        let ip = "ipv4: \"198.18.0.1/24\"";
+        let cfg = common::streams_config(&iface, 1, 5000).replace(ip, &format!("{ip}\n    udp_checksum: {mode}"));
+        let mut dp = Dataplane::spawn(&cfg);
+        dp.wait_ready(Duration::from_secs(30));
+        ns.adopt(&iface);
+        let (mut sub, mut publisher, raw) = ns.enter(|| {
+            (
+                Subscriber::new(appliance(), any_port(), Duration::from_millis(200)).unwrap(),
+                Publisher::new(appliance(), any_port(), 4).unwrap(),
+                raw_udp_socket(),
+            )
+        });
+        assert_eq!(sub.subscribe(7, 7, ACK_WAIT).expect("subscribe"), 1, "{mode}");
+        publish_round(&mut publisher, 7..8, 0..50);
+        let mut got = Vec::new();
+        while let Some(d) = sub.recv(Duration::from_millis(500)).expect("recv") {
+            got.push(d);
+        }
+        // The kernel drops datagrams whose checksum is wrong: every one
+        // arriving proves the NIC (offload) or the zero (none) was right.
+        assert_exactly(&got, &[7], 0..50, mode);
+        let sums = deliver_checksums(&raw);
+        assert!(!sums.is_empty(), "{mode}: the raw socket saw no DELIVER");
+        match mode {
+            "none" => assert!(sums.iter().all(|&c| c == 0), "none sends 0: {sums:x?}"),
+            _ => assert!(sums.iter().all(|&c| c != 0), "offload fills the checksum: {sums:x?}"),
+        }
+    }
+}

@@ -113,6 +113,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         put_be16(b, field::CHECKSUM, c);
     }
 
+    /// Writes the checksum field as is (0: no checksum).
+    pub fn set_checksum(&mut self, v: u16) {
+        put_be16(self.buffer.as_mut(), field::CHECKSUM, v);
+    }
+
+    /// Writes the folded, uncomplemented sum of the pseudo-header into the
+    /// checksum field: what a NIC that offloads the UDP checksum expects
+    /// there, to add the header and payload to.
+    pub fn fill_pseudo_header(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        let sum = checksum::pseudo_header(src.octets(), dst.octets(), 17, self.len());
+        put_be16(self.buffer.as_mut(), field::CHECKSUM, !checksum::finish(sum));
+    }
+
     /// Mutable payload, up to the length field.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());

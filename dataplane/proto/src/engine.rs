@@ -167,20 +167,35 @@ impl<B> Engine<B> {
     fn publish<I: Io<Buf = B>>(&mut self, io: &mut I, now: Now, from: Addr, p: Publish<'_>) {
         let mut mixed = None;
         self.blocked_len = 0;
+        // Consecutive messages of one stream (the common case: a publisher
+        // batches a stream) share one prefetch, one owner check and one
+        // count of the busiest streams.
+        let mut previous = None;
         for msg in p.messages() {
-            self.streams.prefetch(msg.stream);
+            if previous != Some(msg.stream) {
+                self.streams.prefetch(msg.stream);
+                previous = Some(msg.stream);
+            }
         }
+        let (mut run, mut run_len, mut mine, mut published) = (u64::MAX, 0u64, true, 0u64);
         for msg in p.messages() {
+            if msg.stream != run || run_len == 0 {
+                if run_len > 0 {
+                    self.count_top(run, run_len);
+                }
+                (run, run_len) = (msg.stream, 0);
+                mine = self.owns(msg.stream);
+            }
             // The datagram went to its first message's owner; messages
             // another core owns cannot be served here.
-            if owner(msg.stream, self.cfg.workers) != self.cfg.me {
+            if !mine {
                 self.counts.add(C::MixedShards, 1);
                 mixed.get_or_insert(msg.stream);
                 continue;
             }
-            self.counts.add(C::MessagesPublished, 1);
+            run_len += 1;
+            published += 1;
             self.counts.class(msg.class, 1);
-            self.count_top(msg.stream);
             if self.blocked[..self.blocked_len].iter().any(|b| b.stream == msg.stream) {
                 self.counts.add(C::RefusedBackpressure, 1);
                 self.note_blocked(msg.stream);
@@ -195,6 +210,10 @@ impl<B> Engine<B> {
                 Outcome::Queued { .. } | Outcome::Refused(_) => {}
             }
         }
+        if run_len > 0 {
+            self.count_top(run, run_len);
+        }
+        self.counts.add(C::MessagesPublished, published);
         if let Some(stream) = mixed {
             self.reply_error(io, from, ErrorEntry::whole(0, ErrorCode::MixedShards, stream));
         }
@@ -448,15 +467,21 @@ impl<B> Engine<B> {
     /// Space-saving: a tracked stream counts up; an untracked one replaces
     /// the smallest entry and inherits its count (an overestimate by at
     /// most that count). O(TOP_N), no allocation.
-    fn count_top(&mut self, stream: u64) {
+    fn count_top(&mut self, stream: u64, n: u64) {
         self.top_changed = true;
         if let Some(e) = self.top.iter_mut().find(|e| e.0 == stream) {
-            e.1 += 1;
+            e.1 += n;
             return;
         }
         if let Some(min) = self.top.iter_mut().min_by_key(|e| e.1) {
-            *min = (stream, min.1 + 1, min.1);
+            *min = (stream, min.1 + n, min.1);
         }
+    }
+
+    /// This worker owns `stream` (no division when it is the only one).
+    #[inline]
+    fn owns(&self, stream: u64) -> bool {
+        self.cfg.workers == 1 || owner(stream, self.cfg.workers) == self.cfg.me
     }
 
     /// Sets the table gauges and the busiest streams when they changed.

@@ -103,6 +103,35 @@ pub unsafe fn prefetch_data(m: *const sys::rte_mbuf, lines: usize) {
     let _ = (m, lines);
 }
 
+/// Asks the NIC to compute the UDP checksum of an Ethernet/IPv4/UDP frame
+/// without IP options whose checksum field holds the pseudo-header's sum
+/// (the port must have TX UDP checksum offload enabled).
+///
+/// # Safety
+/// `m` must be a live mbuf owned by the caller.
+#[inline]
+pub unsafe fn request_udp_checksum(m: *mut sys::rte_mbuf) {
+    // l2_len is bits 0..7 of tx_offload, l3_len bits 7..16 (rte_mbuf_core.h).
+    const HEADERS: u64 = 14 | (20 << 7);
+    // SAFETY: by the caller's contract m is live and ours; tx_offload is a
+    // plain u64 view of the union's bit-fields.
+    unsafe {
+        (*m).ol_flags |= sys::MS_RTE_MBUF_F_TX_IPV4 | sys::MS_RTE_MBUF_F_TX_UDP_CKSUM;
+        (*m).__bindgen_anon_3.tx_offload = HEADERS;
+    }
+}
+
+/// Whether the NIC found the received packet's L4 checksum good.
+///
+/// # Safety
+/// `m` must be a live mbuf.
+#[inline]
+pub unsafe fn l4_checksum_good(m: *const sys::rte_mbuf) -> bool {
+    // SAFETY: caller guarantees m is live.
+    let flags = unsafe { (*m).ol_flags };
+    flags & sys::MS_RTE_MBUF_F_RX_L4_CKSUM_MASK == sys::MS_RTE_MBUF_F_RX_L4_CKSUM_GOOD
+}
+
 /// Number of segments in a packet.
 ///
 /// # Safety

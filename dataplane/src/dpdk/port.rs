@@ -53,6 +53,14 @@ pub enum PortError {
         /// Workers configured.
         want: u16,
     },
+    /// `udp_checksum: offload` on a driver that cannot.
+    #[error("port {port}: ports[].udp_checksum is offload, but driver {driver} cannot compute UDP checksums. Use udp_checksum: software (or none).")]
+    NoChecksumOffload {
+        /// Port name.
+        port: String,
+        /// Driver name.
+        driver: String,
+    },
 }
 
 /// A started port.
@@ -70,6 +78,11 @@ pub struct Port {
     pub rss: bool,
     /// NUMA socket of the device (0 for virtual devices).
     pub socket: u32,
+    /// The NIC computes the UDP checksum of what is sent
+    /// (`udp_checksum: offload`): mbufs must carry the request.
+    pub tx_udp_checksum: bool,
+    /// The NIC checks received UDP checksums and marks mbufs good or bad.
+    pub rx_udp_checksum: bool,
 }
 
 fn check(port: &str, step: &'static str, ret: i32) -> Result<(), PortError> {
@@ -163,6 +176,18 @@ fn configure_and_start(id: u16, cfg: &PortConfig, pools: &[&Mempool]) -> Result<
         conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
     }
+    let tx_udp_checksum = cfg.udp_checksum == crate::config::UdpChecksum::Offload;
+    if tx_udp_checksum {
+        if info.tx_offload_capa & sys::MS_RTE_ETH_TX_OFFLOAD_UDP_CKSUM == 0 {
+            return Err(PortError::NoChecksumOffload { port: name.into(), driver });
+        }
+        conf.txmode.offloads |= sys::MS_RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+    }
+    // Where the NIC checks received checksums, the worker need not.
+    let rx_udp_checksum = info.rx_offload_capa & sys::MS_RTE_ETH_RX_OFFLOAD_UDP_CKSUM != 0;
+    if rx_udp_checksum {
+        conf.rxmode.offloads |= sys::MS_RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+    }
     // SAFETY: valid port id and a fully initialised conf that outlives the call.
     check(name, "rte_eth_dev_configure", unsafe { sys::rte_eth_dev_configure(id, queues, queues, &conf) })?;
     let (mut rxd, mut txd) = (cfg.rx_desc, cfg.tx_desc);
@@ -195,7 +220,8 @@ fn configure_and_start(id: u16, cfg: &PortConfig, pools: &[&Mempool]) -> Result<
     // SAFETY: valid port id; addr is a valid out pointer.
     check(name, "rte_eth_macaddr_get", unsafe { sys::rte_eth_macaddr_get(id, &mut addr) })?;
     let mac = soft_mac.unwrap_or(MacAddr(addr.addr_bytes));
-    Ok(Port { id, name: name.to_string(), mac, driver, rss, socket: dev_socket.max(0) as u32 })
+    let socket = dev_socket.max(0) as u32;
+    Ok(Port { id, name: name.to_string(), mac, driver, rss, socket, tx_udp_checksum, rx_udp_checksum })
 }
 
 /// DPDK's SOCKET_ID_ANY (-1), a macro bindgen cannot see.

@@ -29,6 +29,10 @@ pub struct WorkerQueue {
     pub queue: u16,
     /// ARP cache, routes and identity for this port, private to the worker.
     pub host: Host,
+    /// The NIC computes UDP checksums of what this queue sends.
+    pub tx_udp_checksum: bool,
+    /// The NIC checks UDP checksums of what this queue receives.
+    pub rx_udp_checksum: bool,
 }
 
 /// What a worker builds one of its [`WorkerQueue`]s from, on its own
@@ -48,6 +52,10 @@ pub struct QueuePlan {
     pub routes: Vec<(ms_netstack::route::Prefix, Ipv4Addr)>,
     /// Outstanding ARP requests, shared by the port's workers.
     pub asked: Arc<ms_netstack::solicit::Solicitations>,
+    /// The NIC computes UDP checksums of what is sent.
+    pub tx_udp_checksum: bool,
+    /// The NIC checks UDP checksums of what is received.
+    pub rx_udp_checksum: bool,
 }
 
 impl QueuePlan {
@@ -63,7 +71,8 @@ impl QueuePlan {
         for &(to, via) in &self.routes {
             host.add_route(to, via).map_err(|e| format!("port {}: route via {via}: {e:?}", self.name))?;
         }
-        Ok(WorkerQueue { port: self.port, queue, host })
+        let (tx_udp_checksum, rx_udp_checksum) = (self.tx_udp_checksum, self.rx_udp_checksum);
+        Ok(WorkerQueue { port: self.port, queue, host, tx_udp_checksum, rx_udp_checksum })
     }
 }
 
@@ -259,6 +268,16 @@ impl Turn {
         }
     }
 
+    /// Marks a datagram built by `emit_udp` for the NIC to checksum, where
+    /// the port does that (`udp_checksum: offload`).
+    #[inline]
+    fn offload_checksum(&self, q: usize, m: *mut sys::rte_mbuf) {
+        if self.queues[q].tx_udp_checksum {
+            // SAFETY: m is owned by this worker.
+            unsafe { mbuf::request_udp_checksum(m) };
+        }
+    }
+
     /// Sends the UDP payload of `payload_len` bytes that sits at
     /// UDP_PAYLOAD_OFFSET in `m` to `ip:dst_port` from the service port,
     /// through routes and ARP. On an unresolved next hop the datagram is
@@ -297,6 +316,7 @@ impl Turn {
         let to = UdpEndpoint { mac, ip, port: dst_port };
         match self.queues[q].host.emit_udp(frame, to, self.service_port, payload_len) {
             Some(len) => {
+                self.offload_checksum(q, m);
                 self.transmit(q, m, len);
                 Egress::Sent
             }
@@ -328,14 +348,14 @@ impl Turn {
         // SAFETY: m is owned, single-segment; the slice dies here.
         let frame = unsafe { mbuf::data_mut(m) };
         let dst = UdpEndpoint { mac: MacAddr::ZERO, ip: to.0, port: to.1 };
-        let host = &mut self.queues[q].host;
-        let built = host.emit_udp(frame, dst, self.service_port, payload_len);
+        let built = self.queues[q].host.emit_udp(frame, dst, self.service_port, payload_len);
         // SAFETY: m is owned and single-segment.
         if !built.is_some_and(|len| unsafe { mbuf::set_len(m, len) }) {
             self.batch.release(m);
             return Egress::Dropped;
         }
-        match host.hold(next_hop, Parked { handle: m as usize, tag: 0 }, self.now.ms) {
+        self.offload_checksum(q, m);
+        match self.queues[q].host.hold(next_hop, Parked { handle: m as usize, tag: 0 }, self.now.ms) {
             Ok(()) => {
                 self.c.add(Counter::EgressHeld, 1);
                 self.last_held = Some((q, next_hop));

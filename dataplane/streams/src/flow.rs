@@ -298,7 +298,8 @@ impl Streams {
     fn admit(&mut self, id: u64, class: u8, len: usize) -> Result<u32, Outcome> {
         let Some(st) = self.stream_slot(id) else { return Err(Outcome::NoSubscriber) };
         let cost = charge(len as u32);
-        let limit = self.stream_limit(self.level());
+        let mut level = self.level();
+        let limit = self.stream_limit(level);
         if self.streams[st as usize].queued_bytes + cost > limit {
             // The stream's own backlog goes first, before anything is shed.
             if !self.make_room(st, limit.saturating_sub(cost)) {
@@ -308,8 +309,8 @@ impl Streams {
             if self.stream_slot(id) != Some(st) {
                 return Err(Outcome::NoSubscriber); // the disconnect policy removed every subscriber
             }
+            level = self.level(); // making room may have freed enough to change it
         }
-        let level = self.level();
         let c = class_of(class);
         if level >= 2 && c == CLASSES - 1 {
             return Err(self.refuse(st, Refusal::ShedBulk));

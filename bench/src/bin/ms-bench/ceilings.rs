@@ -22,9 +22,7 @@ pub(crate) const CHECK_MODE: &str = "csum";
 
 /// Frame bytes of a PUBLISH of `batch` messages of `payload` bytes.
 pub(crate) fn frame_len(payload: usize, batch: usize) -> usize {
-    ms_netstack::host::UDP_PAYLOAD_OFFSET
-        + ms_wire::HEADER_LEN
-        + batch * (ms_wire::publish::ENTRY_HEADER_LEN + payload)
+    ms_netstack::host::UDP_PAYLOAD_OFFSET + ms_wire::HEADER_LEN + batch * (ms_wire::publish::ENTRY_HEADER_LEN + payload)
 }
 
 /// testpmd in forwarding mode `mode` on one `net_ring` port that loops TX

@@ -7,6 +7,7 @@
 //! for machines.
 
 mod ceilings;
+mod check;
 mod million;
 mod overload;
 mod plain;
@@ -33,8 +34,22 @@ static ALLOC: ms_dataplane::alloc::CountingAlloc = ms_dataplane::alloc::Counting
 /// MS_BENCH_CONFIG: YAML appended to the generated dataplane config, e.g.
 /// 'scheduler: { tx_budget_min: 4096 }' (runs started by --sweep and
 /// --suite inherit it).
-#[derive(Debug, Clone, Copy, Parser)]
+#[derive(Debug, Parser)]
 #[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+    /// The regression guard: run the headline scenarios and testpmd's csum
+    /// ceiling, and compare their ratios with the baseline in this file.
+    #[arg(long, conflicts_with_all = ["sweep", "suite", "overload", "million", "rtt"])]
+    check: Option<std::path::PathBuf>,
+    /// With --check: write the file instead of comparing.
+    #[arg(long, requires = "check")]
+    write_baseline: bool,
+}
+
+/// What one run does (every flag but the regression guard's).
+#[derive(Debug, Clone, Copy, clap::Args)]
 struct Args {
     /// Offered messages per second [default: 1000000]. With --overload:
     /// the sustainable rate, which skips the calibration.
@@ -92,6 +107,27 @@ struct Args {
     /// worker SCHED_FIFO [default: 0, normal scheduling].
     #[arg(long, default_value_t = 0)]
     realtime_priority: u8,
+    /// UDP checksums on the link, both ways: `software` (computed and
+    /// checked by the worker and the generator) or `none` (sent as 0,
+    /// which IPv4 allows, so nobody computes or checks them).
+    #[arg(long, value_enum, default_value_t = LinkChecksum::Software)]
+    udp_checksum: LinkChecksum,
+}
+
+/// The link's UDP checksums (`--udp-checksum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LinkChecksum {
+    Software,
+    None,
+}
+
+impl LinkChecksum {
+    fn yaml(self) -> &'static str {
+        match self {
+            LinkChecksum::Software => "software",
+            LinkChecksum::None => "none",
+        }
+    }
 }
 
 /// What the program does, with every default resolved.
@@ -174,7 +210,7 @@ fn config(a: &Args) -> anyhow::Result<Config> {
         r#"
 eal: {{ main_lcore: 0, memory_mb: 1024 }}
 ports:
-  - {{ name: dut, device: "net_ring_bench_dut", mac: "02:4d:53:00:00:01", ipv4: "198.18.0.1/24" }}
+  - {{ name: dut, device: "net_ring_bench_dut", mac: "02:4d:53:00:00:01", ipv4: "198.18.0.1/24", udp_checksum: {csum} }}
 workers: {{ lcores: [1], rx_burst: {rx_burst}, realtime_priority: {rt} }}
 streams: {{ max_per_worker: {streams}, subscribers_max: 64, subscriptions_max: {subs} }}
 mempool: {{ mbufs: 32767, cache: 256 }}
@@ -185,6 +221,7 @@ flow: {{ initial_credit_bytes: {credit}, default_policy: drop-oldest }}
         credit = ms_bench::INITIAL_CREDIT,
         rx_burst = a.rx_burst(),
         rt = a.realtime_priority,
+        csum = a.udp_checksum.yaml(),
         d = dir.display()
     );
     // Experiments with the appliance's settings (inherited by the runs a
@@ -227,6 +264,11 @@ fn with_dataplane<T: Send + 'static>(
         mac: gen_mac,
         dut_mac: ms_dataplane::settings::mac("02:4d:53:00:00:01".parse().map_err(anyhow::Error::msg)?),
         tsc_hz: eal.tsc_hz(),
+        // The generator sends what the port does (`--udp-checksum`).
+        udp_checksum: match cfg.ports().first().map(|p| p.udp_checksum) {
+            Some(ms_dataplane::config::UdpChecksum::None) => ms_netstack::host::TxChecksum::Zero,
+            _ => ms_netstack::host::TxChecksum::Full,
+        },
     };
     let stopper = ms_dataplane::stop::Stop::new().context("create the stop wake-up")?;
     let stop = Arc::clone(stopper.flag());
@@ -287,7 +329,11 @@ fn mib(bytes: &Value) -> String {
 }
 
 fn main() -> anyhow::Result<()> {
-    let a = Args::parse();
+    let cli = Cli::parse();
+    let a = cli.args;
+    if let Some(file) = &cli.check {
+        return check::check(&a, file, cli.write_baseline);
+    }
     if a.suite {
         return sweep::suite(&a);
     }

@@ -13,6 +13,9 @@ pub(crate) fn run_child(a: &Args, rate: u64, extra: &[&str]) -> anyhow::Result<V
         .args(["--payload", &a.payload.to_string(), "--batch", &a.batch.to_string(), "--zipf", &a.zipf.to_string()])
         .args(extra)
         .stderr(std::process::Stdio::null());
+    if a.udp_checksum != crate::LinkChecksum::Software {
+        cmd.args(["--udp-checksum", "none"]);
+    }
     if a.realtime_priority > 0 {
         cmd.args(["--realtime-priority", &a.realtime_priority.to_string()]);
     }
@@ -100,6 +103,7 @@ pub(crate) fn suite(a: &Args) -> anyhow::Result<()> {
         rx_burst: None,
         rtt: None,
         realtime_priority: a.realtime_priority,
+        udp_checksum: a.udp_checksum,
     };
     let scenarios = [
         Args { ..base },

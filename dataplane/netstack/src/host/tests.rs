@@ -17,6 +17,7 @@ fn config(accept_unsolicited: bool) -> HostConfig {
         prefix_len: 24,
         service_port: SERVICE_PORT,
         arp: ArpSettings { timers: TIMERS, sizes: Sizes::default(), accept_unsolicited },
+        udp_checksum: TxChecksum::Full,
     }
 }
 
@@ -385,6 +386,49 @@ fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
     let len = peer.emit_udp(&mut buf, to, 40000, payload.len()).unwrap();
     buf.truncate(len);
     buf
+}
+
+/// A frame from the peer to the service port whose UDP checksum field is
+/// what `mode` writes.
+fn udp_frame_with(mode: TxChecksum, payload: &[u8]) -> Vec<u8> {
+    let h = host();
+    let mut buf = std::vec![0u8; UDP_PAYLOAD_OFFSET + payload.len()];
+    buf[UDP_PAYLOAD_OFFSET..].copy_from_slice(payload);
+    let peer = Host::new(HostConfig { mac: PEER_MAC, ip: PEER_IP, udp_checksum: mode, ..*h.config() });
+    let to = UdpEndpoint { mac: OUR_MAC, ip: OUR_IP, port: SERVICE_PORT };
+    let len = peer.emit_udp(&mut buf, to, 40000, payload.len()).unwrap();
+    buf.truncate(len);
+    buf
+}
+
+const UDP_CHECKSUM_AT: usize = UDP_PAYLOAD_OFFSET - 2;
+
+#[test]
+fn tx_checksum_modes_write_what_the_receiver_or_the_nic_needs() {
+    let payload = b"seventeen bytes!!";
+    let full = udp_frame_with(TxChecksum::Full, payload);
+    let zero = udp_frame_with(TxChecksum::Zero, payload);
+    let pseudo = udp_frame_with(TxChecksum::PseudoHeader, payload);
+    assert_eq!(&zero[UDP_CHECKSUM_AT..UDP_CHECKSUM_AT + 2], &[0, 0], "none: 0, which IPv4 allows");
+    for mut f in [full.clone(), zero] {
+        assert!(matches!(host().process(&mut f, 0), Verdict::Service(_)));
+    }
+    // A NIC adds header and payload to the pseudo-header sum in the field
+    // and stores the complement: the result is the full checksum.
+    let seg = &pseudo[ethernet::HEADER_LEN + ipv4::HEADER_LEN..];
+    let nic = crate::checksum::checksum(seg);
+    assert_eq!(nic.to_be_bytes(), full[UDP_CHECKSUM_AT..UDP_CHECKSUM_AT + 2], "offload completes to the full sum");
+}
+
+#[test]
+fn a_checksum_the_nic_found_good_is_not_computed_again() {
+    let mut bad = udp_frame_with(TxChecksum::Full, b"payload");
+    bad[UDP_CHECKSUM_AT] ^= 0x5a;
+    let mut h = host();
+    assert_eq!(h.process(&mut bad.clone(), 0), Verdict::Drop(DropReason::UdpBadChecksum));
+    assert!(matches!(h.process_checked(&mut bad.clone(), 0, true), Verdict::Service(_)), "trusted");
+    // The trust lasts one frame.
+    assert_eq!(h.process(&mut bad, 0), Verdict::Drop(DropReason::UdpBadChecksum));
 }
 
 #[test]

@@ -49,7 +49,14 @@ impl Frames {
 
 /// The generator's host (ms-bench's addresses).
 pub fn generator() -> Host {
-    Host::new(HostConfig { mac: GEN_MAC, ip: GEN_IP, prefix_len: 24, service_port: 0, arp: Default::default() })
+    Host::new(HostConfig {
+        mac: GEN_MAC,
+        ip: GEN_IP,
+        prefix_len: 24,
+        service_port: 0,
+        arp: Default::default(),
+        udp_checksum: Default::default(),
+    })
 }
 
 /// A frame from `src_port` to the service port carrying what `body`

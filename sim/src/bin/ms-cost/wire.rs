@@ -51,6 +51,7 @@ impl Wire {
             prefix_len: 24,
             service_port: SERVICE_PORT,
             arp: Default::default(),
+            udp_checksum: Default::default(),
         });
         Wire {
             host,
