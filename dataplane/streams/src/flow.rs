@@ -398,6 +398,13 @@ impl Streams {
     /// it). One pass over the queue and one over the subscriptions. False
     /// under `block` when someone is behind (nothing changed).
     fn make_room(&mut self, st: u32, target: u32) -> bool {
+        // Nobody without credit: nothing to drop, and no walk of the queue
+        // (which would cost every message arriving at a stream kept over
+        // its limit by subscribers that have credit, until they are
+        // served, a walk as long as the excess: quadratic in the burst).
+        if !self.any_behind(st) {
+            return true;
+        }
         let id = self.streams[st as usize].id;
         let policy = self.tun.policy_of(id);
         let cut = self.cut_seq(st, target);
@@ -421,6 +428,19 @@ impl Streams {
             n = next;
         }
         true
+    }
+
+    /// Some subscription of stream `st` is at a message it has no credit for.
+    fn any_behind(&self, st: u32) -> bool {
+        let mut n = self.streams[st as usize].head;
+        while n != NIL {
+            let node = &self.nodes[n as usize];
+            if node.cursor != NIL && self.pool.get(node.cursor).end_pos > node.grant {
+                return true;
+            }
+            n = node.s_next;
+        }
+        false
     }
 
     /// The sequence number from which stream `st`'s newest messages fit in
