@@ -26,15 +26,22 @@ TIME_LIMIT=600
 die() { echo "nats.sh: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found: $2"; }
 
+# Sets SERVER_BIN; Debian puts nats-server in /usr/sbin, which a user's PATH often lacks.
+find_server() {
+    SERVER_BIN=$(command -v nats-server 2>/dev/null || true)
+    [ -n "$SERVER_BIN" ] || { [ -x /usr/sbin/nats-server ] && SERVER_BIN=/usr/sbin/nats-server; } || true
+    [ -n "$SERVER_BIN" ]
+}
+
 install_server() {
-    command -v nats-server >/dev/null 2>&1 && return
+    find_server && return
     [ "$(id -u)" = 0 ] || die "nats-server is not installed and installing it needs root (apt-get install nats-server)"
     need apt-get "install nats-server yourself (Debian/Ubuntu package nats-server)"
     echo "nats.sh: installing nats-server with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q nats-server >&2 || { apt-get update -q >&2 && apt-get install -y -q nats-server >&2; } ||
         die "apt-get could not install nats-server"
-    command -v nats-server >/dev/null 2>&1 || die "nats-server still not on PATH after apt-get install"
+    find_server || die "nats-server still not found (PATH, /usr/sbin) after apt-get install"
 }
 
 build_client() {
@@ -50,7 +57,7 @@ build_client() {
 start_server() {
     SERVER_LOG=$(mktemp -t nats-server.XXXXXX.log)
     # -p -1: the server picks a free port and logs it.
-    taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p -1 -l "$SERVER_LOG" &
+    taskset -c "$SERVER_CPU" "$SERVER_BIN" -a 127.0.0.1 -p -1 -l "$SERVER_LOG" &
     SERVER_PID=$!
     local port="" i
     for i in $(seq 100); do
@@ -61,15 +68,20 @@ start_server() {
     done
     [ -n "$port" ] || die "nats-server did not report its port within 10 s; log: $SERVER_LOG"
     URL=nats://127.0.0.1:$port
-    echo "nats.sh: $(nats-server --version) pid $SERVER_PID on CPU $SERVER_CPU at $URL, log $SERVER_LOG" >&2
+    echo "nats.sh: $("$SERVER_BIN" --version) pid $SERVER_PID on CPU $SERVER_CPU at $URL, log $SERVER_LOG" >&2
 }
 
+# EXIT trap: stops the server and perf; keeps the server's log only when the script failed.
 stop_server() {
+    local rc=$?
     if [ -n "${SERVER_PID:-}" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
     [ -n "${PERF_PID:-}" ] && kill "$PERF_PID" 2>/dev/null || true
+    if [ -n "${SERVER_LOG:-}" ]; then
+        if [ "$rc" = 0 ]; then rm -f "$SERVER_LOG"; else echo "nats.sh: server log kept: $SERVER_LOG" >&2; fi
+    fi
 }
 
 # Prints "<cpu seconds> <context switches>" of the server so far (all its threads).
@@ -103,6 +115,8 @@ perf_stop() {
 
 # field JSON KEY: the number at KEY in a flat JSON object.
 field() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" <<<"$1"; }
+# us JSON KEY: a microsecond field with one decimal.
+us() { printf %.1f "$(field "$1" "$2")"; }
 
 # run_scenario MESSAGES_KEY ARGS...: runs nats-bench on the client CPU, adds the server's cost per
 # message (MESSAGES_KEY names the count to divide by) and prints the JSON line.
@@ -157,13 +171,13 @@ print_table() {
         [ $name = throughput ] && json=$1 || json=$2
         # shellcheck disable=SC2059
         printf "$f" "$name x$(field "$json" subscribers)" "$(printf %.0f "$(field "$json" msgs_per_s_received)")" \
-            "$(printf %.0f "$(field "$json" deliveries_per_s)")" "$(field "$json" latency_p50_us)" \
-            "$(field "$json" latency_p99_us)" "$(field "$json" latency_p999_us)" "$(field "$json" latency_max_us)" \
+            "$(printf %.0f "$(field "$json" deliveries_per_s)")" "$(us "$json" latency_p50_us)" \
+            "$(us "$json" latency_p99_us)" "$(us "$json" latency_p999_us)" "$(us "$json" latency_max_us)" \
             "$(field "$json" server_ctx_switches_per_msg)"
     done
     # shellcheck disable=SC2059
-    printf "$f" "rtt" "$(printf %.0f "$(field "$3" round_trips_per_s)")" "-" "$(field "$3" rtt_p50_us)" \
-        "$(field "$3" rtt_p99_us)" "$(field "$3" rtt_p999_us)" "$(field "$3" rtt_max_us)" \
+    printf "$f" "rtt" "$(printf %.0f "$(field "$3" round_trips_per_s)")" "-" "$(us "$3" rtt_p50_us)" \
+        "$(us "$3" rtt_p99_us)" "$(us "$3" rtt_p999_us)" "$(us "$3" rtt_max_us)" \
         "$(field "$3" server_ctx_switches_per_msg)"
     echo "(throughput latencies are from a saturated, unpaced publisher: queueing, not a latency at a" \
         "given rate; lost: throughput $(field "$1" lost), fanout $(field "$2" lost))"
