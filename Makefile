@@ -20,13 +20,16 @@ test: setup
 demo: setup
 	@bash ci/demo.sh
 
-# Every benchmark scenario (in-DPDK generator, rate sweeps, a million
-# streams' memory), the testpmd ceiling, then the overload scenario (30 s);
-# results in docs/PERFORMANCE.md.
+# Every benchmark scenario (in-DPDK generator, rate sweeps, closed-loop
+# round trips, a million streams' memory) beside the ceilings measured in
+# the same run (testpmd forwarding modes, a memory-copy floor, the CPUs'
+# noise with oslat), then the overload scenario (30 s), then the same loads
+# through NATS (bench/peers/nats.sh); results in docs/PERFORMANCE.md.
 bench: setup
 	$(CARGO) build --release -p ms-bench
 	./target/release/ms-bench --suite
 	./target/release/ms-bench --overload
+	bash bench/peers/nats.sh
 
 # The regression guard, before landing any change to the hot path (not part
 # of `make test`): the headline scenarios as ratios to testpmd's csum

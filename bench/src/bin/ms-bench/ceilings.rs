@@ -107,7 +107,8 @@ pub(crate) fn memcpy_floor(payload: usize, seconds: f64) -> anyhow::Result<f64> 
 pub(crate) fn oslat(cpu: usize, seconds: u64) -> anyhow::Result<Value> {
     let file = std::env::temp_dir().join(format!("ms-bench-oslat-{}-{cpu}.json", std::process::id()));
     let status = Command::new("oslat")
-        .args(["-c", &cpu.to_string(), "-D", &seconds.to_string(), "-q", &format!("--json={}", file.display())])
+        .args(["-c", &cpu.to_string(), "-D", &seconds.to_string(), "-q", "-b", &OSLAT_BUCKETS.to_string()])
+        .arg(format!("--json={}", file.display()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -118,22 +119,36 @@ pub(crate) fn oslat(cpu: usize, seconds: u64) -> anyhow::Result<Value> {
     let v: Value = serde_json::from_str(&text).context("parse oslat's JSON")?;
     let t = &v["thread"]["0"];
     let hist = t["histogram"].as_object().context("oslat's JSON has no histogram")?;
-    // Buckets are 1 us wide; the last one also holds every longer gap.
-    let (mut over_10us, mut stalled_us) = (0u64, 0u64);
-    for (us, n) in hist {
-        let (us, n) = (us.parse::<u64>().unwrap_or(0), n.as_u64().unwrap_or(0));
-        if us > 10 {
-            over_10us += n;
-            stalled_us += us * n;
-        }
-    }
+    // Buckets are 1 us wide; the last one also holds every longer gap,
+    // counted here as if it were the bucket's width: lower bounds.
+    let gaps: Vec<(u64, u64)> =
+        hist.iter().map(|(us, n)| (us.parse::<u64>().unwrap_or(0), n.as_u64().unwrap_or(0))).collect();
+    let long = gaps.iter().filter(|g| g.0 > 10);
+    let (over_10us, stalled_us) = long.fold((0, 0), |(c, s), (us, n)| (c + n, s + us * n));
     let secs = t["duration"].as_f64().unwrap_or(seconds as f64).max(1e-9);
     Ok(json!({
         "cpu": cpu, "seconds": secs, "max_us": t["max"], "avg_us": t["avg"],
         "gaps_over_10us_per_s": over_10us as f64 / secs,
-        // A lower bound: gaps past the last bucket count as its width.
         "stalled_share_min": stalled_us as f64 / 1e6 / secs,
+        "open_loop_p99_floor_us": wait_quantile_us(&gaps, secs, 0.99),
+        "open_loop_p999_floor_us": wait_quantile_us(&gaps, secs, 0.999),
     }))
+}
+
+/// oslat's buckets: 1 us each, so gaps up to about 1 ms are told apart.
+const OSLAT_BUCKETS: u32 = 1024;
+
+/// The `q` quantile of the wait a message sees from the CPU's gaps alone,
+/// when messages arrive at a steady rate (open loop): one arriving during
+/// a gap of `g` us waits for the rest of it, so P(wait > x) is the time
+/// spent in gaps past their first `x` us, over the run. A lower bound of
+/// the latency an open-loop test on this CPU can show at that quantile,
+/// however fast the code under test.
+fn wait_quantile_us(gaps: &[(u64, u64)], seconds: f64, q: f64) -> u64 {
+    let total_us = seconds * 1e6;
+    let longest = gaps.iter().map(|g| g.0).max().unwrap_or(0);
+    let beyond = |x: u64| gaps.iter().filter(|g| g.0 > x).map(|(us, n)| ((us - x) * n) as f64).sum::<f64>();
+    (0..=longest).find(|&x| beyond(x) / total_us <= 1.0 - q).unwrap_or(longest)
 }
 
 /// Every ceiling for frames of `len` bytes and `payload`-byte messages.

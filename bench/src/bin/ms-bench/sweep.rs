@@ -215,11 +215,14 @@ fn print_suite(rows: &[Value], ceilings: &Value, rtt: &Value) {
     );
     for n in ceilings["16_per_datagram"]["oslat"].as_array().into_iter().flatten() {
         println!(
-            "noise, oslat on CPU {}: max {} us, {:.1} gaps > 10 us per second, >= {:.4}% of the time stalled",
+            "noise, oslat on CPU {}: max {} us, {:.1} gaps > 10 us per second, >= {:.4}% of the time stalled; \
+             open-loop floor from the gaps alone: p99 >= {} us, p99.9 >= {} us",
             n["cpu"],
             n["max_us"],
             n["gaps_over_10us_per_s"].as_f64().unwrap_or(0.0),
-            100.0 * n["stalled_share_min"].as_f64().unwrap_or(0.0)
+            100.0 * n["stalled_share_min"].as_f64().unwrap_or(0.0),
+            n["open_loop_p99_floor_us"],
+            n["open_loop_p999_floor_us"]
         );
     }
 }
