@@ -27,21 +27,24 @@ fn publish(t: &mut Streams, id: u64, payload: &[u8], refuse_at: Option<usize>, s
         if Some(calls) == refuse_at {
             return false;
         }
-        let mut buf = vec![0; o.len];
-        o.copy_payload(&mut buf);
-        got.push((sub, o.meta.stream, o.meta.seq, buf));
+        got.push(copied(sub, o));
         true
     });
     sent.extend(got.into_iter().map(|(sub, stream, seq, buf)| (t.peer(sub), stream, seq, buf)));
     outcome
 }
 
+/// What a hand-over gave subscriber slot `sub`: (slot, stream, seq, payload).
+fn copied(sub: u32, o: &Out<'_>) -> (u32, u64, u64, Vec<u8>) {
+    let mut buf = vec![0; o.len];
+    o.copy_payload(&mut buf);
+    (sub, o.meta.stream, o.meta.seq, buf)
+}
+
 fn serve(t: &mut Streams, sent: &mut Sent) -> Served {
     let mut got = Vec::new();
     let served = t.serve(1024, |sub, o| {
-        let mut buf = vec![0; o.len];
-        o.copy_payload(&mut buf);
-        got.push((sub, o.meta.stream, o.meta.seq, buf));
+        got.push(copied(sub, o));
         true
     });
     sent.extend(got.into_iter().map(|(sub, stream, seq, buf)| (t.peer(sub), stream, seq, buf)));
