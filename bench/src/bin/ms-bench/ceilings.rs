@@ -61,7 +61,7 @@ fn pin(cpu: usize) -> anyhow::Result<libc::cpu_set_t> {
     }
     // SAFETY: as above.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu < CPU_SETSIZE on any machine this runs on (checked by the call below failing otherwise).
+    // SAFETY: CPU_SET only sets a bit in `set` (its index is bounds-checked).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: as above.
     if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {

@@ -86,7 +86,7 @@ const BURST_MAX: usize = 512;
 const FRAMES_MIN: usize = 4096;
 
 const USAGE: &str = "usage: ms-cost [--datagrams N] [--batch N] [--payload BYTES] [--streams N] \
-[--subscribers N] [--burst N] [--frames N] [--verify]\n       ms-cost report [--top N] LABEL=CALLGRIND_OUT...";
+[--subscribers N] [--burst N] [--frames N] [--verify] [--no-grant]\n       ms-cost report [--top N] LABEL=CALLGRIND_OUT...";
 
 /// What to run.
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +108,9 @@ pub struct Args {
     /// Check every DELIVER frame as a subscriber would (costs
     /// instructions inside the measured loop).
     pub verify: bool,
+    /// Subscribers keep the initial credit only, so messages stay queued
+    /// and the run must fail (the harness's check of itself).
+    pub no_grant: bool,
 }
 
 impl Default for Args {
@@ -121,6 +124,7 @@ impl Default for Args {
             burst: 32,
             frames: None,
             verify: false,
+            no_grant: false,
         }
     }
 }
@@ -128,8 +132,8 @@ impl Default for Args {
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut a = Args::default();
     while let Some(flag) = it.next() {
-        if flag == "--verify" {
-            a.verify = true;
+        if flag == "--verify" || flag == "--no-grant" {
+            (a.verify, a.no_grant) = (a.verify || flag == "--verify", a.no_grant || flag == "--no-grant");
             continue;
         }
         let set: fn(&mut Args, u64) = match flag.as_str() {
@@ -299,9 +303,8 @@ mod tests {
 
     #[test]
     fn a_run_that_leaves_messages_undelivered_fails() {
-        // 8192 messages a turn: past the scheduler's budget (4096 a turn).
-        let e =
-            run_with(&["--datagrams", "1024", "--burst", "512", "--streams", "64"]).expect_err("messages left queued");
+        // 1,600 messages of 64 B: past the initial credit, and nobody grants.
+        let e = run_with(&["--no-grant"]).expect_err("messages left queued");
         assert!(e.contains("deliveries made"), "{e}");
     }
 

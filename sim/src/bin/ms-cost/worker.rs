@@ -172,7 +172,9 @@ pub fn subscribe_all(w: &mut Worker, a: &Args) -> Result<(), String> {
                 return Err(format!("subscriber {sub}: streams {first}..={last} not acknowledged"));
             }
         }
-        grant_all(w, a, sub)?;
+        if !a.no_grant {
+            grant_all(w, a, sub)?;
+        }
     }
     let subs = u64::from(w.engine.streams().gauges().subscriptions);
     if subs != a.streams * u64::from(a.subscribers) {
