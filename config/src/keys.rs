@@ -241,6 +241,7 @@ pub static KEYS: &[Key] = &[
     key!(Live, "scheduler.rx_burst_min", scheduler.rx_burst_min, "floor of the adaptive rx burst, 1..workers.rx_burst"),
     key!(Live, "scheduler.tx_budget_min", scheduler.tx_budget_min, "messages per loop turn when idle"),
     key!(Live, "scheduler.tx_budget_max", scheduler.tx_budget_max, "messages per loop turn under load, <= 65536"),
+    key!(Live, "scheduler.cut_through", scheduler.cut_through, "send at once when nothing waits and credit allows"),
     key!(Live, "flow.initial_credit_bytes", flow.initial_credit_bytes, "credit a new subscription starts with"),
     key!(Live, "flow.default_policy", flow.default_policy, "block, drop-oldest, conflate or disconnect"),
     key!(Live, "flow.policies", flow.policies, "{ first, last, policy } by stream id range, at most 64"),

@@ -197,6 +197,10 @@ pub struct SchedulerConfig {
     pub tx_budget_min: Spanned<u32>,
     /// Messages served per loop turn under load (at most 65536).
     pub tx_budget_max: Spanned<u32>,
+    /// Send a message at once, without queueing it, when nothing waits in
+    /// the scheduler, its stream has no backlog and every subscription has
+    /// the credit for it (docs/flow-control.md).
+    pub cut_through: Spanned<bool>,
 }
 
 impl Default for SchedulerConfig {
@@ -207,6 +211,7 @@ impl Default for SchedulerConfig {
             rx_burst_min: unset(4),
             tx_budget_min: unset(64),
             tx_budget_max: unset(4096),
+            cut_through: unset(true),
         }
     }
 }

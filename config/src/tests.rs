@@ -193,6 +193,7 @@ fn diff_names_follow_the_keys_table() {
             "scheduler",
             "scheduler",
             "scheduler",
+            "scheduler",
             "flow",
             "flow",
             "flow",

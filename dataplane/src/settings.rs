@@ -31,6 +31,7 @@ pub fn tunables(cfg: &Config) -> Tunables {
         rx_burst_min: u16::try_from(s.rx_burst_min.value).unwrap_or(u16::MAX),
         tx_budget_min: s.tx_budget_min.value,
         tx_budget_max: s.tx_budget_max.value,
+        cut_through: s.cut_through.value,
         initial_credit_bytes: f.initial_credit_bytes.value,
         default_policy: policy(f.default_policy),
         stream_queue_bytes_max: m.stream_queue_bytes_max.value,

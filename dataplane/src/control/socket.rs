@@ -204,6 +204,7 @@ fn live_values(live: &Live) -> BTreeMap<String, Value> {
         "scheduler.rx_burst_min": t.rx_burst_min,
         "scheduler.tx_budget_min": t.tx_budget_min,
         "scheduler.tx_budget_max": t.tx_budget_max,
+        "scheduler.cut_through": t.cut_through,
         "flow.initial_credit_bytes": t.initial_credit_bytes,
         "flow.default_policy": t.default_policy.name(),
         "flow.policies": policies,

@@ -155,6 +155,18 @@ fn a_refused_hand_over_stores_the_message_for_the_rest_only() {
 }
 
 #[test]
+fn switched_off_every_message_is_queued() {
+    let mut t = table();
+    t.set_tunables(Tunables { cut_through: false, ..Tunables::default() });
+    subscribe(&mut t, 0, 5, OPEN);
+    let mut sent = Sent::new();
+    publish(&mut t, 5, b"queued", None, &mut sent);
+    assert!(sent.is_empty() && t.gauges().queued_messages == 1, "scheduler.cut_through: false");
+    serve(&mut t, &mut sent);
+    assert_eq!(sent.len(), 1);
+}
+
+#[test]
 fn no_cut_through_when_the_pool_could_not_take_the_message() {
     // Ten 64-byte chunks, one of them taken by a stored message: a 600-byte
     // message would not fit if a hand-over failed half-way, so it is not

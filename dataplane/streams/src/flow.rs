@@ -235,7 +235,7 @@ impl Streams {
         };
         let stream = self.streams[st as usize];
         let end_pos = stream.tail_pos + payload.len() as u64;
-        if !self.may_cut_through(&stream, end_pos, payload.len()) {
+        if !self.tun.cut_through || !self.may_cut_through(&stream, end_pos, payload.len()) {
             return self.store(st, class, timestamp_ns, payload);
         }
         let meta = DeliveryMeta { stream: id, seq: stream.next_seq, position: end_pos, timestamp_ns, class, flags: 0 };

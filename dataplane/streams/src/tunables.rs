@@ -119,6 +119,9 @@ pub struct Tunables {
     pub tx_budget_min: u32,
     /// ... and at most (under load).
     pub tx_budget_max: u32,
+    /// Messages may skip the queue when nothing waits and every
+    /// subscription has credit ([`crate::Streams::publish_through`]).
+    pub cut_through: bool,
 }
 
 impl Default for Tunables {
@@ -136,6 +139,7 @@ impl Default for Tunables {
             rx_burst_min: 4,
             tx_budget_min: 64,
             tx_budget_max: 4096,
+            cut_through: true,
         }
     }
 }

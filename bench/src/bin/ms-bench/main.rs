@@ -234,6 +234,10 @@ flow: {{ initial_credit_bytes: {credit}, default_policy: drop-oldest }}
         yaml.push_str(&format!(
             "memory: {{ budget_bytes: {OVERLOAD_BUDGET_BYTES}, stream_queue_bytes_max: {OVERLOAD_STREAM_QUEUE_BYTES} }}\n"
         ));
+        // The overload exercises the queue, its budget and the degradation
+        // steps: with cut-through, subscribers that always have credit are
+        // sent everything at once and the excess stays in the RX ring.
+        yaml.push_str("scheduler: { cut_through: false }\n");
     }
     Ok(Config::parse(&yaml, "ms-bench")?)
 }
