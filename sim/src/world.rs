@@ -318,15 +318,21 @@ impl World {
     fn receive(&mut self, w: usize, from: From, bytes: Vec<u8>) -> Result<usize, String> {
         let frame = ms_wire::parse(&bytes);
         let subscribe = matches!(frame, Ok(Frame::Control(Control::Subscribe(_))));
-        let credits = matches!(frame, Ok(Frame::Control(Control::Credit(_))));
-        if let Ok(Frame::Control(Control::Subscribe(ranges))) = frame {
-            self.checker.on_subscribe(peer(from.addr), ranges);
+        // Noted after the engine's sends are checked (below).
+        let mut credits = Vec::new();
+        match frame {
+            Ok(Frame::Control(Control::Subscribe(ranges))) => self.checker.on_subscribe(peer(from.addr), ranges),
+            Ok(Frame::Control(Control::Credit(list))) => {
+                let mine = list.filter(|c| owner(c.stream, self.sc.workers) == w as u32);
+                credits.extend(mine.map(|c| (c.stream, c.position)));
+            }
+            _ => {}
         }
         match self.with_io(w, |e, io, now| e.on_datagram(io, now, from, &bytes)) {
             Disposition::HandOff { worker } => {
                 let q = &mut self.mail[worker as usize];
                 if q.len() < self.sc.mailbox {
-                    q.push_back(Item::Publish(from.addr, bytes.clone()));
+                    q.push_back(Item::Publish(from.addr, bytes));
                 } else {
                     self.log(Event::HandOffFull { to: worker });
                 }
@@ -336,10 +342,8 @@ impl World {
         // The engine sends what cut-through filled before it applies a
         // CREDIT: check those DELIVERs under the grants they went out under.
         let sent = self.take_sent(w)?;
-        if let (true, Ok(Frame::Control(Control::Credit(list)))) = (credits, ms_wire::parse(&bytes)) {
-            for c in list.filter(|c| owner(c.stream, self.sc.workers) == w as u32) {
-                self.checker.on_credit(peer(from.addr), c.stream, c.position);
-            }
+        for (stream, position) in credits {
+            self.checker.on_credit(peer(from.addr), stream, position);
         }
         if subscribe {
             self.scan(w);
