@@ -11,7 +11,7 @@ use crate::counts::{Counts, ProtoCounter as C, TOP_N};
 use crate::fanout::Fanout;
 use crate::ranges::Jobs;
 use crate::{Addr, Disposition, From, Io, Mail, Now, RangeOp, RangeWork};
-use ms_streams::{Full, Limits, Outcome, Peer, Refusal, Streams, Tally, Tunables};
+use ms_streams::{Full, Limits, Outcome, Peer, Refusal, RunMsg, Streams, Tally, Tunables};
 use ms_wire::control::{self, Ack, Backpressure, Control, ErrorCode, ErrorEntry, RangeRequest, RANGE_IDS_MAX};
 use ms_wire::publish::Publish;
 use ms_wire::shard::owner;
@@ -22,6 +22,9 @@ const EXPIRE_PER_TURN: u32 = 16;
 
 /// Streams one PUBLISH datagram can name: one per message at most.
 const BLOCKED_MAX: usize = ms_limits::PUBLISH_MESSAGES_MAX;
+
+/// Messages of one stream cut through together (a longer run is split).
+const RUN_MAX: usize = 32;
 
 /// BACKPRESSURE entries one datagram carries.
 const BACKPRESSURE_FIT: usize = ms_limits::BACKPRESSURE_ENTRIES_MAX;
@@ -168,8 +171,9 @@ impl<B> Engine<B> {
         let mut mixed = None;
         self.blocked_len = 0;
         // Consecutive messages of one stream (the common case: a publisher
-        // batches a stream) share one prefetch, one owner check and one
-        // count of the busiest streams.
+        // batches a stream) share one prefetch, one owner check, one count
+        // of the busiest streams and, when nothing stands in the way, one
+        // set of cut-through checks.
         let mut previous = None;
         for msg in p.messages() {
             if previous != Some(msg.stream) {
@@ -177,13 +181,14 @@ impl<B> Engine<B> {
                 previous = Some(msg.stream);
             }
         }
-        let (mut run, mut run_len, mut mine, mut published) = (u64::MAX, 0u64, true, 0u64);
-        for msg in p.messages() {
-            if msg.stream != run || run_len == 0 {
+        let (mut stream, mut run_len, mut mine, mut published) = (u64::MAX, 0u64, true, 0u64);
+        let mut messages = p.messages().peekable();
+        while let Some(msg) = messages.next() {
+            if msg.stream != stream || run_len == 0 {
                 if run_len > 0 {
-                    self.count_top(run, run_len);
+                    self.count_top(stream, run_len);
                 }
-                (run, run_len) = (msg.stream, 0);
+                (stream, run_len) = (msg.stream, 0);
                 mine = self.owns(msg.stream);
             }
             // The datagram went to its first message's owner; messages
@@ -193,25 +198,30 @@ impl<B> Engine<B> {
                 mixed.get_or_insert(msg.stream);
                 continue;
             }
-            run_len += 1;
-            published += 1;
+            let first = RunMsg { class: msg.class, payload: msg.payload };
             self.counts.class(msg.class, 1);
-            if self.blocked[..self.blocked_len].iter().any(|b| b.stream == msg.stream) {
-                self.counts.add(C::RefusedBackpressure, 1);
-                self.note_blocked(msg.stream);
+            if messages.peek().is_none_or(|next| next.stream != stream) {
+                run_len += 1;
+                published += 1;
+                self.publish_one(io, now, stream, &first);
                 continue;
             }
-            let (fan, counts) = (&mut self.fan, &mut self.counts);
-            let emit = |sub, out: &ms_streams::Out<'_>| fan.append(io, sub, out, counts);
-            match self.streams.publish_through(msg.stream, msg.class, now.ns, msg.payload, emit) {
-                Outcome::NoSubscriber => self.counts.add(C::MessagesNoSubscriber, 1),
-                Outcome::Refused(Refusal::Backpressure) => self.note_blocked(msg.stream),
-                // Queued and shed messages are counted from the tally.
-                Outcome::Queued { .. } | Outcome::Refused(_) => {}
+            // Two or more of one stream: gathered (up to RUN_MAX) and cut
+            // through together.
+            let mut run = [first; RUN_MAX];
+            let mut held = 1;
+            while held < RUN_MAX {
+                let Some(m) = messages.next_if(|next| next.stream == stream) else { break };
+                self.counts.class(m.class, 1);
+                run[held] = RunMsg { class: m.class, payload: m.payload };
+                held += 1;
             }
+            run_len += held as u64;
+            published += held as u64;
+            self.publish_run(io, now, stream, &run[..held]);
         }
         if run_len > 0 {
-            self.count_top(run, run_len);
+            self.count_top(stream, run_len);
         }
         self.counts.add(C::MessagesPublished, published);
         if let Some(stream) = mixed {
@@ -224,6 +234,43 @@ impl<B> Engine<B> {
             self.reply(io, from, |b| control::emit_backpressure(b, &entries[..n]));
             self.counts.add(C::BackpressureSent, 1);
         }
+    }
+
+    /// Publishes two or more consecutive messages of `stream`: cut through
+    /// as a run when nothing stands in the way, the rest one by one.
+    fn publish_run<I: Io<Buf = B>>(&mut self, io: &mut I, now: Now, stream: u64, run: &[RunMsg<'_>]) {
+        let taken = if self.is_blocked(stream) {
+            0
+        } else {
+            let (fan, counts) = (&mut self.fan, &mut self.counts);
+            self.streams.publish_run_through(stream, now.ns, run, |sub, out| fan.append(io, sub, out, counts))
+        };
+        for m in &run[taken..] {
+            self.publish_one(io, now, stream, m);
+        }
+    }
+
+    /// Publishes one message of `stream`.
+    fn publish_one<I: Io<Buf = B>>(&mut self, io: &mut I, now: Now, stream: u64, m: &RunMsg<'_>) {
+        if self.is_blocked(stream) {
+            self.counts.add(C::RefusedBackpressure, 1);
+            self.note_blocked(stream);
+            return;
+        }
+        let (fan, counts) = (&mut self.fan, &mut self.counts);
+        let emit = |sub, out: &ms_streams::Out<'_>| fan.append(io, sub, out, counts);
+        match self.streams.publish_through(stream, m.class, now.ns, m.payload, emit) {
+            Outcome::NoSubscriber => self.counts.add(C::MessagesNoSubscriber, 1),
+            Outcome::Refused(Refusal::Backpressure) => self.note_blocked(stream),
+            // Queued and shed messages are counted from the tally.
+            Outcome::Queued { .. } | Outcome::Refused(_) => {}
+        }
+    }
+
+    /// Whether `stream` was refused under `block` earlier in this datagram.
+    #[inline(always)]
+    fn is_blocked(&self, stream: u64) -> bool {
+        self.blocked[..self.blocked_len].iter().any(|b| b.stream == stream)
     }
 
     fn note_blocked(&mut self, stream: u64) {

@@ -194,7 +194,7 @@ impl Streams {
 
     /// The queue limit of every stream at degradation `level`: halved at
     /// each step, never below one full-size message.
-    fn stream_limit(&self, level: u8) -> u32 {
+    pub(crate) fn stream_limit(&self, level: u8) -> u32 {
         match level {
             0 => self.tun.stream_queue_bytes_max,
             l => (self.tun.stream_queue_bytes_max >> l).max(charge(ms_wire::PAYLOAD_MAX as u32)),
@@ -279,7 +279,14 @@ impl Streams {
     /// `emit` refused at subscription `refused_at` during a cut-through:
     /// stores the message and takes it off the subscriptions before
     /// `refused_at`, which were handed it already.
-    fn store_rest(&mut self, st: u32, refused_at: u32, class: u8, timestamp_ns: u64, payload: &[u8]) -> Outcome {
+    pub(crate) fn store_rest(
+        &mut self,
+        st: u32,
+        refused_at: u32,
+        class: u8,
+        timestamp_ns: u64,
+        payload: &[u8],
+    ) -> Outcome {
         let outcome = self.store(st, class, timestamp_ns, payload);
         // `may_cut_through` checked the pool's room: nothing was refused.
         debug_assert!(matches!(outcome, Outcome::Queued { .. }));

@@ -26,6 +26,7 @@
 mod flow;
 pub mod index;
 mod pool;
+mod run;
 mod sched;
 pub mod tunables;
 
@@ -33,6 +34,7 @@ pub use flow::{
     DropReason, Notice, Outcome, Refusal, Tally, AFFECTED_MAX, DROP_REASONS, MSG_CHARGE_BYTES, NOTICES_MAX, REFUSALS,
 };
 pub use pool::{CHUNK_BYTES, SLOT_BYTES};
+pub use run::RunMsg;
 pub use sched::{Out, Served};
 
 pub use tunables::{class_of, Policies, Policy, PolicyRange, Tunables, CLASSES, CLASS_NAMES};
@@ -706,3 +708,6 @@ mod flow_tests;
 
 #[cfg(test)]
 mod cut_through_tests;
+
+#[cfg(test)]
+mod run_tests;

@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 
 /// P50 and P99 (bucket upper bounds) of the worker's busy-turn latency, read
 /// from the stats segment the run left behind: time from receiving a burst
-/// to handing its DELIVERs to the driver.
+/// to handing its DELIVERs to the driver. `busy_s` is the sum of those
+/// turns: the time the worker spent on packets, so `busy_s / seconds` says
+/// whether the worker or the generator was the limit of a saturated run.
 fn appliance_latency(path: &std::path::Path) -> Value {
     let Ok(seg) = ms_stats::Segment::open(path) else { return Value::Null };
     let dir = seg.directory();
@@ -23,6 +25,7 @@ fn appliance_latency(path: &std::path::Path) -> Value {
         })
         .collect();
     let total: u64 = buckets.iter().map(|b| b.1).sum();
+    let busy_ns = dir.iter().zip(&v).find(|(s, _)| s.name == "burst_latency_ns_sum").map(|(_, n)| *n);
     let quantile = |q: f64| {
         let mut seen = 0;
         buckets
@@ -33,7 +36,7 @@ fn appliance_latency(path: &std::path::Path) -> Value {
             })
             .map(|b| b.0)
     };
-    json!({ "p50_le": quantile(0.5), "p99_le": quantile(0.99), "turns": total })
+    json!({ "p50_le": quantile(0.5), "p99_le": quantile(0.99), "turns": total, "busy_s": busy_ns.map(|n| n as f64 / 1e9) })
 }
 
 pub(crate) fn plain(a: &Args) -> anyhow::Result<()> {
