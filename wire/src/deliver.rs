@@ -190,6 +190,7 @@ impl DeliverState {
     /// (at most [`crate::DATAGRAM_MAX`] for a datagram the appliance may
     /// send) and the datagram stays valid: the payload is at most
     /// [`PAYLOAD_MAX`] and the count does not overflow.
+    #[inline]
     pub fn fits(&self, payload_len: usize, capacity: usize) -> bool {
         payload_len <= PAYLOAD_MAX
             && usize::from(self.len) >= HEADER_LEN
@@ -203,6 +204,7 @@ impl DeliverState {
     /// held before, and must write all of them. `false`, with nothing
     /// written and `fill` not called, unless [`DeliverState::fits`]`(len,
     /// buf.len())`.
+    #[inline]
     pub fn push_with(&mut self, buf: &mut [u8], meta: &DeliveryMeta, len: usize, fill: impl FnOnce(&mut [u8])) -> bool {
         if !self.fits(len, buf.len()) {
             return false;

@@ -29,6 +29,14 @@ pub(crate) struct Fanout<B> {
     addr: Vec<Addr>,
 }
 
+/// The part of `buf`'s payload area a DELIVER may fill: what the Io
+/// promises, never more than a datagram the appliance may send.
+fn area<'a, I: Io>(io: &'a mut I, buf: &I::Buf) -> &'a mut [u8] {
+    let b = io.payload(buf);
+    let n = b.len().min(DATAGRAM_MAX);
+    &mut b[..n]
+}
+
 const UNSET: Addr = Addr { ip: core::net::Ipv4Addr::UNSPECIFIED, port: 0, via: 0 };
 
 impl<B> Fanout<B> {
@@ -61,33 +69,35 @@ impl<B> Fanout<B> {
     /// when no buffer is free (the message stays queued for the next turn).
     pub(crate) fn append<I: Io<Buf = B>>(&mut self, io: &mut I, sub: u32, out: &Out<'_>, c: &mut Counts) -> bool {
         let i = sub as usize;
-        if self.pending[i].buf.is_some() && !self.pending[i].st.fits(out.len, DATAGRAM_MAX) {
+        // The common case first: the pending DELIVER takes it (the push
+        // checks the room itself, so it is checked once).
+        let p = &mut self.pending[i];
+        if let Some(buf) = p.buf.as_ref() {
+            if p.st.push_with(area(io, buf), &out.meta, out.len, |dst| out.copy_payload(dst)) {
+                p.messages += 1;
+                return true;
+            }
             self.flush_one(io, sub);
         }
-        if self.pending[i].buf.is_none() {
-            let Some(buf) = io.alloc() else {
-                c.add(ProtoCounter::DeliverNoBuffer, 1);
-                return false;
-            };
-            let st = DeliverState::start(io.payload(&buf));
-            let listed = self.pending[i].listed;
-            self.pending[i] = Pending { buf: Some(buf), st, messages: 0, listed: true };
-            if !listed {
-                // Each slot is listed at most once, so this never grows.
-                assert!(self.dirty.len() < self.dirty.capacity(), "fan-out list overflow");
-                self.dirty.push(sub);
-            }
-        }
-        let p = &mut self.pending[i];
-        let Some(buf) = p.buf.as_ref() else {
-            return false; // just set above
+        let Some(buf) = io.alloc() else {
+            c.add(ProtoCounter::DeliverNoBuffer, 1);
+            return false;
         };
-        // Refused only if it does not fit, which the check above ruled out;
-        // the message then stays queued, as with no buffer.
-        if !p.st.push_with(io.payload(buf), &out.meta, out.len, |dst| out.copy_payload(dst)) {
+        let mut st = DeliverState::start(area(io, &buf));
+        // Refused only if one message cannot fit an empty DELIVER, which
+        // PUBLISH's limits rule out; the message then stays queued, as
+        // with no buffer.
+        if !st.push_with(area(io, &buf), &out.meta, out.len, |dst| out.copy_payload(dst)) {
+            io.free(buf);
             return false;
         }
-        p.messages += 1;
+        let listed = self.pending[i].listed;
+        self.pending[i] = Pending { buf: Some(buf), st, messages: 1, listed: true };
+        if !listed {
+            // Each slot is listed at most once, so this never grows.
+            assert!(self.dirty.len() < self.dirty.capacity(), "fan-out list overflow");
+            self.dirty.push(sub);
+        }
         true
     }
 
