@@ -174,24 +174,11 @@ impl<B> Engine<B> {
         // batches a stream) share one prefetch, one owner check, one count
         // of the busiest streams and, when nothing stands in the way, one
         // set of cut-through checks.
-        let (mut previous, mut runs) = (None, 0u32);
+        let mut previous = None;
         for msg in p.messages() {
             if previous != Some(msg.stream) {
                 self.streams.prefetch(msg.stream);
                 previous = Some(msg.stream);
-                runs += 1;
-            }
-        }
-        // Several streams (a table larger than the caches, typically): the
-        // lookups' three dependent misses (bucket, entry, subscription)
-        // are taken for the whole datagram at once, not one after another
-        // per message.
-        if runs > 1 {
-            for msg in p.messages() {
-                self.streams.prefetch_entry(msg.stream);
-            }
-            for msg in p.messages() {
-                self.streams.prefetch_subscription(msg.stream);
             }
         }
         let (mut stream, mut run_len, mut mine, mut published) = (u64::MAX, 0u64, true, 0u64);

@@ -53,14 +53,6 @@ impl Index {
         prefetch(&self.buckets[self.home(key)]);
     }
 
-    /// The slot in `key`'s home bucket, whoever's it is (no key is
-    /// compared, so nothing but the bucket is read): what to prefetch
-    /// next, once the bucket has arrived.
-    #[inline]
-    pub fn home_slot(&self, key: u64) -> Option<u32> {
-        self.buckets[self.home(key)].checked_sub(1)
-    }
-
     /// The slot holding `key`.
     #[inline]
     pub fn find(&self, key: u64, key_of: impl Fn(u32) -> u64) -> Option<u32> {
@@ -136,9 +128,8 @@ impl Index {
     }
 }
 
-/// Hints the CPU to fetch the cache line holding `p`.
 #[inline]
-pub(crate) fn prefetch<T>(p: &T) {
+fn prefetch<T>(p: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint; any address is allowed, and this one is a
     // valid reference.

@@ -634,28 +634,6 @@ impl Streams {
         self.stream_index.prefetch(id);
     }
 
-    /// The second step of a datagram's prefetch, once the buckets
-    /// [`Streams::prefetch`] asked for have had time to arrive: hints the
-    /// CPU to fetch the entry in stream `id`'s home bucket (its own, as a
-    /// rule: the index is at most half full).
-    #[inline]
-    pub fn prefetch_entry(&self, id: u64) {
-        if let Some(slot) = self.stream_index.home_slot(id) {
-            index::prefetch(&self.streams[slot as usize]);
-        }
-    }
-
-    /// The third step, once the entries have arrived: hints the CPU to
-    /// fetch stream `id`'s first subscription.
-    #[inline]
-    pub fn prefetch_subscription(&self, id: u64) {
-        if let Some(slot) = self.stream_slot(id) {
-            if let Some(node) = self.nodes.get(self.streams[slot as usize].head as usize) {
-                index::prefetch(node);
-            }
-        }
-    }
-
     /// Calls `f(subscriber_slot)` for every subscriber of stream `id`.
     pub fn subscribers_of(&self, id: u64, mut f: impl FnMut(u32)) {
         let Some(stream) = self.stream_slot(id) else { return };
