@@ -30,54 +30,15 @@ mod worker;
 use ms_proto::ProtoCounter as C;
 use ms_wire::publish::PublishBuilder;
 use ms_wire::DATAGRAM_MAX;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::process::ExitCode;
 use std::time::Instant;
 use wire::TxTally;
 use worker::Worker;
 
-thread_local! {
-    /// Heap allocations this thread made: the measured loop must make
-    /// none, as on a worker (the dataplane's counting allocator checks the
-    /// same).
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts one allocation of the calling thread.
-fn count_alloc() {
-    ALLOCS.with(|n| n.set(n.get() + 1));
-}
-
-/// The system allocator, counting.
-struct Counting;
-
-// SAFETY: every call goes unchanged to the system allocator; counting has
-// no effect on the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_alloc();
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_alloc();
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_alloc();
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Counts heap allocations of threads that ask: the measured loop must
+/// make none, as on a worker (the dataplane's binaries install the same).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: ms_alloc_count::CountingAlloc = ms_alloc_count::CountingAlloc;
 
 /// The largest rx burst a worker takes (`workers.rx_burst`'s bound).
 const BURST_MAX: usize = 512;
@@ -189,11 +150,14 @@ struct Run {
 
 fn measure(w: &mut Worker, frames: &mut frames::Frames, a: &Args) -> Run {
     w.reset();
-    let allocs = ALLOCS.with(Cell::get);
+    ms_alloc_count::count_this_thread(true);
+    let allocs = ms_alloc_count::worker_allocations();
     let t0 = Instant::now();
     let refused = worker::run_turns(w, frames, a.datagrams, a.burst);
     let seconds = t0.elapsed().as_secs_f64();
-    Run { seconds, refused, allocs: ALLOCS.with(Cell::get) - allocs, tally: w.io.tally }
+    let allocs = ms_alloc_count::worker_allocations() - allocs;
+    ms_alloc_count::count_this_thread(false);
+    Run { seconds, refused, allocs, tally: w.io.tally }
 }
 
 /// Every message published and delivered to every subscriber, nothing
