@@ -117,6 +117,25 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn pseudo_header_agrees_with_the_model(
+            src in proptest::array::uniform4(proptest::num::u8::ANY),
+            dst in proptest::array::uniform4(proptest::num::u8::ANY),
+            proto in proptest::num::u8::ANY,
+            len in proptest::num::u16::ANY,
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut header = alloc::vec::Vec::from(src);
+            header.extend_from_slice(&dst);
+            header.extend_from_slice(&[0, proto]);
+            header.extend_from_slice(&len.to_be_bytes());
+            let model_sum = model(model(0, &header), &data);
+            let sum = accumulate(pseudo_header(src, dst, proto, len), &data);
+            proptest::prop_assert_eq!(finish(sum), finish(model_sum));
+        }
+    }
+
     #[test]
     fn long_input_does_not_overflow() {
         let data = [0xffu8; 65535];

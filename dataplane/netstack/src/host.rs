@@ -330,6 +330,9 @@ impl Host {
     /// Handles one received frame; see [`Verdict`]. Never panics, whatever
     /// the bytes.
     pub fn process(&mut self, frame: &mut [u8], now_ms: u64) -> Verdict {
+        if let Some(d) = self.fast_service(frame) {
+            return Verdict::Service(d);
+        }
         match self.classify(frame, now_ms) {
             Ok(v) => v,
             Err(reason) => Verdict::Drop(reason),
@@ -649,5 +652,6 @@ pub struct UdpEndpoint {
     pub port: u16,
 }
 
+mod fast;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ const OUR_MAC: MacAddr = MacAddr([0x02, 0x4d, 0x53, 0x00, 0x00, 0x01]);
 const PEER_MAC: MacAddr = MacAddr([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
 const OUR_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const SERVICE_PORT: u16 = 9000;
+pub(super) const SERVICE_PORT: u16 = 9000;
 
 const TIMERS: Timers = Timers { entry_ttl_ms: 1000, request_interval_ms: 100, request_retries: 3 };
 
@@ -21,7 +21,7 @@ fn config(accept_unsolicited: bool) -> HostConfig {
     }
 }
 
-fn host() -> Host {
+pub(super) fn host() -> Host {
     Host::new(config(false))
 }
 
@@ -376,7 +376,7 @@ fn icmp_drops() {
     assert_eq!(host().process(&mut reply, 0), Verdict::Drop(DropReason::IcmpUnsupported));
 }
 
-fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
     let h = host();
     let mut buf = std::vec![0u8; UDP_PAYLOAD_OFFSET + payload.len()];
     buf[UDP_PAYLOAD_OFFSET..].copy_from_slice(payload);
