@@ -45,8 +45,7 @@ impl Host {
             || be16(IP + 6) & FRAGMENT_BITS != 0
             || h[IP + 9] != PROTO_UDP
             || h[IP + 16..IP + 20] != self.cfg.ip.octets()
-            || total < ipv4::HEADER_LEN + udp::HEADER_LEN
-            || total > IPV4_MTU
+            || !(ipv4::HEADER_LEN + udp::HEADER_LEN..=IPV4_MTU).contains(&total)
             || IP + total > frame.len()
         {
             return None;
