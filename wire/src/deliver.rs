@@ -104,7 +104,7 @@ impl<'a> Deliver<'a> {
             return Err(WireError::Malformed);
         }
         let entries = &datagram[HEADER_LEN..];
-        validate_entries(entries, h.count, ENTRY_HEADER_LEN, field::LEN)?;
+        validate_entries(entries, h.count, ENTRY_HEADER_LEN, field::LEN, |_| true)?;
         Ok(Deliver { entries, count: h.count })
     }
 

@@ -43,13 +43,23 @@ pub struct Message<'a> {
 }
 
 /// Walks `count` variable-length entries of `fixed` bytes whose u16
-/// payload length is the field `len`, checking they exactly fill `b`.
-pub(crate) fn validate_entries(b: &[u8], count: u16, fixed: usize, len: Field) -> Result<(), WireError> {
+/// payload length is the field `len`, checking they exactly fill `b` and
+/// that `entry_ok` accepts each entry's fixed part. One walk for both: a
+/// length error is still the one reported when there are both.
+pub(crate) fn validate_entries(
+    b: &[u8],
+    count: u16,
+    fixed: usize,
+    len: Field,
+    entry_ok: impl Fn(&[u8]) -> bool,
+) -> Result<(), WireError> {
     let mut pos = 0;
+    let mut all_ok = true;
     for _ in 0..count {
         if b.len() < pos + fixed {
             return Err(WireError::Truncated);
         }
+        all_ok &= entry_ok(&b[pos..pos + fixed]);
         let n = usize::from(le16(b, at(len.clone(), pos)));
         if n > PAYLOAD_MAX {
             return Err(WireError::Malformed);
@@ -59,7 +69,7 @@ pub(crate) fn validate_entries(b: &[u8], count: u16, fixed: usize, len: Field) -
             return Err(WireError::Truncated);
         }
     }
-    if pos != b.len() {
+    if pos != b.len() || !all_ok {
         return Err(WireError::Malformed);
     }
     Ok(())
@@ -84,14 +94,7 @@ impl<'a> Publish<'a> {
 
     /// Checks entries that follow an already parsed header.
     pub fn from_entries(entries: &'a [u8], count: u16) -> Result<Self, WireError> {
-        validate_entries(entries, count, ENTRY_HEADER_LEN, field::LEN)?;
-        let mut pos = 0;
-        for _ in 0..count {
-            if entries[pos + field::CLASS] > CLASS_MAX {
-                return Err(WireError::Malformed);
-            }
-            pos += ENTRY_HEADER_LEN + usize::from(le16(entries, at(field::LEN, pos)));
-        }
+        validate_entries(entries, count, ENTRY_HEADER_LEN, field::LEN, |e| e[field::CLASS] <= CLASS_MAX)?;
         Ok(Publish { entries, count })
     }
 
