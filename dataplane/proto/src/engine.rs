@@ -174,11 +174,14 @@ impl<B> Engine<B> {
         // batches a stream) share one prefetch, one owner check, one count
         // of the busiest streams and, when nothing stands in the way, one
         // set of cut-through checks.
-        let mut previous = None;
-        for msg in p.messages() {
-            if previous != Some(msg.stream) {
-                self.streams.prefetch(msg.stream);
-                previous = Some(msg.stream);
+        // A lone message's lookup comes right after: nothing to overlap.
+        if p.len() > 1 {
+            let mut previous = None;
+            for msg in p.messages() {
+                if previous != Some(msg.stream) {
+                    self.streams.prefetch(msg.stream);
+                    previous = Some(msg.stream);
+                }
             }
         }
         let (mut stream, mut run_len, mut mine, mut published) = (u64::MAX, 0u64, true, 0u64);
