@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all setup build test demo bench bench-check bench-baseline flamegraph lint fmt clean
+.PHONY: all setup build plugins test demo bench bench-check bench-baseline flamegraph lint fmt clean
 
 all: build
 
@@ -13,6 +13,10 @@ setup:
 
 build: setup
 	$(CARGO) build --workspace --all-targets
+
+# The example plugins, built for wasm32 into target/wasm32-unknown-unknown/plugin/.
+plugins: setup
+	@bash ci/plugins.sh
 
 test: setup
 	@bash ci/test.sh
@@ -50,6 +54,7 @@ flamegraph: setup
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-unknown-unknown -p ms-plugin-sdk -p ms-plugin-pass -p ms-plugin-filter -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -73,4 +73,14 @@ if command -v cargo >/dev/null && ! command -v cargo-fuzz >/dev/null; then
     cargo install cargo-fuzz --locked --quiet
 fi
 
+# Plugins are WebAssembly modules built from Rust (ci/plugins.sh).
+if command -v rustup >/dev/null && ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target (rustup)"
+    if ! rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+        echo "[setup] error: rustup could not add wasm32-unknown-unknown (it downloads from static.rust-lang.org):" \
+            "the example plugins cannot be built, so the plugin tests will fail" >&2
+        exit 1
+    fi
+fi
+
 log "done"

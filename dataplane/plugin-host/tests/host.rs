@@ -1,0 +1,281 @@
+//! The host against hand-written modules (each fault, each ABI breach) and
+//! the example plugins built for wasm32 (`make plugins`).
+
+use ms_plugin_abi::{record, Verdict, BUFFER_LEN};
+use ms_plugin_host::{
+    engine, load, precompile, sha256, Batch, EngineSettings, Fault, Instance, Limits, LoadError, Ticker,
+};
+use std::time::{Duration, Instant};
+
+/// A module that speaks the ABI, with `on_batch`'s body given (it gets the
+/// count in local 0 and must leave an i32), plus extra functions.
+fn module(on_batch: &str, extra: &str) -> Vec<u8> {
+    let text = format!(
+        r#"(module
+  (import "ms" "emit" (func $emit (param i64 i32 i32 i32) (result i32)))
+  (import "ms" "log" (func $log (param i32 i32 i32)))
+  (import "ms" "counter_add" (func $counter_add (param i32 i64)))
+  (import "ms" "now" (func $now (result i64)))
+  (memory (export "memory") 6)
+  (func (export "ms_abi_version") (result i32) i32.const 1)
+  (func (export "ms_buffer") (result i32) i32.const 1024)
+  (func (export "ms_init") (param i32) (result i32) i32.const 0)
+  (func (export "ms_start") (result i32) i32.const 0)
+  (func (export "ms_on_batch") (param i32) (result i32) {on_batch})
+  (func (export "ms_on_config") (param i32) (result i32) i32.const 0)
+  (func (export "ms_drain") (result i32) i32.const 0)
+  (func (export "ms_snapshot_state") (result i32) i32.const 0)
+  (func (export "ms_restore_state") (param i32) (result i32) i32.const 0)
+  (func (export "ms_stop") (result i32) i32.const 0)
+  {extra}
+)"#
+    );
+    wat::parse_str(text).expect("the test module is valid")
+}
+
+struct Host {
+    engine: wasmtime::Engine,
+    _ticker: Ticker,
+}
+
+fn host() -> Host {
+    let engine = engine(&EngineSettings::default()).expect("the engine builds");
+    let _ticker = Ticker::start(&engine, Duration::from_millis(1)).expect("the epoch thread starts");
+    Host { engine, _ticker }
+}
+
+impl Host {
+    fn start(&self, wasm: &[u8], limits: Limits) -> Result<Instance, LoadError> {
+        let artifact = precompile(&self.engine, wasm)?;
+        let module = load(&self.engine, &artifact, &sha256(&artifact))?;
+        Instance::start(&self.engine, &module, limits, b"", 0)
+    }
+}
+
+fn batch_of(n: usize) -> Batch {
+    let mut b = Batch::new();
+    for i in 0..n {
+        assert!(b.push(100 + i as u64, 1, 5, &[i as u8; 8]));
+    }
+    b
+}
+
+fn all_pass(b: &Batch) -> bool {
+    (0..b.len()).all(|i| b.decision(i).verdict == Verdict::Pass)
+}
+
+#[test]
+fn a_module_that_passes_everything() {
+    let h = host();
+    let mut p = h.start(&module("i32.const 0", ""), Limits::default()).unwrap();
+    let mut b = batch_of(3);
+    p.run(&mut b, 1).unwrap();
+    assert!(all_pass(&b));
+    assert_eq!(b.decision(2).stream, 102);
+    assert_eq!(b.decision(2).payload, &[2; 8]);
+}
+
+/// Drops the first message and routes the second to stream 7 (records
+/// start at the buffer, 1024; the second at 1024 + len(room_for(8))).
+#[test]
+fn verdicts_commit_when_the_call_returns() {
+    let second = 1024 + record::len(record::room_for(8));
+    let body = format!(
+        "(i32.store8 (i32.const {v1}) (i32.const 1))
+         (i64.store (i32.const {r2}) (i64.const 7))
+         (i32.store8 (i32.const {v2}) (i32.const 2))
+         i32.const 0",
+        v1 = 1024 + record::VERDICT,
+        r2 = second + record::ROUTE.start,
+        v2 = second + record::VERDICT,
+    );
+    let h = host();
+    let mut p = h.start(&module(&body, ""), Limits::default()).unwrap();
+    let mut b = batch_of(3);
+    p.run(&mut b, 1).unwrap();
+    assert_eq!(b.decision(0).verdict, Verdict::Drop);
+    assert_eq!((b.decision(1).verdict, b.decision(1).stream), (Verdict::Route, 7));
+    assert_eq!(b.decision(2).verdict, Verdict::Pass);
+}
+
+/// Each fault: the call fails with its kind, the batch keeps its pass
+/// verdicts, nothing emitted, and the instance answers the next call.
+fn contained(body: &str, extra: &str, limits: Limits, expect: fn(&Fault) -> bool) {
+    let h = host();
+    let wasm = module(body, extra);
+    let mut p = h.start(&wasm, limits).unwrap();
+    let mut b = batch_of(4);
+    let t = Instant::now();
+    let f = p.run(&mut b, 1).expect_err("the call faults");
+    assert!(expect(&f), "unexpected fault {f:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "contained in {:?}", t.elapsed());
+    assert!(all_pass(&b), "a fault leaves no verdict");
+    assert_eq!(p.emitted().count(), 0, "a fault leaves no emit");
+}
+
+#[test]
+fn a_trap_is_contained() {
+    contained(
+        "(drop (call $emit (i64.const 1) (i32.const 1) (i32.const 0) (i32.const 4))) unreachable",
+        "",
+        Limits::default(),
+        |f| matches!(f, Fault::Trap(_)),
+    );
+}
+
+#[test]
+fn an_endless_loop_is_interrupted_at_its_deadline() {
+    contained("(loop $l (br $l)) i32.const 0", "", Limits { deadline_ticks: 5, ..Limits::default() }, |f| {
+        *f == Fault::Timeout
+    });
+}
+
+#[test]
+fn memory_growth_past_the_cap_is_stopped() {
+    let body = "(block $done (loop $l (br_if $done (i32.eq (memory.grow (i32.const 16)) (i32.const -1))) (br $l))) i32.const 0";
+    contained(body, "", Limits { memory_bytes: 2 << 20, ..Limits::default() }, |f| *f == Fault::MemoryCap);
+}
+
+#[test]
+fn a_stack_overflow_is_contained() {
+    contained(
+        "(call $deep (i32.const 0))",
+        "(func $deep (param i32) (result i32) (call $deep (i32.add (local.get 0) (i32.const 1))))",
+        Limits::default(),
+        |f| *f == Fault::StackOverflow,
+    );
+}
+
+#[test]
+fn undefined_verdicts_and_overlong_rewrites_break_the_abi() {
+    let bad_verdict = format!("(i32.store8 (i32.const {}) (i32.const 9)) i32.const 0", 1024 + record::VERDICT);
+    contained(&bad_verdict, "", Limits::default(), |f| matches!(f, Fault::Abi(_)));
+    let too_long = format!("(i32.store16 (i32.const {}) (i32.const 5000)) i32.const 0", 1024 + record::LEN.start);
+    contained(&too_long, "", Limits::default(), |f| matches!(f, Fault::Abi(_)));
+    contained("i32.const 3", "", Limits::default(), |f| matches!(f, Fault::Returned { code: 3, .. }));
+}
+
+#[test]
+fn emits_are_capped_per_batch_and_published_only_on_return() {
+    // 1,000 emits of 4 bytes from address 0: 64 taken, the rest refused.
+    let body = "(local $i i32)
+        (block $done (loop $l
+          (br_if $done (i32.eq (local.get $i) (i32.const 1000)))
+          (drop (call $emit (i64.const 9) (i32.const 1) (i32.const 0) (i32.const 4)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $l)))
+        i32.const 0";
+    let h = host();
+    let mut p = h.start(&module(body, ""), Limits::default()).unwrap();
+    let mut b = batch_of(1);
+    p.run(&mut b, 1).unwrap();
+    assert_eq!(p.emitted().count(), ms_plugin_abi::EMITS_PER_BATCH_MAX);
+    assert_eq!(p.refusals().0, 1000 - ms_plugin_abi::EMITS_PER_BATCH_MAX as u64);
+    assert!(p.emitted().all(|(e, bytes)| e.stream == 9 && bytes.len() == 4));
+    p.run(&mut b, 2).unwrap();
+    assert_eq!(p.emitted().count(), ms_plugin_abi::EMITS_PER_BATCH_MAX, "the cap is per batch");
+}
+
+#[test]
+fn counters_logs_and_time_reach_the_host() {
+    let body = "(call $counter_add (i32.const 2) (call $now))
+        (call $counter_add (i32.const 99) (i64.const 1))
+        (call $log (i32.const 1) (i32.const 0) (i32.const 5))
+        i32.const 0";
+    let extra = r#"(data (i32.const 0) "hello")"#;
+    let h = host();
+    let mut p = h.start(&module(body, extra), Limits::default()).unwrap();
+    let mut b = batch_of(1);
+    p.run(&mut b, 42).unwrap();
+    assert_eq!(p.counters()[2], 42);
+    assert_eq!(p.refusals().2, 1, "an unknown counter id is counted");
+    assert_eq!(p.logs().len(), 1);
+    assert_eq!((p.logs()[0].level, &*p.logs()[0].text()), (1, "hello"));
+}
+
+/// A module with every export, answering `version`, with `pages` of memory.
+fn abi_module(version: u32, pages: u32) -> Vec<u8> {
+    let text = format!(
+        r#"(module (memory (export "memory") {pages})
+          (func (export "ms_abi_version") (result i32) i32.const {version})
+          (func (export "ms_buffer") (result i32) i32.const 1024)
+          (func (export "ms_init") (param i32) (result i32) i32.const 0)
+          (func (export "ms_start") (result i32) i32.const 0)
+          (func (export "ms_on_batch") (param i32) (result i32) i32.const 0)
+          (func (export "ms_on_config") (param i32) (result i32) i32.const 0)
+          (func (export "ms_drain") (result i32) i32.const 0)
+          (func (export "ms_snapshot_state") (result i32) i32.const 0)
+          (func (export "ms_restore_state") (param i32) (result i32) i32.const 0)
+          (func (export "ms_stop") (result i32) i32.const 0))"#
+    );
+    wat::parse_str(text).unwrap()
+}
+
+#[test]
+fn modules_that_do_not_speak_the_abi_are_refused_at_start() {
+    let h = host();
+    assert!(h.start(&abi_module(1, 6), Limits::default()).is_ok());
+    let e = h.start(&abi_module(2, 6), Limits::default()).err().expect("another ABI version");
+    assert!(e.to_string().contains("ABI version 2"), "{e}");
+    let e = h.start(&abi_module(1, 1), Limits::default()).err().expect("a buffer outside the memory");
+    assert!(e.to_string().contains("outside the memory"), "{e}");
+    let missing = wat::parse_str(
+        r#"(module (memory (export "memory") 6) (func (export "ms_abi_version") (result i32) i32.const 1))"#,
+    )
+    .unwrap();
+    let e = h.start(&missing, Limits::default()).err().expect("missing exports");
+    assert!(e.to_string().contains("no export"), "{e}");
+    let foreign = wat::parse_str(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#,
+    )
+    .unwrap();
+    assert!(h.start(&foreign, Limits::default()).is_err(), "an import the host does not offer");
+}
+
+#[test]
+fn a_corrupt_artifact_is_refused_before_it_is_loaded() {
+    let h = host();
+    let artifact = precompile(&h.engine, &module("i32.const 0", "")).unwrap();
+    let announced = sha256(&artifact);
+    let mut corrupt = artifact.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0xff;
+    let e = load(&h.engine, &corrupt, &announced).expect_err("refused");
+    assert!(matches!(e, LoadError::HashMismatch { .. }), "{e}");
+    assert!(load(&h.engine, &artifact, &announced).is_ok());
+}
+
+// The test modules' six pages of memory hold the buffer at 1024.
+const _: () = assert!(1024 + BUFFER_LEN <= 6 * 65536);
+
+/// Where `make plugins` puts the example plugins.
+fn example(name: &str) -> Vec<u8> {
+    let dir = std::env::var("MS_PLUGIN_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/wasm32-unknown-unknown/plugin").into());
+    let path = format!("{dir}/ms_plugin_{name}.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}: build the example plugins first (make plugins)"))
+}
+
+#[test]
+fn the_pass_through_example_passes_everything() {
+    let h = host();
+    let mut p = h.start(&example("pass"), Limits::default()).unwrap();
+    let mut b = batch_of(32);
+    p.run(&mut b, 1).unwrap();
+    assert!(all_pass(&b));
+}
+
+#[test]
+fn the_filter_example_keeps_what_matches() {
+    let h = host();
+    let artifact = precompile(&h.engine, &example("filter")).unwrap();
+    let module = load(&h.engine, &artifact, &sha256(&artifact)).unwrap();
+    let mut p = Instance::start(&h.engine, &module, Limits::default(), b"at=0\nequals=02", 0).unwrap();
+    let mut b = batch_of(4);
+    p.run(&mut b, 1).unwrap();
+    let verdicts: Vec<_> = (0..4).map(|i| b.decision(i).verdict).collect();
+    assert_eq!(verdicts, [Verdict::Drop, Verdict::Drop, Verdict::Pass, Verdict::Drop]);
+    assert_eq!(p.counters()[0], 3, "the filter counts its drops");
+    let e = Instance::start(&h.engine, &module, Limits::default(), b"equals=zz", 0).err().expect("a bad configuration");
+    assert!(e.to_string().contains("ms_init returned error 1"), "{e}");
+}
