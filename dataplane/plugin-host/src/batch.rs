@@ -1,13 +1,12 @@
-//! The host's side of the shared buffer: records written before a call,
-//! decisions read after it.
+//! The records of one batch, written straight into the guest's buffer and
+//! read back from it: no staging copy on either side.
 
 use crate::Fault;
-use ms_plugin_abi::{self as abi, record, Verdict, BATCH_MAX, BUFFER_LEN};
+use ms_plugin_abi::{self as abi, record, Verdict, BATCH_MAX};
 
-/// Up to [`BATCH_MAX`] messages laid out as the ABI's records. Allocated
-/// once; reused for every batch.
-pub struct Batch {
-    buf: Box<[u8]>,
+/// Where a batch's records start in the guest's buffer, and how far it
+/// is filled. Allocated once per instance.
+pub(crate) struct Records {
     starts: Box<[u32]>,
     count: usize,
     used: usize,
@@ -26,45 +25,26 @@ pub struct Decision<'a> {
     pub payload: &'a [u8],
 }
 
-impl Default for Batch {
-    fn default() -> Batch {
-        Batch::new()
-    }
-}
-
-impl Batch {
-    /// An empty batch with its buffer (startup only).
-    pub fn new() -> Batch {
-        Batch {
-            buf: vec![0; BUFFER_LEN].into_boxed_slice(),
-            starts: vec![0; BATCH_MAX].into_boxed_slice(),
-            count: 0,
-            used: 0,
-        }
+impl Records {
+    pub(crate) fn new() -> Records {
+        Records { starts: vec![0; BATCH_MAX].into_boxed_slice(), count: 0, used: 0 }
     }
 
-    /// Empties it.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         (self.count, self.used) = (0, 0);
     }
 
-    /// Messages in it.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
-    /// True when it holds no message.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Adds a message; false, and nothing added, when the batch holds
-    /// [`BATCH_MAX`] or its buffer has no room for this one.
-    pub fn push(&mut self, stream: u64, class: u8, arrival_ns: u64, payload: &[u8]) -> bool {
+    /// Writes a message's record into `buf` (the guest's buffer); false,
+    /// and nothing written, when the batch is full.
+    pub(crate) fn push(&mut self, buf: &mut [u8], stream: u64, class: u8, arrival_ns: u64, payload: &[u8]) -> bool {
         if self.count == BATCH_MAX {
             return false;
         }
-        let Some(next) = abi::write_record(&mut self.buf, self.used, stream, class, arrival_ns, payload) else {
+        let Some(next) = abi::write_record(buf, self.used, stream, class, arrival_ns, payload) else {
             return false;
         };
         self.starts[self.count] = self.used as u32;
@@ -73,22 +53,11 @@ impl Batch {
         true
     }
 
-    /// The bytes to copy into the guest.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buf[..self.used]
-    }
-
-    /// Where the guest's answer is copied back.
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[..self.used]
-    }
-
-    /// Checks every record the guest left in `guest` (its copy of the
-    /// buffer, as long as [`Batch::bytes`]): a defined verdict and a length
-    /// within the room. Called before anything is copied back.
-    pub(crate) fn check(&self, guest: &[u8]) -> Result<(), Fault> {
+    /// Checks every record the guest left in `buf`: a defined verdict and
+    /// a length within the room. Nothing is used before this passed.
+    pub(crate) fn check(&self, buf: &[u8]) -> Result<(), Fault> {
         for (i, &at) in self.starts[..self.count].iter().enumerate() {
-            let d = abi::read_decision(guest, at as usize);
+            let d = abi::read_decision(buf, at as usize);
             if d.verdict.is_none() {
                 return Err(Fault::Abi(format!("message {i} of the batch has an undefined verdict")));
             }
@@ -99,16 +68,15 @@ impl Batch {
         Ok(())
     }
 
-    /// The decision for message `i` (after a call that returned; before
-    /// one, every verdict is pass).
-    pub fn decision(&self, i: usize) -> Decision<'_> {
+    /// The checked decision for message `i` in `buf`.
+    pub(crate) fn decision<'a>(&self, buf: &'a [u8], i: usize) -> Decision<'a> {
         let at = self.starts[i] as usize;
-        let d = abi::read_decision(&self.buf, at);
+        let d = abi::read_decision(buf, at);
         let verdict = d.verdict.unwrap_or(Verdict::Drop);
-        let own = abi::get64(&self.buf[at..], record::STREAM);
+        let own = abi::get64(&buf[at..], record::STREAM);
         let len = d.len.unwrap_or(0);
-        let payload = &self.buf[at + record::HEADER_LEN..at + record::HEADER_LEN + len];
+        let payload = &buf[at + record::HEADER_LEN..at + record::HEADER_LEN + len];
         let stream = if verdict == Verdict::Route { d.route } else { own };
-        Decision { verdict, stream, class: self.buf[at + record::CLASS], payload }
+        Decision { verdict, stream, class: buf[at + record::CLASS], payload }
     }
 }

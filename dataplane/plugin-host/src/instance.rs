@@ -1,6 +1,7 @@
 //! One plugin instance for one core: the ABI's calls, imports and limits.
 
-use crate::{Batch, Fault, LoadError};
+use crate::batch::{Decision, Records};
+use crate::{Fault, LoadError};
 use ms_plugin_abi::{
     export, import, EmitStatus, ABI_VERSION, BUFFER_LEN, COUNTERS_MAX, EMITS_PER_BATCH_MAX, LOG_LINE_MAX, PAYLOAD_MAX,
 };
@@ -105,12 +106,28 @@ struct Hooks {
     stop: TypedFunc<(), i32>,
 }
 
+/// Writes a batch's messages into the guest's buffer.
+pub struct BatchWriter<'a> {
+    buf: &'a mut [u8],
+    records: &'a mut Records,
+}
+
+impl BatchWriter<'_> {
+    /// Adds a message; false, and nothing added, when the batch is full
+    /// (`ms_plugin_abi::BATCH_MAX` messages, or no room for this one).
+    pub fn push(&mut self, stream: u64, class: u8, arrival_ns: u64, payload: &[u8]) -> bool {
+        self.records.push(self.buf, stream, class, arrival_ns, payload)
+    }
+}
+
 /// A running plugin instance.
 pub struct Instance {
     store: Store<State>,
     memory: Memory,
     buffer: usize,
     hooks: Hooks,
+    records: Records,
+    decided: bool,
 }
 
 impl Instance {
@@ -175,45 +192,72 @@ impl Instance {
         if buffer % 8 != 0 || buffer + BUFFER_LEN > memory.data_size(&store) {
             return Err(abi(format!("buffer at {buffer} is unaligned or outside the memory")));
         }
-        let mut me = Instance { store, memory, buffer, hooks };
+        let mut me = Instance { store, memory, buffer, hooks, records: Records::new(), decided: false };
         me.pass_blob(export::INIT, config, |h| &h.init)?;
         me.call0(export::START, |h| &h.start)?;
         Ok(me)
     }
 
-    /// Runs the plugin over `batch`. On `Ok` the batch holds checked
-    /// decisions and [`Instance::emitted`] the messages to publish; on a
-    /// fault the batch is as it was given (every verdict pass) and nothing
-    /// was emitted.
-    pub fn run(&mut self, batch: &mut Batch, now_ns: u64) -> Result<(), Fault> {
+    /// Starts a new batch: the writer puts messages straight into the
+    /// guest's buffer.
+    pub fn batch(&mut self) -> BatchWriter<'_> {
+        self.records.clear();
+        self.decided = false;
+        let buf = &mut self.memory.data_mut(&mut self.store)[self.buffer..self.buffer + BUFFER_LEN];
+        BatchWriter { buf, records: &mut self.records }
+    }
+
+    /// Messages in the batch.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when the batch holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.records.len() == 0
+    }
+
+    /// Runs the plugin over the batch. On `Ok` every message has a checked
+    /// [`Instance::decision`] and [`Instance::emitted`] lists the messages
+    /// to publish; on a fault there is no decision and nothing was emitted,
+    /// and the caller handles the batch's messages as they arrived.
+    pub fn run(&mut self, now_ns: u64) -> Result<(), Fault> {
         self.begin_call(now_ns);
-        if batch.is_empty() {
+        self.decided = false;
+        if self.records.len() == 0 {
             return Ok(());
         }
-        let written = self.memory.write(&mut self.store, self.buffer, batch.bytes());
-        written.map_err(|e| Fault::Abi(format!("the buffer moved out of the memory: {e}")))?;
-        let result = self.call_batch(batch);
-        if result.is_err() {
+        let result = self.call_batch();
+        match result {
+            Ok(()) => self.decided = true,
             // Nothing of a faulted call takes effect.
-            self.store.data_mut().emits.clear();
+            Err(_) => self.store.data_mut().emits.clear(),
         }
         result
     }
 
-    fn call_batch(&mut self, batch: &mut Batch) -> Result<(), Fault> {
-        let code = self.hooks.on_batch.call(&mut self.store, batch.len() as i32).map_err(|e| fault(&self.store, e))?;
+    fn call_batch(&mut self) -> Result<(), Fault> {
+        let count = self.records.len() as i32;
+        let code = self.hooks.on_batch.call(&mut self.store, count).map_err(|e| fault(&self.store, e))?;
         if code != 0 {
             return Err(self.failed(export::ON_BATCH, code));
         }
-        let range = self.buffer..self.buffer + batch.bytes().len();
-        let guest = self
-            .memory
-            .data(&self.store)
-            .get(range)
-            .ok_or_else(|| Fault::Abi("the buffer moved out of the memory".into()))?;
-        batch.check(guest)?;
-        batch.bytes_mut().copy_from_slice(guest);
-        Ok(())
+        self.records.check(self.guest_buffer()?)
+    }
+
+    fn guest_buffer(&self) -> Result<&[u8], Fault> {
+        let range = self.buffer..self.buffer + BUFFER_LEN;
+        self.memory.data(&self.store).get(range).ok_or_else(|| Fault::Abi("the buffer is outside the memory".into()))
+    }
+
+    /// What the plugin decided, message by message, in the batch's order;
+    /// `None` unless the last [`Instance::run`] returned `Ok`.
+    pub fn decisions(&self) -> Option<impl Iterator<Item = Decision<'_>> + '_> {
+        if !self.decided {
+            return None;
+        }
+        let buf = self.guest_buffer().ok()?;
+        Some((0..self.records.len()).map(move |i| self.records.decision(buf, i)))
     }
 
     /// The messages the last call emitted, with their payloads.

@@ -9,8 +9,8 @@
 //!   verdicts and emits take effect only when the guest returns; a trap,
 //!   an overrun deadline, a memory cap or a misbehaving verdict is a
 //!   [`Fault`] and changes nothing.
-//! * [`Batch`]: the host's side of the shared buffer, filled before a call
-//!   and read back after it.
+//!   A batch's records are written straight into the guest's buffer and
+//!   its decisions read from there.
 //!
 //! What a fault leads to (fail-open, fail-closed, reload) is the caller's
 //! policy; this crate only reports it.
@@ -19,9 +19,9 @@ mod batch;
 mod engine;
 mod instance;
 
-pub use batch::{Batch, Decision};
+pub use batch::Decision;
 pub use engine::{engine, load, precompile, sha256, EngineSettings, Ticker};
-pub use instance::{Emitted, Instance, Limits, LogLine};
+pub use instance::{BatchWriter, Emitted, Instance, Limits, LogLine};
 
 /// Why a plugin call did not complete. Nothing of the call took effect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,7 @@
 
 use ms_plugin_abi::{record, Verdict, BUFFER_LEN};
 use ms_plugin_host::{
-    engine, load, precompile, sha256, Batch, EngineSettings, Fault, Instance, Limits, LoadError, Ticker,
+    engine, load, precompile, sha256, Decision, EngineSettings, Fault, Instance, Limits, LoadError, Ticker,
 };
 use std::time::{Duration, Instant};
 
@@ -52,27 +52,35 @@ impl Host {
     }
 }
 
-fn batch_of(n: usize) -> Batch {
-    let mut b = Batch::new();
+/// Fills the batch with `n` messages: stream 100 + i, payload 8 x i.
+fn fill(p: &mut Instance, n: usize) {
+    let mut w = p.batch();
     for i in 0..n {
-        assert!(b.push(100 + i as u64, 1, 5, &[i as u8; 8]));
+        assert!(w.push(100 + i as u64, 1, 5, &[i as u8; 8]));
     }
-    b
 }
 
-fn all_pass(b: &Batch) -> bool {
-    (0..b.len()).all(|i| b.decision(i).verdict == Verdict::Pass)
+fn decision(p: &Instance, i: usize) -> Decision<'_> {
+    p.decisions().expect("decided").nth(i).expect("in the batch")
+}
+
+fn verdict(p: &Instance, i: usize) -> Verdict {
+    decision(p, i).verdict
+}
+
+fn all_pass(p: &Instance) -> bool {
+    p.decisions().expect("decided").all(|d| d.verdict == Verdict::Pass)
 }
 
 #[test]
 fn a_module_that_passes_everything() {
     let h = host();
     let mut p = h.start(&module("i32.const 0", ""), Limits::default()).unwrap();
-    let mut b = batch_of(3);
-    p.run(&mut b, 1).unwrap();
-    assert!(all_pass(&b));
-    assert_eq!(b.decision(2).stream, 102);
-    assert_eq!(b.decision(2).payload, &[2; 8]);
+    fill(&mut p, 3);
+    p.run(1).unwrap();
+    assert!(all_pass(&p));
+    assert_eq!(decision(&p, 2).stream, 102);
+    assert_eq!(decision(&p, 2).payload, &[2; 8]);
 }
 
 /// Drops the first message and routes the second to stream 7 (records
@@ -91,25 +99,25 @@ fn verdicts_commit_when_the_call_returns() {
     );
     let h = host();
     let mut p = h.start(&module(&body, ""), Limits::default()).unwrap();
-    let mut b = batch_of(3);
-    p.run(&mut b, 1).unwrap();
-    assert_eq!(b.decision(0).verdict, Verdict::Drop);
-    assert_eq!((b.decision(1).verdict, b.decision(1).stream), (Verdict::Route, 7));
-    assert_eq!(b.decision(2).verdict, Verdict::Pass);
+    fill(&mut p, 3);
+    p.run(1).unwrap();
+    assert_eq!(verdict(&p, 0), Verdict::Drop);
+    assert_eq!((verdict(&p, 1), decision(&p, 1).stream), (Verdict::Route, 7));
+    assert_eq!(verdict(&p, 2), Verdict::Pass);
 }
 
-/// Each fault: the call fails with its kind, the batch keeps its pass
-/// verdicts, nothing emitted, and the instance answers the next call.
+/// Each fault: the call fails with its kind, within seconds, with no
+/// decision and nothing emitted.
 fn contained(body: &str, extra: &str, limits: Limits, expect: fn(&Fault) -> bool) {
     let h = host();
     let wasm = module(body, extra);
     let mut p = h.start(&wasm, limits).unwrap();
-    let mut b = batch_of(4);
+    fill(&mut p, 4);
     let t = Instant::now();
-    let f = p.run(&mut b, 1).expect_err("the call faults");
+    let f = p.run(1).expect_err("the call faults");
     assert!(expect(&f), "unexpected fault {f:?}");
     assert!(t.elapsed() < Duration::from_secs(5), "contained in {:?}", t.elapsed());
-    assert!(all_pass(&b), "a fault leaves no verdict");
+    assert!(p.decisions().is_none(), "a fault leaves no decision");
     assert_eq!(p.emitted().count(), 0, "a fault leaves no emit");
 }
 
@@ -167,12 +175,12 @@ fn emits_are_capped_per_batch_and_published_only_on_return() {
         i32.const 0";
     let h = host();
     let mut p = h.start(&module(body, ""), Limits::default()).unwrap();
-    let mut b = batch_of(1);
-    p.run(&mut b, 1).unwrap();
+    fill(&mut p, 1);
+    p.run(1).unwrap();
     assert_eq!(p.emitted().count(), ms_plugin_abi::EMITS_PER_BATCH_MAX);
     assert_eq!(p.refusals().0, 1000 - ms_plugin_abi::EMITS_PER_BATCH_MAX as u64);
     assert!(p.emitted().all(|(e, bytes)| e.stream == 9 && bytes.len() == 4));
-    p.run(&mut b, 2).unwrap();
+    p.run(2).unwrap();
     assert_eq!(p.emitted().count(), ms_plugin_abi::EMITS_PER_BATCH_MAX, "the cap is per batch");
 }
 
@@ -185,8 +193,8 @@ fn counters_logs_and_time_reach_the_host() {
     let extra = r#"(data (i32.const 0) "hello")"#;
     let h = host();
     let mut p = h.start(&module(body, extra), Limits::default()).unwrap();
-    let mut b = batch_of(1);
-    p.run(&mut b, 42).unwrap();
+    fill(&mut p, 1);
+    p.run(42).unwrap();
     assert_eq!(p.counters()[2], 42);
     assert_eq!(p.refusals().2, 1, "an unknown counter id is counted");
     assert_eq!(p.logs().len(), 1);
@@ -260,9 +268,9 @@ fn example(name: &str) -> Vec<u8> {
 fn the_pass_through_example_passes_everything() {
     let h = host();
     let mut p = h.start(&example("pass"), Limits::default()).unwrap();
-    let mut b = batch_of(32);
-    p.run(&mut b, 1).unwrap();
-    assert!(all_pass(&b));
+    fill(&mut p, 32);
+    p.run(1).unwrap();
+    assert!(all_pass(&p));
 }
 
 #[test]
@@ -271,9 +279,9 @@ fn the_filter_example_keeps_what_matches() {
     let artifact = precompile(&h.engine, &example("filter")).unwrap();
     let module = load(&h.engine, &artifact, &sha256(&artifact)).unwrap();
     let mut p = Instance::start(&h.engine, &module, Limits::default(), b"at=0\nequals=02", 0).unwrap();
-    let mut b = batch_of(4);
-    p.run(&mut b, 1).unwrap();
-    let verdicts: Vec<_> = (0..4).map(|i| b.decision(i).verdict).collect();
+    fill(&mut p, 4);
+    p.run(1).unwrap();
+    let verdicts: Vec<_> = (0..4).map(|i| verdict(&p, i)).collect();
     assert_eq!(verdicts, [Verdict::Drop, Verdict::Drop, Verdict::Pass, Verdict::Drop]);
     assert_eq!(p.counters()[0], 3, "the filter counts its drops");
     let e = Instance::start(&h.engine, &module, Limits::default(), b"equals=zz", 0).err().expect("a bad configuration");
