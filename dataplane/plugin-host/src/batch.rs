@@ -4,10 +4,22 @@
 use crate::Fault;
 use ms_plugin_abi::{self as abi, record, Verdict, BATCH_MAX};
 
-/// Where a batch's records start in the guest's buffer, and how far it
-/// is filled. Allocated once per instance.
+/// What the host knows of each message of a batch: written when it is
+/// pushed, completed from the guest's record by [`Records::check`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    at: u32,
+    len: u16,
+    class: u8,
+    verdict: u8,
+    stream: u64,
+    route: u64,
+}
+
+/// A batch's messages in the guest's buffer, and how far it is filled.
+/// Allocated once per instance.
 pub(crate) struct Records {
-    starts: Box<[u32]>,
+    entries: Box<[Entry]>,
     count: usize,
     used: usize,
 }
@@ -27,7 +39,7 @@ pub struct Decision<'a> {
 
 impl Records {
     pub(crate) fn new() -> Records {
-        Records { starts: vec![0; BATCH_MAX].into_boxed_slice(), count: 0, used: 0 }
+        Records { entries: vec![Entry::default(); BATCH_MAX].into_boxed_slice(), count: 0, used: 0 }
     }
 
     pub(crate) fn clear(&mut self) {
@@ -47,36 +59,36 @@ impl Records {
         let Some(next) = abi::write_record(buf, self.used, stream, class, arrival_ns, payload) else {
             return false;
         };
-        self.starts[self.count] = self.used as u32;
+        self.entries[self.count] = Entry { at: self.used as u32, class, stream, ..Entry::default() };
         self.count += 1;
         self.used = next;
         true
     }
 
-    /// Checks every record the guest left in `buf`: a defined verdict and
-    /// a length within the room. Nothing is used before this passed.
-    pub(crate) fn check(&self, buf: &[u8]) -> Result<(), Fault> {
-        for (i, &at) in self.starts[..self.count].iter().enumerate() {
-            let d = abi::read_decision(buf, at as usize);
-            if d.verdict.is_none() {
+    /// Checks every record the guest left in `buf` (a defined verdict, a
+    /// length within the room) and takes its decision. Nothing is used
+    /// before this passed.
+    pub(crate) fn check(&mut self, buf: &[u8]) -> Result<(), Fault> {
+        for (i, e) in self.entries[..self.count].iter_mut().enumerate() {
+            let d = abi::read_decision(buf, e.at as usize);
+            let Some(verdict) = d.verdict else {
                 return Err(Fault::Abi(format!("message {i} of the batch has an undefined verdict")));
-            }
-            if d.len.is_none() {
+            };
+            let Some(len) = d.len else {
                 return Err(Fault::Abi(format!("message {i} of the batch was rewritten past its room")));
-            }
+            };
+            (e.verdict, e.len, e.route) = (verdict as u8, len as u16, d.route);
         }
         Ok(())
     }
 
-    /// The checked decision for message `i` in `buf`.
+    /// The decision for message `i`, with its payload in `buf` (after a
+    /// [`Records::check`] that passed).
     pub(crate) fn decision<'a>(&self, buf: &'a [u8], i: usize) -> Decision<'a> {
-        let at = self.starts[i] as usize;
-        let d = abi::read_decision(buf, at);
-        let verdict = d.verdict.unwrap_or(Verdict::Drop);
-        let own = abi::get64(&buf[at..], record::STREAM);
-        let len = d.len.unwrap_or(0);
-        let payload = &buf[at + record::HEADER_LEN..at + record::HEADER_LEN + len];
-        let stream = if verdict == Verdict::Route { d.route } else { own };
-        Decision { verdict, stream, class: buf[at + record::CLASS], payload }
+        let e = &self.entries[i];
+        let verdict = Verdict::from_byte(e.verdict).unwrap_or(Verdict::Drop);
+        let start = e.at as usize + record::HEADER_LEN;
+        let stream = if verdict == Verdict::Route { e.route } else { e.stream };
+        Decision { verdict, stream, class: e.class, payload: &buf[start..start + usize::from(e.len)] }
     }
 }

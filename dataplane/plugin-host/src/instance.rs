@@ -242,7 +242,8 @@ impl Instance {
         if code != 0 {
             return Err(self.failed(export::ON_BATCH, code));
         }
-        self.records.check(self.guest_buffer()?)
+        let buf = self.memory.data(&self.store).get(self.buffer..self.buffer + BUFFER_LEN);
+        self.records.check(buf.ok_or_else(|| Fault::Abi("the buffer is outside the memory".into()))?)
     }
 
     fn guest_buffer(&self) -> Result<&[u8], Fault> {
