@@ -1,0 +1,1 @@
+//! The plugin registry (being written).
