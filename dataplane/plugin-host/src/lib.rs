@@ -12,16 +12,18 @@
 //!   A batch's records are written straight into the guest's buffer and
 //!   its decisions read from there.
 //!
-//! What a fault leads to (fail-open, fail-closed, reload) is the caller's
-//! policy; this crate only reports it.
+//! * [`Supervisor`]: what a fault leads to (fail-open, fail-closed,
+//!   reload with backoff and a crash-loop breaker), on a fake clock.
 
 mod batch;
 mod engine;
 mod instance;
+mod policy;
 
 pub use batch::Decision;
 pub use engine::{engine, load, precompile, sha256, EngineSettings, Ticker};
 pub use instance::{BatchWriter, Emitted, Instance, Limits, LogLine};
+pub use policy::{Bypass, FailurePolicy, Health, Supervisor};
 
 /// Why a plugin call did not complete. Nothing of the call took effect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
