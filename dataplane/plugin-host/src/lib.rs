@@ -16,11 +16,13 @@
 //!   reload with backoff and a crash-loop breaker), on a fake clock.
 
 mod batch;
+mod chain;
 mod engine;
 mod instance;
 mod policy;
 
 pub use batch::Decision;
+pub use chain::{Chain, Link, LinkCounts, Out};
 pub use engine::{engine, load, precompile, sha256, EngineSettings, Ticker};
 pub use instance::{BatchWriter, Emitted, Instance, Limits, LogLine};
 pub use policy::{Bypass, FailurePolicy, Health, Supervisor};

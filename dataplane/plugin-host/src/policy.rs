@@ -82,7 +82,14 @@ impl Supervisor {
             FailurePolicy::Reload { backoff_initial_ms, .. } => backoff_initial_ms,
             _ => 0,
         };
-        Supervisor { policy, health: Health::Running, faults_ms: [0; FAULTS_KEPT], faults: 0, backoff_ms, tripped: false }
+        Supervisor {
+            policy,
+            health: Health::Running,
+            faults_ms: [0; FAULTS_KEPT],
+            faults: 0,
+            backoff_ms,
+            tripped: false,
+        }
     }
 
     /// Its health now.

@@ -287,3 +287,119 @@ fn the_filter_example_keeps_what_matches() {
     let e = Instance::start(&h.engine, &module, Limits::default(), b"equals=zz", 0).err().expect("a bad configuration");
     assert!(e.to_string().contains("ms_init returned error 1"), "{e}");
 }
+
+// ------------------------------------------------------------------ chains
+
+use ms_plugin_host::{Chain, FailurePolicy, Health, Link, Supervisor};
+
+fn instance(h: &Host, wasm: &[u8], config: &[u8]) -> Instance {
+    let artifact = precompile(&h.engine, wasm).unwrap();
+    let module = load(&h.engine, &artifact, &sha256(&artifact)).unwrap();
+    Instance::start(&h.engine, &module, Limits::default(), config, 0).unwrap()
+}
+
+fn link(h: &Host, name: &str, wasm: &[u8], config: &[u8], policy: FailurePolicy) -> Link {
+    Link::new(name, instance(h, wasm, config), Supervisor::new(policy))
+}
+
+/// Runs `chain` over messages 0..n (stream 100 + i, payload [i]) and
+/// returns what came out.
+fn through(chain: &mut Chain, now_ns: u64, n: u8) -> Vec<(u64, Vec<u8>)> {
+    let payloads: Vec<[u8; 1]> = (0..n).map(|i| [i]).collect();
+    let input = payloads.iter().enumerate().map(|(i, p)| (100 + i as u64, 1u8, &p[..]));
+    let mut got = Vec::new();
+    chain.run(now_ns, input, &mut |stream, _class, payload| got.push((stream, payload.to_vec())));
+    got
+}
+
+const TRAP: &str = "unreachable";
+const CLOSED: FailurePolicy = FailurePolicy::FailClosed { dead_letter: 99 };
+
+#[test]
+fn a_chain_runs_its_links_in_order() {
+    let h = host();
+    // The first link routes message 0 to stream 7 and drops message 3.
+    let body = format!(
+        "(i64.store (i32.const {r0}) (i64.const 7)) (i32.store8 (i32.const {v0}) (i32.const 2))
+         (i32.store8 (i32.const {v3}) (i32.const 1)) i32.const 0",
+        r0 = 1024 + record::ROUTE.start,
+        v0 = 1024 + record::VERDICT,
+        v3 = 1024 + 3 * record::len(record::room_for(1)) + record::VERDICT,
+    );
+    let first = link(&h, "router", &module(&body, ""), b"", CLOSED);
+    // The filter keeps payloads starting with 00 or (by the second filter) nothing else.
+    let second = link(&h, "filter", &example("filter"), b"equals=00", CLOSED);
+    let mut chain = Chain::new(vec![first, second]);
+    assert_eq!(through(&mut chain, 1, 5), [(7, vec![0])], "routed, then filtered under its new stream");
+    let c = chain.links()[0].counts;
+    assert_eq!((c.messages_in, c.messages_out, c.dropped, c.rerouted), (5, 4, 1, 1));
+    assert_eq!(chain.links()[1].counts.dropped, 3);
+}
+
+#[test]
+fn fail_open_lets_the_batch_through_the_faulted_link_unprocessed() {
+    let h = host();
+    let mut chain = Chain::new(vec![
+        link(&h, "trap", &module(TRAP, ""), b"", FailurePolicy::FailOpen),
+        link(&h, "filter", &example("filter"), b"equals=02", CLOSED),
+    ]);
+    assert_eq!(through(&mut chain, 1, 4), [(102, vec![2])], "the next link still runs");
+    assert_eq!(through(&mut chain, 2, 4), [(102, vec![2])]);
+    let c = chain.links()[0].counts;
+    assert_eq!((c.batches, c.faults, c.bypassed), (1, 1, 8), "a faulted instance is not called again");
+}
+
+#[test]
+fn fail_closed_sends_the_batch_to_the_dead_letter_stream() {
+    let h = host();
+    let mut chain = Chain::new(vec![
+        link(&h, "trap", &module(TRAP, ""), b"", CLOSED),
+        link(&h, "filter", &example("filter"), b"equals=02", CLOSED),
+    ]);
+    let out = through(&mut chain, 1, 3);
+    assert_eq!(out, [(99, vec![0]), (99, vec![1]), (99, vec![2])], "every message, unfiltered, to stream 99");
+    assert_eq!(chain.links()[1].counts.batches, 0, "the rest of the chain is skipped");
+}
+
+#[test]
+fn reload_attaches_a_new_instance_after_the_backoff() {
+    let h = host();
+    let policy = FailurePolicy::Reload {
+        dead_letter: 99,
+        backoff_initial_ms: 10,
+        backoff_max_ms: 1_000,
+        breaker_faults: 3,
+        breaker_window_ms: 10_000,
+    };
+    let mut chain = Chain::new(vec![link(&h, "trap", &module(TRAP, ""), b"", policy)]);
+    assert_eq!(through(&mut chain, 0, 1), [(99, vec![0])]);
+    let l = &mut chain.links_mut()[0];
+    assert!(!l.reload_due(9));
+    assert!(l.reload_due(10));
+    let fresh = instance(&h, &example("pass"), b"");
+    assert!(l.attach(fresh, false).is_some(), "the faulted instance comes back to be freed");
+    assert_eq!(l.health(), Health::Running);
+    assert_eq!(through(&mut chain, 20_000_000, 1), [(100, vec![0])]);
+}
+
+#[test]
+fn emits_follow_the_batch_and_skip_the_rest_of_the_chain() {
+    let h = host();
+    let emit = "(drop (call $emit (i64.const 55) (i32.const 2) (i32.const 0) (i32.const 2))) i32.const 0";
+    let mut chain = Chain::new(vec![
+        link(&h, "emitter", &module(emit, r#"(data (i32.const 0) "hi")"#), b"", CLOSED),
+        link(&h, "filter", &example("filter"), b"equals=01", CLOSED),
+    ]);
+    assert_eq!(through(&mut chain, 1, 2), [(55, b"hi".to_vec()), (101, vec![1])]);
+}
+
+#[test]
+fn a_chain_takes_at_most_one_batch() {
+    let h = host();
+    let mut chain = Chain::new(vec![link(&h, "pass", &example("pass"), b"", CLOSED)]);
+    let payload = [0u8; 4];
+    let input = (0..300u64).map(|s| (s, 1u8, &payload[..]));
+    let mut n = 0;
+    assert_eq!(chain.run(1, input, &mut |_, _, _| n += 1), ms_plugin_abi::BATCH_MAX);
+    assert_eq!(n, ms_plugin_abi::BATCH_MAX);
+}
