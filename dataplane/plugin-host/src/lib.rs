@@ -20,12 +20,14 @@ mod chain;
 mod engine;
 mod instance;
 mod policy;
+mod publish;
 
 pub use batch::Decision;
 pub use chain::{Chain, Link, LinkCounts, Out};
 pub use engine::{engine, load, precompile, sha256, EngineSettings, Ticker};
 pub use instance::{BatchWriter, Emitted, Instance, Limits, LogLine};
 pub use policy::{Bypass, FailurePolicy, Health, Supervisor};
+pub use publish::{Chains, RangeError};
 
 /// Why a plugin call did not complete. Nothing of the call took effect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

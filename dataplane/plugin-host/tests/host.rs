@@ -403,3 +403,82 @@ fn a_chain_takes_at_most_one_batch() {
     assert_eq!(chain.run(1, input, &mut |_, _, _| n += 1), ms_plugin_abi::BATCH_MAX);
     assert_eq!(n, ms_plugin_abi::BATCH_MAX);
 }
+
+// ------------------------------------------------------ the PUBLISH stage
+
+use ms_plugin_host::{Chains, RangeError};
+use ms_wire::publish::{Publish, PublishBuilder};
+
+fn publish(messages: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut buf = vec![0; ms_wire::DATAGRAM_MAX];
+    let mut b = PublishBuilder::new(&mut buf).unwrap();
+    for (s, p) in messages {
+        assert!(b.push(*s, 1, p));
+    }
+    let len = b.len();
+    buf.truncate(len);
+    buf
+}
+
+fn staged(chains: &mut Chains, datagram: &[u8]) -> Vec<Vec<(u64, Vec<u8>)>> {
+    let p = Publish::new_checked(datagram).unwrap();
+    let mut out = Vec::new();
+    chains.apply(1, &p, &mut |d| {
+        let p = Publish::new_checked(d).expect("the stage writes valid PUBLISH datagrams");
+        out.push(p.messages().map(|m| (m.stream, m.payload.to_vec())).collect());
+    });
+    out
+}
+
+#[test]
+fn the_stage_touches_only_the_messages_in_a_chains_range() {
+    let h = host();
+    let filter = link(&h, "filter", &example("filter"), b"equals=4b", CLOSED);
+    let mut chains = Chains::new(vec![(10, 19, Chain::new(vec![filter]))]).unwrap();
+    let d = publish(&[(1, b"a"), (10, b"K1"), (11, b"x"), (2, b"b"), (12, b"K2"), (20, b"c")]);
+    assert!(chains.covers(&Publish::new_checked(&d).unwrap()));
+    let out = staged(&mut chains, &d);
+    let expect: Vec<(u64, Vec<u8>)> =
+        vec![(1, b"a".to_vec()), (10, b"K1".to_vec()), (2, b"b".to_vec()), (12, b"K2".to_vec()), (20, b"c".to_vec())];
+    assert_eq!(out, [expect], "order kept, one datagram");
+    assert!(!chains.covers(&Publish::new_checked(&publish(&[(1, b"a"), (25, b"b")])).unwrap()));
+}
+
+#[test]
+fn rewrites_that_outgrow_a_datagram_make_another() {
+    // Every record grows to its full room (payload + 64 bytes).
+    let body = format!(
+        "(local $i i32) (local $at i32) (local.set $at (i32.const 1024))
+         (block $done (loop $l
+           (br_if $done (i32.eq (local.get $i) (local.get 0)))
+           (i32.store16 (i32.add (local.get $at) (i32.const {len})) (i32.load16_u (i32.add (local.get $at) (i32.const {room}))))
+           (local.set $at (i32.add (local.get $at) (i32.and (i32.add (i32.load16_u (i32.add (local.get $at) (i32.const {room}))) (i32.const {hdr_pad})) (i32.const -8))))
+           (local.set $i (i32.add (local.get $i) (i32.const 1)))
+           (br $l)))
+         i32.const 0",
+        len = record::LEN.start,
+        room = record::ROOM.start,
+        hdr_pad = record::HEADER_LEN + 7,
+    );
+    let h = host();
+    let grow = link(&h, "grow", &module(&body, ""), b"", CLOSED);
+    let mut chains = Chains::new(vec![(0, u64::MAX, Chain::new(vec![grow]))]).unwrap();
+    let big = [7u8; 300];
+    let d = publish(&[(1, &big), (2, &big), (3, &big), (4, &big)]);
+    let out = staged(&mut chains, &d);
+    assert_eq!(out.len(), 2, "4 x 364 bytes do not fit one datagram");
+    let all: Vec<_> = out.concat();
+    assert_eq!(all.iter().map(|m| m.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert!(all.iter().all(|m| m.1.len() == 364 && m.1[..300] == big));
+}
+
+#[test]
+fn overlapping_or_empty_ranges_are_refused() {
+    let h = host();
+    let a = Chain::new(vec![link(&h, "pass", &example("pass"), b"", CLOSED)]);
+    let b = Chain::new(vec![link(&h, "pass", &example("pass"), b"", CLOSED)]);
+    let e = Chains::new(vec![(0, 10, a), (10, 20, b)]).err().expect("overlap");
+    assert_eq!(e, RangeError::Overlap(0, 10, 10, 20));
+    let c = Chain::new(vec![link(&h, "pass", &example("pass"), b"", CLOSED)]);
+    assert_eq!(Chains::new(vec![(5, 4, c)]).err(), Some(RangeError::Empty(5, 4)));
+}
