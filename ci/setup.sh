@@ -25,6 +25,8 @@ PKGS=(
     libpcap-dev
     # make bench: the CPUs' latency noise floor (oslat); ci/cycle-budget.sh: callgrind
     rt-tests valgrind
+    # C plugins: clang-14 compiles for wasm32, lld-14's wasm-ld links
+    lld-14
 )
 
 missing=()

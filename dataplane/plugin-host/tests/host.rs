@@ -482,3 +482,60 @@ fn overlapping_or_empty_ranges_are_refused() {
     let c = Chain::new(vec![link(&h, "pass", &example("pass"), b"", CLOSED)]);
     assert_eq!(Chains::new(vec![(5, 4, c)]).err(), Some(RangeError::Empty(5, 4)));
 }
+
+#[test]
+fn the_c_example_drops_classes_below_its_minimum() {
+    let h = host();
+    let artifact = precompile(&h.engine, &example("c_class")).unwrap();
+    let module = load(&h.engine, &artifact, &sha256(&artifact)).unwrap();
+    let mut p = Instance::start(&h.engine, &module, Limits::default(), b"min_class=2", 0).unwrap();
+    let mut w = p.batch();
+    for class in 0..4u8 {
+        assert!(w.push(u64::from(class), class, 0, b"m"));
+    }
+    p.run(1).unwrap();
+    let verdicts: Vec<_> = p.decisions().unwrap().map(|d| d.verdict).collect();
+    assert_eq!(verdicts, [Verdict::Drop, Verdict::Drop, Verdict::Pass, Verdict::Pass]);
+    assert_eq!(p.counters()[0], 2);
+    assert!(Instance::start(&h.engine, &module, Limits::default(), b"min_class=9", 0).is_err(), "a bad configuration");
+}
+
+/// The examples in the real host: what their native tests check, once
+/// more through the ABI.
+#[test]
+fn the_version_example_hands_its_count_to_the_next_version() {
+    let h = host();
+    let mut v1 = instance(&h, &example("version"), b"version=1");
+    fill(&mut v1, 5);
+    v1.run(1).unwrap();
+    assert!(v1.decisions().unwrap().all(|d| d.payload.last() == Some(&1)), "stamped with version 1");
+    v1.drain(2).unwrap();
+    let state = v1.snapshot(2).unwrap();
+    v1.stop(2).unwrap();
+    let mut v2 = instance(&h, &example("version"), b"version=2");
+    v2.restore(&state, 3).unwrap();
+    fill(&mut v2, 2);
+    v2.run(4).unwrap();
+    assert!(v2.decisions().unwrap().all(|d| d.payload.last() == Some(&2)));
+    assert_eq!(v2.counters()[1], 7, "5 seen by version 1, 2 by version 2");
+    assert!(v2.restore(&[0; 3], 5).is_err(), "a state of the wrong length is refused");
+}
+
+#[test]
+fn the_stamp_and_route_examples_through_the_abi() {
+    let h = host();
+    let mut stamp = instance(&h, &example("stamp"), b"");
+    fill(&mut stamp, 1);
+    stamp.run(1).unwrap();
+    let d = decision(&stamp, 0);
+    assert_eq!(d.payload, [&[0u8; 8][..], &5u64.to_le_bytes()].concat(), "the arrival time appended");
+    let mut route = instance(&h, &example("route"), b"base=1000\ncount=3");
+    fill(&mut route, 4);
+    route.run(1).unwrap();
+    let streams: Vec<_> = route.decisions().unwrap().map(|d| (d.verdict, d.stream)).collect();
+    assert_eq!(
+        streams,
+        [(Verdict::Route, 1000), (Verdict::Route, 1001), (Verdict::Route, 1002), (Verdict::Pass, 103)],
+        "keyed by the first payload byte"
+    );
+}
