@@ -286,11 +286,16 @@ impl Subscriber {
         self.state.set_heartbeat_every(every);
     }
 
-    /// The next message, waiting up to `timeout`. Sends a heartbeat when
-    /// one is due, and the grants automatic flow control queued (see
-    /// [`Subscriber::set_credit_window`]).
+    /// The next message, waiting up to `timeout`; `None` only after the
+    /// socket was read at least once (so a zero timeout takes what already
+    /// waits). Sends a heartbeat when one is due, and the grants automatic
+    /// flow control queued (see [`Subscriber::set_credit_window`]).
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Delivery>, ClientError> {
         let deadline = Instant::now() + timeout;
+        // The socket is looked at at least once: a short timeout that runs
+        // out during the bookkeeping below (a busy machine preempts) must
+        // not answer "nothing" while a datagram waits.
+        let mut looked = false;
         loop {
             // Answers to the last HEARTBEAT may still wait unread in the
             // socket (the application was busy): the check wants two short
@@ -307,11 +312,12 @@ impl Subscriber {
             self.state.flush_credits();
             self.send_out()?;
             let now = Instant::now();
-            if now >= deadline {
+            if now >= deadline && looked {
                 return Ok(None);
             }
-            let wait = (deadline - now).min(self.state.heartbeat_every());
+            let wait = deadline.saturating_duration_since(now).min(self.state.heartbeat_every());
             self.read_one(wait)?;
+            looked = true;
         }
     }
 

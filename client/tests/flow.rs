@@ -432,3 +432,17 @@ fn publisher_counts_backpressure_without_blocking() {
     assert!(fake.recv_raw(Duration::from_secs(1)).is_some());
     assert_eq!(p.counts(), (11, 2));
 }
+
+/// Regression: `recv` with a timeout that ran out during its bookkeeping
+/// answered "nothing" without reading the socket, and a test draining
+/// 1,000 subscribers with 1 ms timeouts on a busy machine stopped early.
+#[test]
+fn a_timeout_that_has_run_out_still_reads_what_waits_in_the_socket() {
+    let fake = Fake::new();
+    let mut s = fake.subscriber(NO_HEARTBEATS);
+    fake.deliver(&[(7, 0, 30, 30)]);
+    thread::sleep(Duration::from_millis(50));
+    let d = s.recv(Duration::ZERO).unwrap().expect("the waiting message");
+    assert_eq!((d.stream, d.seq), (7, 0));
+    assert!(s.recv(Duration::ZERO).unwrap().is_none(), "and then nothing");
+}
