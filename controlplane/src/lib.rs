@@ -8,5 +8,6 @@
 
 pub mod api;
 pub mod metrics;
+pub mod plugins;
 pub mod server;
 pub mod text;

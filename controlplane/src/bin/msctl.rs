@@ -44,6 +44,11 @@ enum Cmd {
         #[command(subcommand)]
         op: ConfigOp,
     },
+    /// Plugins: keys, signatures, checks (offline; docs/plugins.md).
+    Plugins {
+        #[command(subcommand)]
+        op: PluginsOp,
+    },
     /// Change the log level of the control plane and the dataplane.
     LogLevel {
         /// A tracing filter, e.g. `debug` or `info,ms_dataplane=debug`.
@@ -63,6 +68,39 @@ enum StreamsOp {
     /// Streams and subscribers that lost the most messages to flow control
     /// and the memory budget (docs/flow-control.md).
     Affected,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsOp {
+    /// Make a signing key pair: PREFIX.key (public: the key a verifier
+    /// trusts) and PREFIX.secret (mode 0600, keep it private). Never
+    /// overwrites.
+    Keygen {
+        /// Path and name of the two files, without extension.
+        prefix: PathBuf,
+    },
+    /// Sign a plugin folder (manifest.yaml and plugin.wasm) with a secret
+    /// key; writes FOLDER/signature. A plugin that fails its checks is not
+    /// signed.
+    Sign {
+        /// The plugin's folder, <name>-<version>.
+        folder: PathBuf,
+        /// The secret key file (from keygen).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check a plugin folder as the control plane will: manifest, module
+    /// against the ABI, signature against the trusted keys.
+    Verify {
+        /// The plugin's folder, <name>-<version>.
+        folder: PathBuf,
+        /// A trusted public key file (repeat for several).
+        #[arg(long = "trust", value_name = "KEY_FILE")]
+        trust: Vec<PathBuf>,
+        /// Accept a plugin without a signature (for development).
+        #[arg(long)]
+        allow_unsigned: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +200,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Cmd::Stats { watch: Some(secs) } => Ok(watch(cli, *secs)?),
         Cmd::Config { op } => config(cli, op),
+        Cmd::Plugins { op } => Ok(plugins(cli, op)?),
         Cmd::Streams { op: StreamsOp::Top } => {
             let r = call(cli, CliRequest::StreamsTop)?;
             Ok(print_or(cli, &r, |r| {
@@ -380,4 +419,32 @@ fn watch(cli: &Cli, secs: f64) -> anyhow::Result<()> {
         prev = Some(r);
         std::thread::sleep(Duration::try_from_secs_f64(secs.clamp(0.1, 3600.0)).unwrap_or(Duration::from_secs(1)));
     }
+}
+
+fn plugins(cli: &Cli, op: &PluginsOp) -> anyhow::Result<()> {
+    use ms_controlplane::plugins as p;
+    let (r, line) = match op {
+        PluginsOp::Keygen { prefix } => {
+            let r = p::keygen(prefix)?;
+            let line = format!("key {}: public {}, secret {}", r["key_id"], r["public"], r["secret"]);
+            (r, line)
+        }
+        PluginsOp::Sign { folder, key } => {
+            let r = p::sign(folder, key)?;
+            let line = format!("signed with key {}: {}", r["key_id"], r["signature"]);
+            (r, line)
+        }
+        PluginsOp::Verify { folder, trust, allow_unsigned } => {
+            let r = p::verify(folder, trust, *allow_unsigned)?;
+            let by =
+                r["signed_by"]["key_id"].as_str().map_or("unsigned (allowed)".into(), |k| format!("signed by {k}"));
+            let line = format!(
+                "{} {}: ok, {by}, module {} bytes, sha256 {}",
+                r["name"], r["version"], r["module_bytes"], r["module_sha256"]
+            );
+            (r, line)
+        }
+    };
+    let r = json!({ "ok": true, "plugin": r });
+    print_or(cli, &r, |_| println!("{}", line.replace('"', "")))
 }
