@@ -54,7 +54,7 @@ flamegraph: setup
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-unknown-unknown -p ms-plugin-sdk -p ms-plugin-pass -p ms-plugin-filter -p ms-plugin-mask -p ms-plugin-route -p ms-plugin-sample -p ms-plugin-stamp -p ms-plugin-count -p ms-plugin-version -- -D warnings
+	bash ci/plugins.sh lint
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the example plugins for wasm32-unknown-unknown into
 # target/wasm32-unknown-unknown/plugin/ (profile `plugin`): the tests, the
-# benchmarks and the demo load them from there.
+# benchmarks and the demo load them from there. `ci/plugins.sh lint` runs
+# clippy on the guest side instead (the SDK's wasm32-only code included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -12,6 +13,9 @@ fi
 EXAMPLES=(pass filter mask route sample stamp count version)
 args=()
 for e in "${EXAMPLES[@]}"; do args+=(-p "ms-plugin-$e"); done
+if [[ ${1:-} == lint ]]; then
+    exec cargo clippy --quiet --target wasm32-unknown-unknown -p ms-plugin-sdk "${args[@]}" -- -D warnings
+fi
 nice cargo build --quiet --profile plugin --target wasm32-unknown-unknown "${args[@]}"
 out=target/wasm32-unknown-unknown/plugin
 # C examples: clang-14 for wasm32, linked by lld-14's wasm-ld (ci/setup.sh).

@@ -11,7 +11,7 @@ echo "[test] lint: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The guest side of the plugin SDK only exists on wasm32.
-cargo clippy --quiet --target wasm32-unknown-unknown -p ms-plugin-sdk -p ms-plugin-pass -p ms-plugin-filter -p ms-plugin-mask -p ms-plugin-route -p ms-plugin-sample -p ms-plugin-stamp -p ms-plugin-count -p ms-plugin-version -- -D warnings
+bash ci/plugins.sh lint
 
 echo "[test] plugins: the examples for wasm32 (the plugin tests load them)"
 bash ci/plugins.sh

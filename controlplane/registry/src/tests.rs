@@ -9,31 +9,18 @@ mod resolve;
 mod signing;
 
 /// The ABI's exports with the right signatures.
-const ABI_EXPORTS: &str = r#"
-  (func (export "ms_abi_version") (result i32) i32.const 1)
-  (func (export "ms_buffer") (result i32) i32.const 1024)
-  (func (export "ms_init") (param i32) (result i32) i32.const 0)
-  (func (export "ms_start") (result i32) i32.const 0)
-  (func (export "ms_on_batch") (param i32) (result i32) i32.const 0)
-  (func (export "ms_on_config") (param i32) (result i32) i32.const 0)
-  (func (export "ms_drain") (result i32) i32.const 0)
-  (func (export "ms_snapshot_state") (result i32) i32.const 0)
-  (func (export "ms_restore_state") (param i32) (result i32) i32.const 0)
-  (func (export "ms_stop") (result i32) i32.const 0)
-"#;
+fn abi_exports() -> String {
+    let on_batch = r#"(func (export "ms_on_batch") (param i32) (result i32) i32.const 0)"#;
+    format!("{}{on_batch}", ms_plugin_abi::wat::EXPORTS_BUT_ON_BATCH)
+}
 
 /// The four host imports with the right signatures.
-const ABI_IMPORTS: &str = r#"
-  (import "ms" "emit" (func (param i64 i32 i32 i32) (result i32)))
-  (import "ms" "log" (func (param i32 i32 i32)))
-  (import "ms" "counter_add" (func (param i32 i64)))
-  (import "ms" "now" (func (result i64)))
-"#;
+const ABI_IMPORTS: &str = ms_plugin_abi::wat::IMPORTS;
 
 /// The text of a valid plugin module: every import, one exported memory
 /// of six pages, every ABI export.
 fn valid_wat() -> String {
-    format!("(module {ABI_IMPORTS} (memory (export \"memory\") 6) {ABI_EXPORTS})")
+    format!("(module {ABI_IMPORTS} (memory (export \"memory\") 6) {})", abi_exports())
 }
 
 /// `wat` as a binary module.

@@ -1,7 +1,7 @@
 //! The host against hand-written modules (each fault, each ABI breach) and
 //! the example plugins built for wasm32 (`make plugins`).
 
-use ms_plugin_abi::{record, Verdict, BUFFER_LEN};
+use ms_plugin_abi::{record, Verdict};
 use ms_plugin_host::{
     engine, load, precompile, sha256, Decision, EngineSettings, Fault, Instance, Limits, LoadError, Ticker,
 };
@@ -10,25 +10,11 @@ use std::time::{Duration, Instant};
 /// A module that speaks the ABI, with `on_batch`'s body given (it gets the
 /// count in local 0 and must leave an i32), plus extra functions.
 fn module(on_batch: &str, extra: &str) -> Vec<u8> {
+    let (imports, exports) = (ms_plugin_abi::wat::IMPORTS, ms_plugin_abi::wat::EXPORTS_BUT_ON_BATCH);
     let text = format!(
-        r#"(module
-  (import "ms" "emit" (func $emit (param i64 i32 i32 i32) (result i32)))
-  (import "ms" "log" (func $log (param i32 i32 i32)))
-  (import "ms" "counter_add" (func $counter_add (param i32 i64)))
-  (import "ms" "now" (func $now (result i64)))
-  (memory (export "memory") 6)
-  (func (export "ms_abi_version") (result i32) i32.const 1)
-  (func (export "ms_buffer") (result i32) i32.const 1024)
-  (func (export "ms_init") (param i32) (result i32) i32.const 0)
-  (func (export "ms_start") (result i32) i32.const 0)
+        r#"(module {imports} (memory (export "memory") 6) {exports}
   (func (export "ms_on_batch") (param i32) (result i32) {on_batch})
-  (func (export "ms_on_config") (param i32) (result i32) i32.const 0)
-  (func (export "ms_drain") (result i32) i32.const 0)
-  (func (export "ms_snapshot_state") (result i32) i32.const 0)
-  (func (export "ms_restore_state") (param i32) (result i32) i32.const 0)
-  (func (export "ms_stop") (result i32) i32.const 0)
-  {extra}
-)"#
+  {extra})"#
     );
     wat::parse_str(text).expect("the test module is valid")
 }
@@ -203,18 +189,13 @@ fn counters_logs_and_time_reach_the_host() {
 
 /// A module with every export, answering `version`, with `pages` of memory.
 fn abi_module(version: u32, pages: u32) -> Vec<u8> {
+    let exports = ms_plugin_abi::wat::EXPORTS_BUT_ON_BATCH.replace(
+        r#""ms_abi_version") (result i32) i32.const 1"#,
+        &format!(r#""ms_abi_version") (result i32) i32.const {version}"#),
+    );
     let text = format!(
-        r#"(module (memory (export "memory") {pages})
-          (func (export "ms_abi_version") (result i32) i32.const {version})
-          (func (export "ms_buffer") (result i32) i32.const 1024)
-          (func (export "ms_init") (param i32) (result i32) i32.const 0)
-          (func (export "ms_start") (result i32) i32.const 0)
-          (func (export "ms_on_batch") (param i32) (result i32) i32.const 0)
-          (func (export "ms_on_config") (param i32) (result i32) i32.const 0)
-          (func (export "ms_drain") (result i32) i32.const 0)
-          (func (export "ms_snapshot_state") (result i32) i32.const 0)
-          (func (export "ms_restore_state") (param i32) (result i32) i32.const 0)
-          (func (export "ms_stop") (result i32) i32.const 0))"#
+        r#"(module (memory (export "memory") {pages}) {exports}
+          (func (export "ms_on_batch") (param i32) (result i32) i32.const 0))"#
     );
     wat::parse_str(text).unwrap()
 }
@@ -252,9 +233,6 @@ fn a_corrupt_artifact_is_refused_before_it_is_loaded() {
     assert!(matches!(e, LoadError::HashMismatch { .. }), "{e}");
     assert!(load(&h.engine, &artifact, &announced).is_ok());
 }
-
-// The test modules' six pages of memory hold the buffer at 1024.
-const _: () = assert!(1024 + BUFFER_LEN <= 6 * 65536);
 
 /// Where `make plugins` puts the example plugins.
 fn example(name: &str) -> Vec<u8> {

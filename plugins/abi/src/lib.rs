@@ -235,6 +235,37 @@ pub fn put64(b: &mut [u8], r: core::ops::Range<usize>, v: u64) {
     b[r].copy_from_slice(&v.to_le_bytes());
 }
 
+/// The ABI in WebAssembly text, for tests that write modules by hand (the
+/// host's and the validator's): the four imports, named `$emit`, `$log`,
+/// `$counter_add` and `$now`, and every export but `ms_on_batch` and the
+/// memory, with the buffer at 1024 (a memory of six pages holds it).
+#[doc(hidden)]
+pub mod wat {
+    /// The imports.
+    pub const IMPORTS: &str = r#"
+  (import "ms" "emit" (func $emit (param i64 i32 i32 i32) (result i32)))
+  (import "ms" "log" (func $log (param i32 i32 i32)))
+  (import "ms" "counter_add" (func $counter_add (param i32 i64)))
+  (import "ms" "now" (func $now (result i64)))
+"#;
+
+    /// Every function export but `ms_on_batch`, each answering 0 (the ABI
+    /// version 1, the buffer 1024).
+    pub const EXPORTS_BUT_ON_BATCH: &str = r#"
+  (func (export "ms_abi_version") (result i32) i32.const 1)
+  (func (export "ms_buffer") (result i32) i32.const 1024)
+  (func (export "ms_init") (param i32) (result i32) i32.const 0)
+  (func (export "ms_start") (result i32) i32.const 0)
+  (func (export "ms_on_config") (param i32) (result i32) i32.const 0)
+  (func (export "ms_drain") (result i32) i32.const 0)
+  (func (export "ms_snapshot_state") (result i32) i32.const 0)
+  (func (export "ms_restore_state") (param i32) (result i32) i32.const 0)
+  (func (export "ms_stop") (result i32) i32.const 0)
+"#;
+
+    const _: () = assert!(1024 + crate::BUFFER_LEN <= 6 * 65536);
+}
+
 /// Writes a record for a message at `at` in `buf`, with verdict
 /// [`Verdict::Pass`] and the room [`record::room_for`] gives; where the
 /// next record starts, or `None` when it does not fit (nothing written).

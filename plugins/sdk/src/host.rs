@@ -129,7 +129,8 @@ pub mod testing {
             Batch::default()
         }
 
-        /// Adds a message.
+        /// Adds a message. A test helper: it panics on a payload over the
+        /// ABI's maximum, which the host would never hand a plugin.
         pub fn push(&mut self, stream: u64, class: u8, arrival_ns: u64, payload: &[u8]) -> &mut Batch {
             let at = self.buf.len();
             self.buf.resize(at + crate::abi::record::len(crate::abi::record::room_for(payload.len())), 0);

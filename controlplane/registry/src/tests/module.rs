@@ -1,4 +1,4 @@
-use super::{valid_wat, wasm, ABI_EXPORTS};
+use super::{abi_exports, valid_wat, wasm};
 use crate::module::{EXPORTS, IMPORTS};
 use crate::{validate_module, ModuleError, MODULE_BYTES_MAX};
 use ms_plugin_abi::{export, import};
@@ -32,8 +32,10 @@ fn a_valid_module_passes_and_is_described() {
     assert_eq!(info.memory_min_bytes, 6 * 65536);
     assert_eq!(info.memory_max_bytes, None);
     assert_eq!(info.imports, ["counter_add", "emit", "log", "now"]);
-    let bare =
-        format!("(module (memory (export \"memory\") 1 8) {ABI_EXPORTS} (global (export \"g\") i32 (i32.const 0)))");
+    let bare = format!(
+        "(module (memory (export \"memory\") 1 8) {} (global (export \"g\") i32 (i32.const 0)))",
+        abi_exports()
+    );
     let info = validate_module(&wasm(&bare)).expect("no imports and extra exports are fine");
     assert_eq!((info.memory_max_bytes, info.imports.len()), (Some(8 * 65536), 0));
 }
@@ -53,15 +55,17 @@ fn a_wrong_signature_is_refused_naming_both() {
         "(func (export \"ms_init\") (result i32)",
     ));
     assert_eq!(e.to_string(), "export ms_init has the signature () -> i32; plugin ABI 1 defines it as (i32) -> i32: rebuild against ms-plugin-abi 1");
-    let e =
-        refused(&variant("(import \"ms\" \"now\" (func (result i64)))", "(import \"ms\" \"now\" (func (result i32)))"));
+    let e = refused(&variant(
+        "(import \"ms\" \"now\" (func $now (result i64)))",
+        "(import \"ms\" \"now\" (func $now (result i32)))",
+    ));
     assert!(
         e.to_string().starts_with("import ms.now has the signature () -> i32; plugin ABI 1 defines it as () -> i64"),
         "{e}"
     );
     let e = refused(&variant(
-        "(import \"ms\" \"log\" (func (param i32 i32 i32)))",
-        "(import \"ms\" \"log\" (func (param i32 i32 i32) (result i32)))",
+        "(import \"ms\" \"log\" (func $log (param i32 i32 i32)))",
+        "(import \"ms\" \"log\" (func $log (param i32 i32 i32) (result i32)))",
     ));
     assert!(e.to_string().contains("defines it as (i32, i32, i32) -> ()"), "{e}");
     let e = refused(&variant(
